@@ -1,0 +1,44 @@
+"""Where telemetry lives and whether it is recorded.
+
+`KAGURA_HOME` (default `~/.kagura`) holds `telemetry.db` and its Parquet lake
+`telemetry/`. `KAGURA_TELEMETRY=0` turns recording off. The home is created
+readable by its owner only: telemetry holds prompts and arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DB_NAME = "telemetry.db"
+PRICES_NAME = "prices.json"
+
+# Compaction moves the settled tail to Parquet once it holds this many
+# executions, or once its oldest settled execution is this many seconds old.
+COMPACT_TAIL_ROWS = 20_000
+COMPACT_TAIL_AGE = 3600.0
+
+
+def kagura_home() -> Path:
+    """The folder that holds telemetry (`KAGURA_HOME`, default `~/.kagura`)."""
+    value = os.environ.get("KAGURA_HOME")
+    return Path(value).expanduser() if value else Path.home() / ".kagura"
+
+
+def default_db_path() -> Path:
+    """The default telemetry database: `$KAGURA_HOME/telemetry.db`."""
+    return kagura_home() / DB_NAME
+
+
+def telemetry_enabled() -> bool:
+    """False when `KAGURA_TELEMETRY` is 0, false, off or no."""
+    value = os.environ.get("KAGURA_TELEMETRY", "1").strip().lower()
+    return value not in {"0", "false", "off", "no"}
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create `path` (and missing parents) with mode 0700; return it."""
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)
+    return path

@@ -1,0 +1,376 @@
+"""The row shapes of executions and events, and how ids are made.
+
+An execution is one agent run; an event is one thing it did (an LLM call, a
+tool call, a memory operation, a custom event). Rows are flat dicts whose
+values are str, int, float or None; free-form payloads are JSON text. This
+module also converts between rows and the execution dict of Kagura's public
+API (`{id, agent_name, ..., events: [...], metrics: {...}}`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import socket
+import time
+from typing import Any
+
+# (name, kind): kind is one of text, real, int, json. The order is the order of
+# the SQLite columns, the Arrow schemas and the Parquet files.
+EXECUTION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "text"),
+    ("trace_id", "text"),
+    ("parent_id", "text"),
+    ("agent_name", "text"),
+    ("started_at", "real"),
+    ("ended_at", "real"),
+    ("duration", "real"),
+    ("status", "text"),
+    ("error", "text"),
+    ("error_type", "text"),
+    ("kwargs", "json"),
+    ("tags", "json"),
+    ("model", "text"),
+    ("total_cost", "real"),
+    ("total_tokens", "int"),
+    ("prompt_tokens", "int"),
+    ("completion_tokens", "int"),
+    ("llm_calls", "int"),
+    ("tool_calls", "int"),
+    ("unpriced_calls", "int"),
+    ("metrics", "json"),
+    ("host", "text"),
+    ("pid", "int"),
+)
+
+EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("execution_id", "text"),
+    ("seq", "int"),
+    ("type", "text"),
+    ("name", "text"),
+    ("started_at", "real"),
+    ("duration", "real"),
+    ("prompt_tokens", "int"),
+    ("completion_tokens", "int"),
+    ("total_tokens", "int"),
+    ("cost", "real"),
+    ("status", "text"),
+    ("error", "text"),
+    ("data", "json"),
+)
+
+EXECUTION_NAMES = tuple(name for name, _ in EXECUTION_COLUMNS)
+EVENT_NAMES = tuple(name for name, _ in EVENT_COLUMNS)
+
+STATUSES = ("running", "completed", "failed", "cancelled", "abandoned")
+SETTLED = ("completed", "failed", "cancelled", "abandoned")
+EVENT_TYPES = ("llm_call", "tool_call", "memory_operation", "custom")
+
+# Metric keys that have their own execution column.
+TYPED_METRICS = (
+    "total_cost",
+    "total_tokens",
+    "prompt_tokens",
+    "completion_tokens",
+    "llm_calls",
+    "tool_calls",
+    "unpriced_calls",
+)
+
+# Event fields that have their own event column (the rest go to `data`).
+TYPED_EVENT_FIELDS = (
+    "name",
+    "duration",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost",
+    "status",
+    "error",
+)
+
+HOST = socket.gethostname()
+
+
+def new_execution_id() -> str:
+    """A fresh execution id: `exec_` and 80 random bits as 20 hex digits."""
+    return "exec_" + secrets.token_hex(10)
+
+
+def new_trace_id() -> str:
+    """A fresh trace id: `trace_` and 80 random bits as 20 hex digits."""
+    return "trace_" + secrets.token_hex(10)
+
+
+def to_json(value: Any) -> str | None:
+    """JSON text for `value`; what JSON can't hold is stored as its repr."""
+    if value is None:
+        return None
+    return json.dumps(_jsonable(value, set()), ensure_ascii=False, allow_nan=False)
+
+
+def _jsonable(value: Any, seen: set[int]) -> Any:
+    """A copy of `value` that JSON can hold: cycles, NaN and objects become text."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, (dict, list, tuple, set, frozenset)):
+        if id(value) in seen:
+            return "<cycle>"
+        seen = seen | {id(value)}
+        if isinstance(value, dict):
+            return {str(k): _jsonable(v, seen) for k, v in value.items()}
+        return [_jsonable(v, seen) for v in value]
+    return repr(value)
+
+
+def from_json(text: str | None, default: Any = None) -> Any:
+    """The value of JSON `text`; `default` for None or text that is not JSON."""
+    if text is None:
+        return default
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return default
+
+
+def finite(value: Any, field: str, *, allow_none: bool = True) -> float | None:
+    """`value` as a finite float; None stays None; NaN, inf and non-numbers raise."""
+    if value is None:
+        if allow_none:
+            return None
+        raise ValueError(f"{field} is required")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{field} must be a number, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{field} must be a finite number, got {value!r}")
+    return number
+
+
+def count(value: Any, field: str) -> int | None:
+    """`value` as a non-negative int; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{field} must be a whole number, got {type(value).__name__}")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{field} must be a whole number, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{field} must not be negative, got {value!r}")
+    return int(value)
+
+
+def check_status(status: Any) -> str:
+    """`status` if it is one of STATUSES, else ValueError naming the allowed ones."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}; use one of: {', '.join(STATUSES)}")
+    return status
+
+
+def execution_row(**fields: Any) -> dict[str, Any]:
+    """A complete, validated execution row from keyword fields.
+
+    Required: id, agent_name, started_at, status. Missing counters are 0,
+    missing host and pid are this process's.
+    """
+    for name in ("id", "agent_name", "started_at", "status"):
+        if fields.get(name) is None:
+            raise ValueError(f"execution is missing required field {name!r}")
+    unknown = set(fields) - set(EXECUTION_NAMES)
+    if unknown:
+        raise ValueError(f"unknown execution fields: {', '.join(sorted(unknown))}")
+    row: dict[str, Any] = dict.fromkeys(EXECUTION_NAMES)
+    row.update(fields)
+    for name in ("id", "agent_name"):
+        if not isinstance(row[name], str) or not row[name]:
+            raise ValueError(f"{name} must be a non-empty string")
+    row["trace_id"] = row["trace_id"] or row["id"]
+    row["status"] = check_status(row["status"])
+    row["started_at"] = finite(row["started_at"], "started_at", allow_none=False)
+    row["ended_at"] = finite(row["ended_at"], "ended_at")
+    row["duration"] = finite(row["duration"], "duration")
+    if row["duration"] is not None and row["duration"] < 0:
+        raise ValueError(f"duration must not be negative, got {row['duration']!r}")
+    if row["duration"] is None and row["ended_at"] is not None:
+        row["duration"] = max(0.0, row["ended_at"] - row["started_at"])
+    cost = finite(row["total_cost"], "total_cost")
+    if cost is not None and cost < 0:
+        raise ValueError(f"total_cost must not be negative, got {cost!r}")
+    row["total_cost"] = cost
+    for name in ("total_tokens", "prompt_tokens", "completion_tokens", "llm_calls", "tool_calls", "unpriced_calls"):
+        row[name] = count(row[name], name) or 0
+    for name in ("kwargs", "tags", "metrics"):
+        if row[name] is not None and not isinstance(row[name], str):
+            row[name] = to_json(row[name])
+    for name in ("error", "error_type", "parent_id", "model"):
+        if row[name] is not None:
+            row[name] = str(row[name])
+    row["host"] = row["host"] or HOST
+    row["pid"] = row["pid"] if row["pid"] is not None else os.getpid()
+    return row
+
+
+def event_row(execution_id: str, seq: int, type: str, started_at: float, **fields: Any) -> dict[str, Any]:
+    """A complete, validated event row. Fields without a column go to `data`."""
+    if not isinstance(type, str) or not type:
+        raise ValueError("event type must be a non-empty string")
+    row: dict[str, Any] = dict.fromkeys(EVENT_NAMES)
+    row.update(execution_id=execution_id, seq=int(seq), type=type)
+    row["started_at"] = finite(started_at, "event started_at", allow_none=False)
+    data = dict(fields.pop("data", None) or {})
+    for name, value in fields.items():
+        if name in TYPED_EVENT_FIELDS:
+            row[name] = value
+        else:
+            data[name] = value
+    row["duration"] = finite(row["duration"], "event duration")
+    if row["duration"] is not None and row["duration"] < 0:
+        raise ValueError(f"event duration must not be negative, got {row['duration']!r}")
+    cost = finite(row["cost"], "event cost")
+    if cost is not None and cost < 0:
+        raise ValueError(f"event cost must not be negative, got {cost!r}")
+    row["cost"] = cost
+    for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        row[name] = count(row[name], f"event {name}")
+    if row["total_tokens"] is None and (row["prompt_tokens"] is not None or row["completion_tokens"] is not None):
+        row["total_tokens"] = (row["prompt_tokens"] or 0) + (row["completion_tokens"] or 0)
+    for name in ("name", "status", "error"):
+        if row[name] is not None:
+            row[name] = str(row[name])
+    row["data"] = to_json(data) if data else None
+    return row
+
+
+def totals_from_events(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The execution counters that add up its event rows."""
+    llm = [e for e in events if e["type"] == "llm_call"]
+    priced = [e["cost"] for e in llm if e["cost"] is not None]
+    return {
+        "total_cost": sum(priced) if priced or not llm else None,
+        "total_tokens": sum(e["total_tokens"] or 0 for e in events),
+        "prompt_tokens": sum(e["prompt_tokens"] or 0 for e in events),
+        "completion_tokens": sum(e["completion_tokens"] or 0 for e in events),
+        "llm_calls": len(llm),
+        "tool_calls": sum(1 for e in events if e["type"] == "tool_call"),
+        "unpriced_calls": len(llm) - len(priced),
+    }
+
+
+# --- the public execution dict (Kagura's API) ---------------------------------
+
+
+def rows_from_execution_dict(execution: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Split a public execution dict into one execution row and its event rows."""
+    if not isinstance(execution, dict):
+        raise ValueError(f"execution must be a dict, got {type(execution).__name__}")
+    for name in ("id", "agent_name"):
+        if not execution.get(name):
+            raise ValueError(f"execution is missing required field {name!r}")
+    started_at = execution.get("started_at")
+    if started_at is None:
+        raise ValueError("execution is missing required field 'started_at'")
+    status = execution.get("status") or ("completed" if execution.get("ended_at") else "running")
+    events = []
+    for seq, event in enumerate(execution.get("events") or []):
+        if not isinstance(event, dict) or not event.get("type"):
+            raise ValueError(f"event {seq} must be a dict with a 'type'")
+        data = dict(event.get("data") or {})
+        fields = {k: v for k, v in event.items() if k not in ("type", "timestamp", "data")}
+        if "model" in data and "name" not in data and "name" not in fields:
+            fields["name"] = data.pop("model")
+        elif "tool_name" in data and "name" not in fields:
+            fields["name"] = data.pop("tool_name")
+        elif "operation" in data and "name" not in fields:
+            fields["name"] = data.pop("operation")
+        for key in TYPED_EVENT_FIELDS:
+            if key in data and key not in fields:
+                fields[key] = data.pop(key)
+        timestamp = event.get("timestamp", started_at)
+        events.append(event_row(execution["id"], seq, event["type"], timestamp, data=data, **fields))
+    metrics = dict(execution.get("metrics") or {})
+    counters = totals_from_events(events)
+    for key in TYPED_METRICS:
+        if key in metrics:
+            counters[key] = metrics.pop(key)
+    row = execution_row(
+        id=execution["id"],
+        trace_id=execution.get("trace_id"),
+        parent_id=execution.get("parent_id"),
+        agent_name=execution["agent_name"],
+        started_at=started_at,
+        ended_at=execution.get("ended_at"),
+        duration=execution.get("duration"),
+        status=status,
+        error=execution.get("error"),
+        error_type=execution.get("error_type"),
+        kwargs=to_json(execution.get("kwargs") or {}),
+        tags=to_json(execution.get("tags") or {}),
+        model=execution.get("model"),
+        metrics=to_json(metrics) if metrics else None,
+        host=execution.get("host"),
+        pid=execution.get("pid"),
+        **counters,
+    )
+    return row, events
+
+
+def execution_dict(row: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    """The public execution dict for one execution row (without events).
+
+    A run still in progress reports the time elapsed so far as its duration.
+    """
+    duration = row["duration"]
+    if duration is None and row["status"] == "running":
+        duration = max(0.0, (now or time.time()) - row["started_at"])
+    metrics = from_json(row.get("metrics"), {}) or {}
+    metrics.update({key: row[key] for key in TYPED_METRICS})
+    return {
+        "id": row["id"],
+        "trace_id": row["trace_id"],
+        "parent_id": row["parent_id"],
+        "agent_name": row["agent_name"],
+        "status": row["status"],
+        "started_at": row["started_at"],
+        "ended_at": row["ended_at"],
+        "duration": duration if duration is not None else 0.0,
+        "error": row["error"],
+        "error_type": row["error_type"],
+        "kwargs": from_json(row["kwargs"], {}) or {},
+        "tags": from_json(row["tags"], {}) or {},
+        "model": row["model"],
+        "host": row["host"],
+        "pid": row["pid"],
+        "metrics": metrics,
+    }
+
+
+def event_dict(row: dict[str, Any]) -> dict[str, Any]:
+    """The public event dict `{type, timestamp, data, ...typed fields}` for one event row."""
+    data = from_json(row["data"], {}) or {}
+    for key in TYPED_EVENT_FIELDS:
+        if row.get(key) is not None:
+            data.setdefault(key, row[key])
+    if row["type"] == "llm_call" and row["name"] is not None:
+        data.setdefault("model", row["name"])
+    elif row["type"] == "tool_call" and row["name"] is not None:
+        data.setdefault("tool_name", row["name"])
+    elif row["type"] == "memory_operation" and row["name"] is not None:
+        data.setdefault("operation", row["name"])
+    return {
+        "type": row["type"],
+        "timestamp": row["started_at"],
+        "seq": row["seq"],
+        "name": row["name"],
+        "duration": row["duration"],
+        "prompt_tokens": row["prompt_tokens"],
+        "completion_tokens": row["completion_tokens"],
+        "total_tokens": row["total_tokens"],
+        "cost": row["cost"],
+        "status": row["status"],
+        "error": row["error"],
+        "data": data,
+    }
