@@ -22,7 +22,9 @@ class AmbiguousIdError(StoreError, LookupError):
         self.prefix = prefix
         self.candidates = candidates
         shown = ", ".join(candidates[:10]) + (" ..." if len(candidates) > 10 else "")
-        super().__init__(f"id prefix {prefix!r} matches {len(candidates)} executions: {shown}; give more characters")
+        super().__init__(
+            f"id prefix {prefix!r} matches {len(candidates)} executions: {shown}; give more characters"
+        )
 
 
 class QueryError(StoreError):

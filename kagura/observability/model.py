@@ -94,14 +94,31 @@ TYPED_EVENT_FIELDS = (
 HOST = socket.gethostname()
 
 
-def new_execution_id() -> str:
-    """A fresh execution id: `exec_` and 80 random bits as 20 hex digits."""
-    return "exec_" + secrets.token_hex(10)
+def new_execution_id(at: float | None = None) -> str:
+    """A fresh execution id: `exec_`, 12 hex digits of milliseconds, 64 random bits.
+
+    Time first, so ids sort by start time and a lookup by id reads only the
+    lake files of that moment; 64 random bits, so ids never collide.
+    """
+    millis = int((time.time() if at is None else at) * 1000)
+    return f"exec_{millis & 0xFFFFFFFFFFFF:012x}{secrets.token_hex(8)}"
 
 
 def new_trace_id() -> str:
-    """A fresh trace id: `trace_` and 80 random bits as 20 hex digits."""
-    return "trace_" + secrets.token_hex(10)
+    """A fresh trace id in the same form as an execution id (a root run's trace id is its own id)."""
+    return new_execution_id()
+
+
+def id_time_range(prefix: str) -> tuple[float, float] | None:
+    """The span of start times an execution id (or id prefix) can have; None if it has no time part."""
+    if not prefix.startswith("exec_"):
+        return None
+    digits = prefix[5:17]
+    if not digits or any(c not in "0123456789abcdef" for c in digits):
+        return None
+    low = int(digits.ljust(12, "0"), 16) / 1000
+    high = (int(digits.ljust(12, "f"), 16) + 1) / 1000
+    return low, high
 
 
 def to_json(value: Any) -> str | None:
@@ -201,7 +218,14 @@ def execution_row(**fields: Any) -> dict[str, Any]:
     if cost is not None and cost < 0:
         raise ValueError(f"total_cost must not be negative, got {cost!r}")
     row["total_cost"] = cost
-    for name in ("total_tokens", "prompt_tokens", "completion_tokens", "llm_calls", "tool_calls", "unpriced_calls"):
+    for name in (
+        "total_tokens",
+        "prompt_tokens",
+        "completion_tokens",
+        "llm_calls",
+        "tool_calls",
+        "unpriced_calls",
+    ):
         row[name] = count(row[name], name) or 0
     for name in ("kwargs", "tags", "metrics"):
         if row[name] is not None and not isinstance(row[name], str):
@@ -214,7 +238,9 @@ def execution_row(**fields: Any) -> dict[str, Any]:
     return row
 
 
-def event_row(execution_id: str, seq: int, type: str, started_at: float, **fields: Any) -> dict[str, Any]:
+def event_row(
+    execution_id: str, seq: int, type: str, started_at: float, **fields: Any
+) -> dict[str, Any]:
     """A complete, validated event row. Fields without a column go to `data`."""
     if not isinstance(type, str) or not type:
         raise ValueError("event type must be a non-empty string")
@@ -236,7 +262,9 @@ def event_row(execution_id: str, seq: int, type: str, started_at: float, **field
     row["cost"] = cost
     for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
         row[name] = count(row[name], f"event {name}")
-    if row["total_tokens"] is None and (row["prompt_tokens"] is not None or row["completion_tokens"] is not None):
+    if row["total_tokens"] is None and (
+        row["prompt_tokens"] is not None or row["completion_tokens"] is not None
+    ):
         row["total_tokens"] = (row["prompt_tokens"] or 0) + (row["completion_tokens"] or 0)
     for name in ("name", "status", "error"):
         if row[name] is not None:
@@ -263,7 +291,9 @@ def totals_from_events(events: list[dict[str, Any]]) -> dict[str, Any]:
 # --- the public execution dict (Kagura's API) ---------------------------------
 
 
-def rows_from_execution_dict(execution: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def rows_from_execution_dict(
+    execution: dict[str, Any],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Split a public execution dict into one execution row and its event rows."""
     if not isinstance(execution, dict):
         raise ValueError(f"execution must be a dict, got {type(execution).__name__}")
@@ -290,7 +320,9 @@ def rows_from_execution_dict(execution: dict[str, Any]) -> tuple[dict[str, Any],
             if key in data and key not in fields:
                 fields[key] = data.pop(key)
         timestamp = event.get("timestamp", started_at)
-        events.append(event_row(execution["id"], seq, event["type"], timestamp, data=data, **fields))
+        events.append(
+            event_row(execution["id"], seq, event["type"], timestamp, data=data, **fields)
+        )
     metrics = dict(execution.get("metrics") or {})
     counters = totals_from_events(events)
     for key in TYPED_METRICS:

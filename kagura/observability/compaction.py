@@ -1,0 +1,528 @@
+"""Moving settled rows from the SQLite tail into the Parquet lake, crash-safely.
+
+A segment is a pair of Parquet files (executions, events) of one date, sorted
+by `started_at`. Protocol: write both under temporary names, fsync, rename;
+then one SQLite transaction deletes the moved rows and lists the segment in
+the manifest. A file that is not listed is never read; the next compaction,
+which holds the lake's lock, removes it. Merges and retention rewrite segments
+by the same protocol; replaced files are deleted after a grace period so that
+readers holding an older snapshot can finish.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from kagura.observability.errors import StoreError
+from kagura.observability.model import EVENT_NAMES, EXECUTION_NAMES, HOST, SETTLED
+from kagura.observability.wal import EVENTS_SCHEMA, EXECUTIONS_SCHEMA, Segment, Wal, _to_arrow
+
+BATCH_ROWS = 250_000  # executions moved per transaction
+MERGE_BELOW = 500_000  # segments smaller than this (executions) get merged ...
+MERGE_WHEN = 4  # ... once a date has this many of them
+MERGE_MAX = 2_000_000  # executions in one merged segment at most
+RETIRED_GRACE = 60.0  # seconds a replaced file stays for readers of an older snapshot
+ABANDON_AFTER = 7 * 86400.0  # a run from another host still "running" after this is abandoned
+ROW_GROUP = 65_536
+
+
+class LakeBusy(Exception):
+    """Another process holds the lake's lock."""
+
+
+@contextmanager
+def lake_lock(lake: Path, wait: float = 0.0) -> Iterator[None]:
+    """Hold the lake's exclusive lock (one compaction, merge or prune at a time)."""
+    lake.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(lake / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LakeBusy(str(lake)) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- files --------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_parquet(table: pa.Table, final: Path) -> int:
+    """Write `table` to `final` via a temporary name, fsynced; return its size in bytes."""
+    final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = final.with_name(final.name + ".tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        pq.write_table(
+            table,
+            f,
+            compression="zstd",
+            compression_level=3,
+            row_group_size=ROW_GROUP,
+            use_dictionary=[
+                "agent_name",
+                "status",
+                "host",
+                "model",
+                "type",
+                "name",
+                "error_type",
+                "parent_id",
+                "trace_id",
+            ],
+            write_statistics=True,
+        )
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, final)
+    _fsync_dir(final.parent)
+    return final.stat().st_size
+
+
+def _day_of(started_at: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return pc.cast(pc.floor(pc.divide(started_at, 86400.0)), pa.int64())
+
+
+def _date_str(day: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
+
+
+def _segment_id() -> str:
+    return f"seg_{int(time.time() * 1000):012x}_{secrets.token_hex(6)}"
+
+
+def write_segment(lake: Path, date: str, executions: pa.Table, events: pa.Table) -> Segment:
+    """Write one segment's two files (sorted by started_at); not yet listed."""
+    seg_id = _segment_id()
+    executions = executions.sort_by([("started_at", "ascending"), ("id", "ascending")])
+    events = _sort_events(events, executions)
+    stem = f"{seg_id}_{HOST.replace('/', '_')}-{os.getpid()}.parquet"
+    exec_rel = f"executions/date={date}/{stem}"
+    event_rel = f"events/date={date}/{stem}"
+    size = _write_parquet(executions, lake / exec_rel)
+    size += _write_parquet(events, lake / event_rel)
+    started = executions.column("started_at")
+    return Segment(
+        id=seg_id,
+        date=date,
+        executions_path=exec_rel,
+        events_path=event_rel,
+        min_started_at=pc.min(started).as_py(),
+        max_started_at=pc.max(started).as_py(),
+        executions=executions.num_rows,
+        events=events.num_rows,
+        bytes=size,
+        created_at=time.time(),
+    )
+
+
+def _sort_events(events: pa.Table, executions: pa.Table) -> pa.Table:
+    """Events in the order of their executions, then by seq: runs of one id compress well."""
+    if events.num_rows == 0:
+        return events
+    order = pa.table(
+        {
+            "execution_id": executions.column("id"),
+            "_order": pa.array(range(executions.num_rows), pa.int64()),
+        }
+    )
+    joined = events.join(order, "execution_id", join_type="left outer")
+    joined = joined.sort_by([("_order", "ascending"), ("seq", "ascending")])
+    return joined.select(list(EVENT_NAMES))
+
+
+def _insert_segment(con, seg: Segment) -> None:
+    con.execute(
+        "INSERT INTO segments (id, date, executions_path, events_path, min_started_at, max_started_at, executions, events, bytes, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            seg.id,
+            seg.date,
+            seg.executions_path,
+            seg.events_path,
+            seg.min_started_at,
+            seg.max_started_at,
+            seg.executions,
+            seg.events,
+            seg.bytes,
+            seg.created_at,
+        ),
+    )
+
+
+def _retire(con, seg: Segment, now: float) -> None:
+    con.execute("DELETE FROM segments WHERE id = ?", (seg.id,))
+    con.executemany(
+        "INSERT OR REPLACE INTO retired_files (path, retired_at) VALUES (?, ?)",
+        [(seg.executions_path, now), (seg.events_path, now)],
+    )
+
+
+def _remove_files(lake: Path, segs: list[Segment]) -> None:
+    for seg in segs:
+        for rel in (seg.executions_path, seg.events_path):
+            try:
+                (lake / rel).unlink()
+            except FileNotFoundError:
+                pass
+
+
+def read_segment(lake: Path, seg: Segment) -> tuple[pa.Table, pa.Table]:
+    """The two tables of one listed segment."""
+    try:
+        executions = pq.read_table(lake / seg.executions_path, schema=EXECUTIONS_SCHEMA)
+        events = pq.read_table(lake / seg.events_path, schema=EVENTS_SCHEMA)
+    except (OSError, pa.ArrowException) as exc:
+        raise StoreError(
+            f"lake file of segment {seg.id} is unreadable ({exc}); run `kagura monitor doctor`"
+        ) from exc
+    return executions, events
+
+
+# --- the lake -----------------------------------------------------------------
+
+
+class Compactor:
+    """Compaction, merging, retention and cleanup of one store's lake."""
+
+    def __init__(self, wal: Wal, lake: Path):
+        self.wal = wal
+        self.lake = lake
+
+    # --- compaction ---
+
+    def compact(
+        self, wait: float = 0.0, batch: int = BATCH_ROWS, merge: bool = True
+    ) -> dict[str, Any]:
+        """Move every settled tail row into the lake; return what was done."""
+        start = time.perf_counter()
+        report = {
+            "executions": 0,
+            "events": 0,
+            "segments": 0,
+            "merged": 0,
+            "removed_files": 0,
+            "seconds": 0.0,
+        }
+        try:
+            with lake_lock(self.lake, wait):
+                report["removed_files"] = self.cleanup()
+                self.settle_abandoned()
+                while True:
+                    moved, events, segs = self._compact_batch(batch)
+                    report["executions"] += moved
+                    report["events"] += events
+                    report["segments"] += segs
+                    if moved < batch:
+                        break
+                if merge:
+                    report["merged"] = self.merge_small()
+        except LakeBusy:
+            report["skipped"] = "another compaction is running"
+        report["seconds"] = round(time.perf_counter() - start, 4)
+        return report
+
+    def settle_abandoned(self, now: float | None = None) -> int:
+        """Mark runs whose process is gone as abandoned; return how many."""
+        now = now or time.time()
+        con = self.wal.con()
+        running = con.execute(
+            "SELECT id, host, pid, started_at FROM executions WHERE status = 'running'"
+        ).fetchall()
+        gone = [
+            (run_id,)
+            for run_id, host, pid, started in running
+            if (host == HOST and pid is not None and pid != os.getpid() and not pid_alive(pid))
+            or (host != HOST and now - started > ABANDON_AFTER)
+        ]
+        if gone:
+            with self.wal.write(con) as c:
+                c.executemany(
+                    "UPDATE executions SET status = 'abandoned', error_type = coalesce(error_type, 'Abandoned'), "
+                    "error = coalesce(error, 'the process recording this run ended before it finished') "
+                    "WHERE id = ? AND status = 'running'",
+                    gone,
+                )
+        return len(gone)
+
+    def _compact_batch(self, batch: int) -> tuple[int, int, int]:
+        con = self.wal.con()
+        settled = ", ".join(f"'{s}'" for s in SETTLED)
+        con.execute("CREATE TEMP TABLE IF NOT EXISTS _kagura_batch (id TEXT PRIMARY KEY)")
+        con.execute("DELETE FROM temp._kagura_batch")
+        with self.wal._read(con):
+            rows = con.execute(
+                f"SELECT {', '.join(EXECUTION_NAMES)} FROM executions WHERE status IN ({settled}) ORDER BY started_at LIMIT ?",
+                (batch,),
+            ).fetchall()
+            if not rows:
+                return 0, 0, 0
+            con.executemany(
+                "INSERT INTO temp._kagura_batch (id) VALUES (?)", [(r[0],) for r in rows]
+            )
+            event_rows = con.execute(
+                f"SELECT {', '.join('e.' + n for n in EVENT_NAMES)} FROM events e JOIN temp._kagura_batch b ON b.id = e.execution_id"
+            ).fetchall()
+        executions = _to_arrow(rows, EXECUTIONS_SCHEMA)
+        events = _to_arrow(event_rows, EVENTS_SCHEMA)
+        segments = self._write_by_date(executions, events)
+        try:
+            with self.wal.write(con) as c:
+                gone_events = c.execute(
+                    "DELETE FROM events WHERE execution_id IN (SELECT id FROM temp._kagura_batch)"
+                ).rowcount
+                gone = c.execute(
+                    f"DELETE FROM executions WHERE id IN (SELECT id FROM temp._kagura_batch) AND status IN ({settled})"
+                ).rowcount
+                if gone != executions.num_rows or gone_events != events.num_rows:
+                    # Rows changed under us (re-saved or deleted): roll back, keep the tail.
+                    raise _Changed()
+                for seg in segments:
+                    _insert_segment(c, seg)
+        except _Changed:
+            _remove_files(self.lake, segments)
+            return 0, 0, 0
+        except BaseException:
+            _remove_files(self.lake, segments)
+            raise
+        return executions.num_rows, events.num_rows, len(segments)
+
+    def _write_by_date(self, executions: pa.Table, events: pa.Table) -> list[Segment]:
+        days = _day_of(executions.column("started_at"))
+        executions = executions.append_column("_day", days)
+        day_of_exec = pa.table({"execution_id": executions.column("id"), "_day": days})
+        events = (
+            events.join(day_of_exec, "execution_id", join_type="inner")
+            if events.num_rows
+            else events.append_column("_day", pa.array([], pa.int64()))
+        )
+        segments = []
+        try:
+            for day in pc.unique(days).to_pylist():
+                ex = executions.filter(pc.equal(executions.column("_day"), day)).drop_columns(
+                    ["_day"]
+                )
+                ev = (
+                    events.filter(pc.equal(events.column("_day"), day))
+                    .drop_columns(["_day"])
+                    .select(list(EVENT_NAMES))
+                )
+                segments.append(
+                    write_segment(self.lake, _date_str(day), ex, ev.cast(EVENTS_SCHEMA))
+                )
+        except BaseException:
+            _remove_files(self.lake, segments)
+            raise
+        return segments
+
+    # --- merging ---
+
+    def merge_small(self) -> int:
+        """Merge small segments of one date into one; return how many were merged away."""
+        merged = 0
+        by_date: dict[str, list[Segment]] = {}
+        for seg in self.segments():
+            if seg.executions < MERGE_BELOW:
+                by_date.setdefault(seg.date, []).append(seg)
+        for _date, segs in sorted(by_date.items()):
+            if len(segs) < MERGE_WHEN:
+                continue
+            group: list[Segment] = []
+            total = 0
+            for seg in sorted(segs, key=lambda s: s.min_started_at):
+                if total + seg.executions > MERGE_MAX and len(group) >= 2:
+                    merged += self._merge(group)
+                    group, total = [], 0
+                group.append(seg)
+                total += seg.executions
+            if len(group) >= 2:
+                merged += self._merge(group)
+        return merged
+
+    def _merge(self, group: list[Segment]) -> int:
+        tables = [read_segment(self.lake, seg) for seg in group]
+        executions = pa.concat_tables([t[0] for t in tables])
+        events = pa.concat_tables([t[1] for t in tables])
+        new = write_segment(self.lake, group[0].date, executions, events)
+        now = time.time()
+        try:
+            with self.wal.write() as con:
+                listed = {r[0] for r in con.execute("SELECT id FROM segments")}
+                if not all(seg.id in listed for seg in group):
+                    raise _Changed()
+                for seg in group:
+                    _retire(con, seg, now)
+                _insert_segment(con, new)
+        except _Changed:
+            _remove_files(self.lake, [new])
+            return 0
+        except BaseException:
+            _remove_files(self.lake, [new])
+            raise
+        return len(group)
+
+    # --- retention ---
+
+    def delete_before(self, older_than: float, wait: float = 30.0) -> int:
+        """Delete every execution that started before `older_than`; return how many."""
+        with lake_lock(self.lake, wait):
+            self.cleanup()
+            return self._delete_before(older_than)
+
+    def _delete_before(self, older_than: float) -> int:
+        doomed = [s for s in self.segments() if s.min_started_at < older_than]
+        rewrites: list[tuple[Segment, Segment | None, int]] = []
+        new_segments: list[Segment] = []
+        try:
+            for seg in doomed:
+                if seg.max_started_at < older_than:
+                    rewrites.append((seg, None, seg.executions))
+                    continue
+                executions, events = read_segment(self.lake, seg)
+                keep = pc.greater_equal(executions.column("started_at"), older_than)
+                kept = executions.filter(keep)
+                kept_events = events.filter(
+                    pc.is_in(events.column("execution_id"), value_set=kept.column("id"))
+                )
+                new = (
+                    write_segment(self.lake, seg.date, kept, kept_events) if kept.num_rows else None
+                )
+                if new is not None:
+                    new_segments.append(new)
+                rewrites.append((seg, new, executions.num_rows - kept.num_rows))
+            now = time.time()
+            with self.wal.write() as con:
+                deleted = 0
+                ids = [
+                    r[0]
+                    for r in con.execute(
+                        "SELECT id FROM executions WHERE started_at < ?", (older_than,)
+                    )
+                ]
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    marks = ", ".join("?" for _ in chunk)
+                    con.execute(f"DELETE FROM events WHERE execution_id IN ({marks})", chunk)
+                    deleted += con.execute(
+                        f"DELETE FROM executions WHERE id IN ({marks})", chunk
+                    ).rowcount
+                for old, new, removed in rewrites:
+                    _retire(con, old, now)
+                    if new is not None:
+                        _insert_segment(con, new)
+                    deleted += removed
+        except BaseException:
+            _remove_files(self.lake, new_segments)
+            raise
+        return deleted
+
+    def clear(self, wait: float = 30.0) -> None:
+        """Delete every row and every lake file."""
+        with lake_lock(self.lake, wait):
+            segs = self.segments()
+            with self.wal.write() as con:
+                con.execute("DELETE FROM events")
+                con.execute("DELETE FROM executions")
+                con.execute("DELETE FROM segments")
+            _remove_files(self.lake, segs)
+            self.cleanup(grace=0.0)
+
+    # --- housekeeping ---
+
+    def segments(self) -> list[Segment]:
+        """The segments listed in the manifest now."""
+        con = self.wal.con()
+        fields = ", ".join(Segment.__dataclass_fields__)
+        return [
+            Segment(*row)
+            for row in con.execute(f"SELECT {fields} FROM segments ORDER BY min_started_at")
+        ]
+
+    def orphans(self) -> list[Path]:
+        """Lake files that the manifest does not list (a crash or a retirement left them)."""
+        con = self.wal.con()
+        listed = set()
+        for exec_path, event_path in con.execute(
+            "SELECT executions_path, events_path FROM segments"
+        ):
+            listed.add(exec_path)
+            listed.add(event_path)
+        found = []
+        for kind in ("executions", "events"):
+            root = self.lake / kind
+            if not root.is_dir():
+                continue
+            for path in root.rglob("*"):
+                if path.is_file() and path.relative_to(self.lake).as_posix() not in listed:
+                    found.append(path)
+        return found
+
+    def cleanup(self, grace: float = RETIRED_GRACE) -> int:
+        """Remove unlisted files (hold the lake lock); retired ones only after `grace`."""
+        con = self.wal.con()
+        now = time.time()
+        young = {
+            r[0]
+            for r in con.execute(
+                "SELECT path FROM retired_files WHERE retired_at > ?", (now - grace,)
+            )
+        }
+        removed = 0
+        for path in self.orphans():
+            rel = path.relative_to(self.lake).as_posix()
+            if rel in young:
+                continue
+            try:
+                path.unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass
+        with self.wal.write(con) as c:
+            c.execute("DELETE FROM retired_files WHERE retired_at <= ?", (now - grace,))
+        for kind in ("executions", "events"):
+            root = self.lake / kind
+            if root.is_dir():
+                for part in root.iterdir():
+                    if part.is_dir() and not any(part.iterdir()):
+                        part.rmdir()
+        return removed
+
+
+class _Changed(Exception):
+    """The tail or manifest changed between reading and committing."""

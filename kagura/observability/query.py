@@ -1,0 +1,231 @@
+"""The DuckDB runner: the only code that talks to DuckDB.
+
+Each analytic is one file `sql/NAME.sql` with a header and named `$params`.
+The runner defines the views `executions` and `events` over a snapshot (the
+listed Parquet files of the lake UNION ALL the SQLite tail as Arrow), binds
+the params (never pasted into SQL text) and returns a `Result`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from kagura.observability.errors import QueryError
+
+_PARAM = re.compile(r"(?<![\w$])\$([A-Za-z_][A-Za-z0-9_]*)")
+_HEADER = re.compile(r"^--\s*([A-Za-z_]+):\s*(.*)$")
+
+
+def sql_dir() -> Path:
+    """The folder of SQL files: the packaged copy first, then the repository's `sql/`."""
+    packaged = Path(__file__).resolve().parent.parent / "sql"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent.parent / "sql"
+
+
+@cache
+def load_sql(name: str) -> str:
+    """The text of `sql/NAME.sql`; QueryError listing the known names when missing."""
+    if not re.fullmatch(r"[A-Za-z0-9_]+", name or ""):
+        raise QueryError(f"no query named {name!r}; see `kagura monitor sql --list`")
+    path = sql_dir() / f"{name}.sql"
+    if not path.is_file():
+        known = ", ".join(q["name"] for q in catalogue())
+        raise QueryError(f"no query named {name!r}; known: {known}")
+    return path.read_text(encoding="utf-8")
+
+
+def parse_header(text: str) -> dict[str, str]:
+    """The header fields of a SQL file: summary (first line), grain, params, reads."""
+    header: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.startswith("--"):
+            break
+        match = _HEADER.match(line)
+        if match:
+            key, value = match.groups()
+            if not header:
+                header["name"], header["summary"] = key, value.strip()
+            elif key in ("grain", "params", "reads"):
+                header[key] = value.strip()
+    return header
+
+
+def catalogue() -> list[dict[str, Any]]:
+    """Every SQL file: name, summary, grain, params, reads (from its header), by name."""
+    entries = []
+    for path in sorted(sql_dir().glob("*.sql")):
+        header = parse_header(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        entries.append(
+            {
+                "name": path.stem,
+                "summary": header.get("summary", ""),
+                "grain": header.get("grain", ""),
+                "params": sorted(set(_PARAM.findall(_strip_comments(text)))),
+                "reads": header.get("reads", ""),
+            }
+        )
+    return entries
+
+
+def param_names(text: str) -> list[str]:
+    """The `$names` a SQL text uses, in order of first use."""
+    return list(dict.fromkeys(_PARAM.findall(_strip_comments(text))))
+
+
+def _strip_comments(text: str) -> str:
+    text = re.sub(r"--[^\n]*", "", text)
+    return re.sub(r"'(?:[^']|'')*'", "''", text)
+
+
+class Result:
+    """One query's answer: `.rows()` dicts, `.pl()` Polars, `.arrow()` Arrow."""
+
+    def __init__(self, table: pa.Table, name: str = "query"):
+        self._table = table
+        self.name = name
+
+    @property
+    def columns(self) -> list[str]:
+        """The column names, in order."""
+        return self._table.column_names
+
+    def __len__(self) -> int:
+        return self._table.num_rows
+
+    def arrow(self) -> pa.Table:
+        """The rows as an Arrow table."""
+        return self._table
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows as a list of dicts."""
+        return self._table.to_pylist()
+
+    def pl(self):
+        """The rows as a Polars DataFrame."""
+        import polars as pl
+
+        return pl.from_arrow(self._table)
+
+    def first(self) -> dict[str, Any] | None:
+        """The first row as a dict, or None."""
+        return self._table.slice(0, 1).to_pylist()[0] if self._table.num_rows else None
+
+    def __repr__(self) -> str:
+        return f"Result({self.name!r}, rows={self._table.num_rows}, columns={self.columns})"
+
+
+@dataclass
+class Views:
+    """What the views `executions` and `events` show: lake files plus tail tables."""
+
+    execution_files: list[str]
+    event_files: list[str]
+    tail_executions: pa.Table
+    tail_events: pa.Table
+    key: tuple = field(default=())
+
+
+def local_timezone() -> str:
+    """The machine's IANA time zone name (TZ, /etc/localtime), or UTC."""
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if tz and "/" in tz or tz == "UTC":
+        return tz
+    try:
+        target = os.path.realpath("/etc/localtime")
+        if "zoneinfo/" in target:
+            return target.split("zoneinfo/", 1)[1]
+    except OSError:
+        pass
+    return "UTC"
+
+
+class Runner:
+    """An in-memory DuckDB that answers SQL over one store's snapshot."""
+
+    def __init__(self):
+        self._con = duckdb.connect(
+            ":memory:",
+            config={
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+                "enable_external_access": True,
+            },
+        )
+        try:
+            self._con.execute(f"SET TimeZone = '{local_timezone()}'")
+        except duckdb.Error:
+            self._con.execute("SET TimeZone = 'UTC'")
+        self._con.execute("SET enable_progress_bar = false")
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the DuckDB connection."""
+        self._con.close()
+
+    def _cursor(self, views: Views) -> duckdb.DuckDBPyConnection:
+        """A cursor of this thread whose views show `views` (reused while the key is the same)."""
+        cached = getattr(self._local, "cursor", None)
+        if cached is not None and cached[0] == views.key and views.key:
+            return cached[1]
+        if cached is not None:
+            try:
+                cached[1].close()
+            except duckdb.Error:
+                pass
+        with self._lock:
+            cur = self._con.cursor()
+        cur.register("_kagura_tail_executions", views.tail_executions)
+        cur.register("_kagura_tail_events", views.tail_events)
+        cur.execute(_view_sql("executions", views.execution_files, "_kagura_tail_executions"))
+        cur.execute(_view_sql("events", views.event_files, "_kagura_tail_events"))
+        self._local.cursor = (views.key, cur)
+        return cur
+
+    def run(self, text: str, params: dict[str, Any], views: Views, label: str) -> Result:
+        """Run SQL `text` with named `params` over `views`; QueryError names label, params and SQL."""
+        wanted = param_names(text)
+        unknown = set(params) - set(wanted)
+        if unknown:
+            raise QueryError(
+                f"{label}: unknown parameter(s) {', '.join(sorted(unknown))}; it takes: {', '.join(wanted) or 'none'}"
+            )
+        bound = {name: params.get(name) for name in wanted}
+        cur = self._cursor(views)
+        try:
+            table = (
+                cur.sql(text, params=bound or None).to_arrow_table()
+                if bound
+                else cur.sql(text).to_arrow_table()
+            )
+        except duckdb.Error as exc:
+            first = str(exc).splitlines()[0]
+            raise QueryError(f"{label} failed: {first} (params: {bound})\n{text.strip()}") from exc
+        return Result(table, label)
+
+
+def _quote(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
+
+
+def _view_sql(name: str, files: list[str], tail: str) -> str:
+    if not files:
+        return f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {tail}"
+    listed = ", ".join(_quote(f) for f in files)
+    return (
+        f"CREATE OR REPLACE TEMP VIEW {name} AS "
+        f"SELECT * FROM read_parquet([{listed}], hive_partitioning = false) "
+        f"UNION ALL SELECT * FROM {tail}"
+    )

@@ -1,0 +1,485 @@
+"""EventStore: the facade every front end uses (CLI, Dashboard, notebooks, agents).
+
+It owns one SQLite tail (wal), one Parquet lake (compaction) and one DuckDB
+runner (query). Reads take a snapshot of both, cached until the database
+changes, and read only the lake segments a query can need.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kagura.config import COMPACT_TAIL_AGE, COMPACT_TAIL_ROWS, default_db_path, ensure_private_dir
+from kagura.observability import model
+from kagura.observability.analytics import Analytics
+from kagura.observability.compaction import Compactor, LakeBusy, lake_lock, pid_alive
+from kagura.observability.errors import AmbiguousIdError
+from kagura.observability.query import Result, Runner, Views, load_sql
+from kagura.observability.wal import Segment, TailSnapshot, Wal
+
+log = logging.getLogger("kagura.telemetry")
+
+# How often (in appended executions) the writer checks whether the tail wants compacting.
+_CHECK_EVERY = 500
+# Margin (seconds) around the time an id encodes, for ids made a little before the run's start.
+_ID_MARGIN = 60.0
+
+
+def epoch(value: Any, name: str) -> float | None:
+    """`value` (epoch seconds, datetime or date) as epoch seconds; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day).timestamp()
+    return model.finite(value, name)
+
+
+class EventStore(Analytics):
+    """Telemetry of agent runs: append rows, ask questions, keep the lake tidy."""
+
+    def __init__(self, db_path: str | Path | None = None, *, auto_compact: bool = True):
+        if str(db_path) == ":memory:":
+            self.path: Path | None = None
+            self.lake: Path | None = None
+        else:
+            self.path = Path(db_path).expanduser() if db_path is not None else default_db_path()
+            ensure_private_dir(self.path.parent)
+            self.lake = (
+                self.path.with_suffix("")
+                if self.path.suffix
+                else self.path.with_name(self.path.name + ".lake")
+            )
+        self._wal = Wal(self.path)
+        self._compactor = Compactor(self._wal, self.lake) if self.lake is not None else None
+        self._runner: Runner | None = None
+        self._snapshot: tuple[tuple, TailSnapshot] | None = None
+        self._snapshot_lock = threading.Lock()
+        self._auto_compact = auto_compact and self._compactor is not None
+        self._appended = 0
+        self._compacting: threading.Thread | None = None
+        if self._compactor is not None and self.lake.is_dir():
+            self._recover()
+
+    def __repr__(self) -> str:
+        return f"EventStore({str(self.path) if self.path else ':memory:'!r})"
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close this thread's database connection and the query engine."""
+        if self._compacting is not None:
+            self._compacting.join(timeout=30)
+        self._wal.close()
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+
+    def _recover(self) -> None:
+        """Remove files a crashed compaction left behind (only when no compaction runs)."""
+        try:
+            with lake_lock(self.lake):
+                self._compactor.cleanup()
+        except LakeBusy:
+            pass
+
+    # --- writing -------------------------------------------------------------
+
+    def append(self, execution: dict[str, Any], events: Sequence[dict[str, Any]] = ()) -> None:
+        """Upsert one execution row and replace its event rows, in one transaction."""
+        self.append_many([(execution, events)])
+
+    def append_many(self, pairs: Iterable[tuple[dict[str, Any], Sequence[dict[str, Any]]]]) -> int:
+        """Upsert many executions with their events in one transaction; return how many."""
+        n = self._wal.append_many(pairs)
+        if self._auto_compact:
+            before = self._appended
+            self._appended += n
+            if before // _CHECK_EVERY != self._appended // _CHECK_EVERY:
+                self._maybe_compact()
+        return n
+
+    async def save_execution(self, execution: dict[str, Any]) -> None:
+        """Store one execution given as Kagura's public dict (id, agent_name, events, metrics, ...)."""
+        row, events = model.rows_from_execution_dict(execution)
+        self.append(row, events)
+
+    def _maybe_compact(self) -> None:
+        if self._compacting is not None and self._compacting.is_alive():
+            return
+        con = self._wal.con()
+        settled, oldest = con.execute(
+            "SELECT count(*), min(started_at) FROM executions WHERE status <> 'running'"
+        ).fetchone()
+        if settled >= COMPACT_TAIL_ROWS or (
+            oldest is not None and time.time() - oldest > COMPACT_TAIL_AGE and settled >= 100
+        ):
+            self._compacting = threading.Thread(
+                target=self._compact_quietly, name="kagura-compaction", daemon=True
+            )
+            self._compacting.start()
+
+    def _compact_quietly(self) -> None:
+        try:
+            self._compactor.compact()
+        except Exception as exc:  # telemetry must never break the program it observes
+            log.warning("kagura telemetry: compaction failed: %s", exc)
+
+    # --- maintenance ---------------------------------------------------------
+
+    def compact(self, wait: float = 30.0) -> dict[str, Any]:
+        """Move every settled run into the Parquet lake now; return counts and seconds."""
+        if self._compactor is None:
+            return {
+                "executions": 0,
+                "events": 0,
+                "segments": 0,
+                "merged": 0,
+                "removed_files": 0,
+                "seconds": 0.0,
+            }
+        return self._compactor.compact(wait=wait)
+
+    def delete_old_executions(self, older_than: float | datetime) -> int:
+        """Delete every execution (and its events) that started before `older_than`; return how many."""
+        cutoff = epoch(older_than, "older_than")
+        if cutoff is None:
+            raise ValueError("older_than is required (epoch seconds or a datetime)")
+        if self._compactor is not None:
+            return self._compactor.delete_before(cutoff)
+        with self._wal.write() as con:
+            con.execute(
+                "DELETE FROM events WHERE execution_id IN (SELECT id FROM executions WHERE started_at < ?)",
+                (cutoff,),
+            )
+            return con.execute("DELETE FROM executions WHERE started_at < ?", (cutoff,)).rowcount
+
+    def clear_all(self) -> None:
+        """Delete every recorded run, in the tail and in the lake."""
+        if self._compactor is not None:
+            self._compactor.clear()
+            return
+        with self._wal.write() as con:
+            con.execute("DELETE FROM events")
+            con.execute("DELETE FROM executions")
+
+    def segments(self) -> list[Segment]:
+        """The lake's listed segments, oldest first."""
+        return self._compactor.segments() if self._compactor is not None else []
+
+    def tail_size(self) -> dict[str, int]:
+        """Rows now in the SQLite tail: executions (running and settled) and events."""
+        con = self._wal.con()
+        running, settled = con.execute(
+            "SELECT count(*) FILTER (WHERE status = 'running'), count(*) FILTER (WHERE status <> 'running') FROM executions"
+        ).fetchone()
+        events = con.execute("SELECT count(*) FROM events").fetchone()[0]
+        return {"running": running, "settled": settled, "events": events}
+
+    # --- snapshots and the runner --------------------------------------------
+
+    def _tail(self, with_events: bool) -> TailSnapshot:
+        """The current tail snapshot, reused while the database is unchanged."""
+        key = self._wal.data_version()
+        with self._snapshot_lock:
+            cached = self._snapshot
+            if cached is not None and cached[0][0] == key and (cached[0][1] or not with_events):
+                return cached[1]
+            snap = self._wal.snapshot(with_events=with_events)
+            snap.executions = _mark_abandoned(snap.executions)
+            self._snapshot = ((key, with_events), snap)
+            return snap
+
+    def _views(
+        self,
+        since: float | None = None,
+        until: float | None = None,
+        events: bool = False,
+        segments: list[Segment] | None = None,
+    ) -> Views:
+        snap = self._tail(with_events=events)
+        if segments is None:
+            segments = _overlapping(snap.segments, since, until)
+        lake = self.lake
+        key = (id(snap), events, tuple(s.id for s in segments))
+        return Views(
+            execution_files=[str(lake / s.executions_path) for s in segments],
+            event_files=[str(lake / s.events_path) for s in segments] if events else [],
+            tail_executions=snap.executions,
+            tail_events=snap.events,
+            key=key,
+        )
+
+    def _run_sql(self, text: str, label: str, views: Views, params: dict[str, Any]) -> Result:
+        if self._runner is None:
+            self._runner = Runner()
+        return self._runner.run(text, params, views, label)
+
+    def run(self, name: str, **params: Any) -> Result:
+        """Run `sql/NAME.sql` with named params over all data; return its Result."""
+        text = load_sql(name)
+        since = params.get("since")
+        until = params.get("until")
+        since = since if isinstance(since, (int, float)) and not isinstance(since, bool) else None
+        until = until if isinstance(until, (int, float)) and not isinstance(until, bool) else None
+        reads_events = "events" in _reads(text)
+        return self._run_sql(
+            text, f"sql/{name}.sql", self._views(since, until, events=reads_events), params
+        )
+
+    # --- executions ------------------------------------------------------------
+
+    def get_executions(
+        self,
+        agent_name: str | None = None,
+        status: str | None = None,
+        since: Any = None,
+        limit: int = 100,
+        *,
+        until: Any = None,
+    ) -> list[dict[str, Any]]:
+        """Executions newest first, as dicts; `agent_name` is an exact name or a glob ("project_a_*")."""
+        rows = self._recent(agent_name, status, since, until, limit)
+        now = time.time()
+        return [model.execution_dict(r, now) for r in rows.to_pylist()]
+
+    def _recent(self, agent_name, status, since, until, limit) -> pa.Table:
+        """The newest `limit` matching rows, reading the newest segments first."""
+        if status is not None:
+            model.check_status(status)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive whole number, got {limit!r}")
+        if agent_name is not None and not isinstance(agent_name, str):
+            raise ValueError(f"agent_name must be a string, got {type(agent_name).__name__}")
+        since, until = epoch(since, "since"), epoch(until, "until")
+        params = {
+            "agent": agent_name,
+            "status": status,
+            "since": since,
+            "until": until,
+            "limit": limit,
+        }
+        text = load_sql("recent_executions")
+        snap = self._tail(with_events=False)
+        candidates = sorted(
+            _overlapping(snap.segments, since, until), key=lambda s: s.max_started_at, reverse=True
+        )
+        take = 1
+        while True:
+            chosen = candidates[:take]
+            table = self._run_sql(
+                text, "sql/recent_executions.sql", self._views(segments=chosen), params
+            ).arrow()
+            rest = candidates[take:]
+            if not rest:
+                return table
+            if (
+                table.num_rows >= limit
+                and table.column("started_at")[-1].as_py() > rest[0].max_started_at
+            ):
+                return table
+            take *= 4
+
+    def get_execution(self, execution_id: str) -> dict[str, Any] | None:
+        """One execution with its events and child runs, by full id or unique prefix; None if absent."""
+        if not isinstance(execution_id, str) or not execution_id.strip():
+            raise ValueError("execution id must be a non-empty string")
+        row = self._find(execution_id.strip())
+        if row is None:
+            return None
+        result = model.execution_dict(row)
+        window = (row["started_at"] - 1.0, (row["ended_at"] or time.time()) + 1.0)
+        views = self._views(window[0], None, events=True)
+        events = self._run_sql(
+            load_sql("execution_events"),
+            "sql/execution_events.sql",
+            views,
+            {"ids": [row["id"]], "since": None, "until": None, "type": None},
+        ).rows()
+        result["events"] = [model.event_dict(e) for e in events]
+        children = self._run_sql(
+            load_sql("child_executions"),
+            "sql/child_executions.sql",
+            self._views(window[0], window[1]),
+            {"parent": row["id"]},
+        ).rows()
+        result["children"] = [model.execution_dict(c) for c in children]
+        return result
+
+    def _find(self, prefix: str) -> dict[str, Any] | None:
+        text = load_sql("find_execution")
+        span = model.id_time_range(prefix)
+        rows: list[dict[str, Any]] = []
+        if span is not None:
+            views = self._views(span[0] - _ID_MARGIN, span[1] + _ID_MARGIN)
+            rows = self._run_sql(text, "sql/find_execution.sql", views, {"prefix": prefix}).rows()
+        if not rows:
+            # Ids given by callers need not encode their start time: look everywhere.
+            rows = self._run_sql(
+                text, "sql/find_execution.sql", self._views(), {"prefix": prefix}
+            ).rows()
+        exact = [r for r in rows if r["id"] == prefix]
+        if exact:
+            return exact[0]
+        ids = sorted({r["id"] for r in rows})
+        if len(ids) > 1:
+            raise AmbiguousIdError(prefix, ids)
+        return rows[0] if rows else None
+
+    def get_trace(self, trace_id: str) -> list[dict[str, Any]]:
+        """Every execution of a trace, oldest first, each with its events."""
+        runs = self._run_sql(
+            load_sql("trace_executions"),
+            "sql/trace_executions.sql",
+            self._views(),
+            {"trace": trace_id},
+        ).rows()
+        if not runs:
+            return []
+        since = min(r["started_at"] for r in runs) - 1.0
+        views = self._views(since, None, events=True)
+        events = self._run_sql(
+            load_sql("execution_events"),
+            "sql/execution_events.sql",
+            views,
+            {"ids": [r["id"] for r in runs], "since": None, "until": None, "type": None},
+        ).rows()
+        by_run: dict[str, list[dict[str, Any]]] = {}
+        for event in events:
+            by_run.setdefault(event["execution_id"], []).append(model.event_dict(event))
+        out = []
+        for run in runs:
+            item = model.execution_dict(run)
+            item["events"] = by_run.get(run["id"], [])
+            out.append(item)
+        return out
+
+    def get_summary_stats(
+        self, agent_name: str | None = None, since: Any = None, *, until: Any = None
+    ) -> dict[str, Any]:
+        """Counts, success rate, durations (avg, p50, p95), cost and tokens over every matching run."""
+        return self.run(
+            "summary_stats",
+            agent=agent_name,
+            since=epoch(since, "since"),
+            until=epoch(until, "until"),
+        ).first()
+
+    def agent_names(self) -> list[str]:
+        """Every agent that has recorded a run, by name."""
+        return [r["agent_name"] for r in self.run("agent_names").rows()]
+
+    # --- Polars twins for notebooks ---------------------------------------------
+
+    def executions_frame(
+        self, agent_name=None, status=None, since=None, limit=100_000, *, until=None
+    ):
+        """Executions newest first as a Polars frame (sql/recent_executions.sql)."""
+        import polars as pl
+
+        return pl.from_arrow(self._recent(agent_name, status, since, until, limit))
+
+    def events_frame(self, execution_ids=None, since=None, type=None, *, until=None):
+        """Events as a Polars frame (sql/execution_events.sql)."""
+        return self.run(
+            "execution_events",
+            ids=execution_ids,
+            since=epoch(since, "since"),
+            until=epoch(until, "until"),
+            type=type,
+        ).pl()
+
+    def summary_frame(self, agent_name=None, since=None, *, until=None):
+        """Summary statistics as a one-row Polars frame (sql/summary_stats.sql)."""
+        return self.run(
+            "summary_stats",
+            agent=agent_name,
+            since=epoch(since, "since"),
+            until=epoch(until, "until"),
+        ).pl()
+
+    def cost_by_agent(self, since=None, agent_name=None, *, until=None):
+        """Spend, runs and tokens per agent (sql/cost_by_agent.sql)."""
+        return self.run(
+            "cost_by_agent",
+            agent=agent_name,
+            since=epoch(since, "since"),
+            until=epoch(until, "until"),
+        ).pl()
+
+    def cost_by_date(self, since=None, agent_name=None, *, until=None):
+        """Spend, runs and tokens per local calendar day (sql/cost_by_date.sql)."""
+        return self.run(
+            "cost_by_date",
+            agent=agent_name,
+            since=epoch(since, "since"),
+            until=epoch(until, "until"),
+        ).pl()
+
+    def monthly_projection(
+        self, days: float = 7, agent_name: str | None = None, now: float | None = None
+    ) -> dict[str, Any]:
+        """A 30-day spend estimate from the trailing `days` (sql/monthly_projection.sql)."""
+        return self.run(
+            "monthly_projection", days=days, agent=agent_name, now=now or time.time()
+        ).first()
+
+
+def _reads(text: str) -> str:
+    for line in text.splitlines():
+        if line.startswith("-- reads:"):
+            return line.split(":", 1)[1]
+        if not line.startswith("--"):
+            break
+    return "executions, events"
+
+
+def _overlapping(
+    segments: list[Segment], since: float | None, until: float | None
+) -> list[Segment]:
+    """The segments that can hold runs started in [since, until)."""
+    return [
+        s
+        for s in segments
+        if (since is None or s.max_started_at >= since)
+        and (until is None or s.min_started_at < until)
+    ]
+
+
+def _mark_abandoned(table: pa.Table) -> pa.Table:
+    """Show runs as abandoned when their process on this host is gone."""
+    status = table.column("status")
+    running = pc.equal(status, "running")
+    if table.num_rows == 0 or not pc.any(running).as_py():
+        return table
+    hosts = table.column("host").to_pylist()
+    pids = table.column("pid").to_pylist()
+    values = status.to_pylist()
+    changed = False
+    for i, value in enumerate(values):
+        if (
+            value == "running"
+            and hosts[i] == model.HOST
+            and pids[i] is not None
+            and not pid_alive(pids[i])
+        ):
+            values[i] = "abandoned"
+            changed = True
+    if not changed:
+        return table
+    index = table.schema.get_field_index("status")
+    return table.set_column(index, "status", pa.array(values, pa.string()))
