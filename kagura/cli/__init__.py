@@ -1,0 +1,72 @@
+"""The `kagura` command line: `kagura monitor ...` and `kagura demo`.
+
+Commands load the store, rich and the agent runtime inside their bodies, so
+`kagura --help` stays fast and `kagura monitor` never imports litellm. Every
+error reaches the user as one line on stderr with exit code 1 (not there) or
+2 (bad usage); set KAGURA_DEBUG=1 to see the traceback of an unexpected one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from kagura.cli.options import CliError
+
+
+class KaguraGroup(TyperGroup):
+    """The top-level group: turns errors raised by any command into one line and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        from kagura.observability.errors import AmbiguousIdError, StoreError
+
+        try:
+            return super().invoke(ctx)
+        except CliError as error:
+            fail(str(error), error.exit_code)
+        except AmbiguousIdError as error:
+            fail(str(error), 2)
+        except StoreError as error:
+            fail(str(error), 1)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
+            if os.environ.get("KAGURA_DEBUG"):
+                raise
+            fail(f"{type(error).__name__}: {error} (set KAGURA_DEBUG=1 for the traceback)", 1)
+
+
+def fail(message: str, code: int) -> None:
+    """Print `Error: message` on stderr and exit with `code`."""
+    sys.stderr.write(f"Error: {message}\n")
+    raise typer.Exit(code)
+
+
+app = typer.Typer(
+    cls=KaguraGroup,
+    name="kagura",
+    help="Kagura: local-first telemetry for LLM agents. Record runs with @agent, then inspect them here.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _register() -> None:
+    from kagura.cli import demo, monitor
+
+    app.add_typer(monitor.monitor_app, name="monitor")
+    app.command("demo")(demo.demo)
+
+
+_register()
+
+
+def main() -> None:
+    """Run the `kagura` command line."""
+    app()

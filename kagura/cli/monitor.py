@@ -1,0 +1,306 @@
+"""`kagura monitor`: the live view, history, stats, traces, cost, compaction and pruning.
+
+Each command parses its options, asks the store (through the Dashboard), and
+prints JSON or a rich rendering. The analytics and doctor commands join this
+group through their `register(monitor_app)` hooks.
+"""
+
+from __future__ import annotations
+
+import time
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from kagura.cli import analytics, doctor
+from kagura.cli.options import (
+    AgentOpt,
+    DbOpt,
+    JsonOpt,
+    LimitOpt,
+    NotFound,
+    OnceOpt,
+    RefreshOpt,
+    SinceOpt,
+    StatusOpt,
+    UntilOpt,
+    UsageError,
+    check_choice,
+    check_status,
+    console,
+    db_path,
+    inherited,
+    no_telemetry,
+    open_store,
+    parse_age,
+    parse_window,
+    print_json,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kagura.observability.dashboard import Dashboard
+    from kagura.observability.store import EventStore
+
+monitor_app = typer.Typer(
+    name="monitor",
+    help="Watch and query agent telemetry. With no command: the live view (Ctrl+C exits).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+GROUPS = ("agent", "date", "model")
+
+
+def dashboard(db: Path | None) -> Dashboard:
+    """A Dashboard over the store at --db (NotFound when there is no telemetry yet)."""
+    from kagura.observability.dashboard import Dashboard
+
+    return Dashboard(open_store(db), console=console())
+
+
+def check_agent(store: EventStore, agent: str | None, db: Path | None) -> None:
+    """NotFound when `agent` names (or matches) no agent that ever ran; call it on empty results only."""
+    if agent is None:
+        return
+    names = store.agent_names()
+    if any(name == agent or fnmatchcase(name, agent) for name in names):
+        return
+    known = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+    hint = f"known agents: {known}" if names else "no agent has run yet"
+    raise NotFound(f"No runs of agent {agent!r} in {db_path(db)}; {hint}")
+
+
+def _wait_for_store(path: Path, refresh: float) -> bool:
+    """Wait (showing why) until the database exists; False when the user pressed Ctrl+C."""
+    from rich.live import Live
+    from rich.text import Text
+
+    message = Text(
+        f"No telemetry yet at {path}: run an agent or `kagura demo`. Waiting... (Ctrl+C exits)",
+        style="yellow",
+    )
+    try:
+        with Live(message, console=console(), auto_refresh=False, transient=True):
+            while not path.exists():
+                time.sleep(refresh)
+    except KeyboardInterrupt:
+        return False
+    return True
+
+
+def live_view(agent: str | None, refresh: float, db: Path | None, once: bool) -> None:
+    """Run the live view (or print one frame with `once`)."""
+    path = db_path(db)
+    if not path.exists():
+        if once:
+            raise no_telemetry(path)
+        if not _wait_for_store(path, refresh):
+            return
+    dashboard(db).show_live(agent_name=agent, refresh_rate=refresh, once=once)
+
+
+@monitor_app.callback(invoke_without_command=True)
+def monitor(
+    ctx: typer.Context,
+    agent: AgentOpt = None,
+    refresh: RefreshOpt = 1.0,
+    db: DbOpt = None,
+    once: OnceOpt = False,
+) -> None:
+    """Watch and query agent telemetry. With no command: the live view of recent runs (Ctrl+C exits)."""
+    if ctx.invoked_subcommand is None:
+        live_view(agent, refresh, db, once)
+
+
+@monitor_app.command()
+def live(
+    ctx: typer.Context,
+    agent: AgentOpt = None,
+    refresh: RefreshOpt = 1.0,
+    db: DbOpt = None,
+    once: OnceOpt = False,
+) -> None:
+    """Live view: totals and the most recent runs, including those still running (Ctrl+C exits)."""
+    live_view(inherited(ctx, "agent", agent), refresh, inherited(ctx, "db", db), once)
+
+
+@monitor_app.command("list")
+def list_(
+    ctx: typer.Context,
+    agent: AgentOpt = None,
+    status: StatusOpt = None,
+    limit: LimitOpt = 20,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Execution history, newest first, with the ids to pass to `kagura monitor trace`."""
+    status = check_status(status)
+    start, end = parse_window(since, until)
+    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
+    board = dashboard(db)
+    rows = board.store.get_executions(
+        agent_name=agent, status=status, since=start, limit=limit, until=end
+    )
+    if not rows:
+        check_agent(board.store, agent, db)
+    if json:
+        print_json(rows)
+        return
+    from kagura.observability.dashboard import render_list_table
+
+    board.console.print(render_list_table(rows))
+
+
+@monitor_app.command()
+def stats(
+    ctx: typer.Context,
+    agent: AgentOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Summary statistics: counts, success rate, durations (avg, p50, p95), cost, tokens, calls."""
+    start, end = parse_window(since, until)
+    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
+    board = dashboard(db)
+    summary = board.store.get_summary_stats(agent_name=agent, since=start, until=end)
+    if not summary.get("total_executions"):
+        check_agent(board.store, agent, db)
+    if json:
+        print_json(summary)
+        return
+    from kagura.observability.dashboard import render_stats
+
+    board.console.print(render_stats(summary, agent))
+
+
+@monitor_app.command()
+def trace(
+    ctx: typer.Context,
+    execution_id: Annotated[
+        str, typer.Argument(metavar="ID", help="An execution id, or a unique prefix of one.")
+    ],
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """One execution in detail: info, metrics, and a timeline of its events with nested runs as subtrees."""
+    db = inherited(ctx, "db", db)
+    board = dashboard(db)
+    if not execution_id.strip():
+        raise UsageError("give an execution id (copy one from `kagura monitor list`)")
+    if json:
+        execution = board.store.get_execution(execution_id)
+        runs = None
+    else:
+        execution, runs = board.trace_data(execution_id)
+    if execution is None:
+        raise NotFound(
+            f"No execution {execution_id!r} in {db_path(db)}: copy an id from `kagura monitor list`"
+        )
+    if json:
+        print_json(execution)
+        return
+    from kagura.observability.dashboard import render_trace
+
+    board.console.print(render_trace(execution, runs))
+
+
+@monitor_app.command()
+def cost(
+    ctx: typer.Context,
+    group_by: Annotated[
+        str, typer.Option("--group-by", "-g", help="agent, date or model.")
+    ] = "agent",
+    agent: AgentOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Spend by agent (or by day, with a bar per day), a Total row, and the estimated monthly cost."""
+    group = check_choice(group_by, GROUPS, "--group-by")
+    start, end = parse_window(since, until)
+    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
+    board = dashboard(db)
+    if group not in ("agent", "date") and f"cost_by_{group}" not in {
+        q["name"] for q in board.store.catalogue()
+    }:
+        raise UsageError(f"--group-by {group} is not available in this version; use agent or date")
+    if json:
+        print_json(board.cost_data(group, agent, start, end))
+        return
+    data = board.show_cost_summary(group, agent_name=agent, since=start, until=end)
+    if not data["rows"]:
+        check_agent(board.store, agent, db)
+
+
+@monitor_app.command()
+def compact(
+    ctx: typer.Context,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Move settled runs from the SQLite tail into the Parquet lake now (also merges small files)."""
+    from kagura.cli.progress import run_with_spinner
+
+    store = open_store(inherited(ctx, "db", db))
+    result = run_with_spinner("Compacting telemetry", store.compact, quiet=json)
+    if json:
+        print_json(result)
+        return
+    console().print(
+        f"Compacted {result.get('executions', 0):,} executions and {result.get('events', 0):,} events "
+        f"into {result.get('segments', 0):,} segment(s); merged {result.get('merged', 0):,}; "
+        f"{result.get('seconds', 0.0):.2f}s"
+    )
+
+
+@monitor_app.command()
+def prune(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            help="Delete runs that started before this: an age (30d, 12h) or a time (2024-01-01).",
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be deleted.")
+    ] = False,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Delete old runs (and their events) from the tail and the lake."""
+    from kagura.cli.progress import run_with_spinner
+    from kagura.observability.dashboard import fmt_datetime
+
+    cutoff = parse_age(older_than)
+    store = open_store(inherited(ctx, "db", db))
+    if dry_run:
+        count = store.get_summary_stats(until=cutoff)["total_executions"]
+    else:
+        count = run_with_spinner(
+            "Pruning telemetry", lambda: store.delete_old_executions(cutoff), quiet=json
+        )
+    if json:
+        print_json(
+            {
+                "deleted": 0 if dry_run else count,
+                "would_delete": count if dry_run else None,
+                "older_than": cutoff,
+            }
+        )
+        return
+    verb = "Would delete" if dry_run else "Deleted"
+    console().print(f"{verb} {count:,} executions that started before {fmt_datetime(cutoff)}")
+
+
+analytics.register(monitor_app)
+doctor.register(monitor_app)

@@ -1,0 +1,239 @@
+"""Options shared by every `kagura monitor` command, and the parsers behind them.
+
+Options are declared once here (as `Annotated` types) and reused by the monitor,
+analytics and doctor commands. Parsers raise `UsageError` (exit 2) or `NotFound`
+(exit 1); the top-level group turns them into one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kagura.observability.store import EventStore
+
+
+class CliError(Exception):
+    """An error the CLI reports as one line; `exit_code` is what the process returns."""
+
+    exit_code = 1
+
+
+class UsageError(CliError):
+    """The command line asks for something malformed (exit code 2)."""
+
+    exit_code = 2
+
+
+class NotFound(CliError):
+    """Something asked for is not there: no telemetry yet, an unknown id (exit code 1)."""
+
+    exit_code = 1
+
+
+# --- shared options -----------------------------------------------------------
+
+AgentOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--agent", "-a", help="Only this agent (exact name, or a glob such as 'project_a_*')."
+    ),
+]
+StatusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--status",
+        "-s",
+        help="Only runs with this status: completed, failed, running, cancelled, abandoned.",
+    ),
+]
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many rows.")]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        help="From this time: unix seconds, 2024-05-01, 2024-05-01T14:00, or 24h / 7d / 30m ago.",
+    ),
+]
+UntilOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--until",
+        help="Up to this time (same forms as --since; a bare date means the end of that day).",
+    ),
+]
+DbOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--db", help="Telemetry database (default: $KAGURA_HOME/telemetry.db).", dir_okay=False
+    ),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print JSON (stable keys) instead of tables.")
+]
+RefreshOpt = Annotated[
+    float, typer.Option("--refresh", "-r", min=0.1, help="Seconds between refreshes.")
+]
+OnceOpt = Annotated[bool, typer.Option("--once", help="Render one frame and exit.")]
+
+
+# --- time parsing ---------------------------------------------------------------
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+TIME_FORMS = (
+    "unix seconds, a date (2024-05-01), a date and time (2024-05-01T14:00) or an age (30m, 24h, 7d)"
+)
+
+
+def parse_time(
+    value: str | None,
+    option: str = "--since",
+    *,
+    end_of_day: bool = False,
+    now: float | None = None,
+) -> float | None:
+    """Epoch seconds for a --since/--until value; None stays None.
+
+    Naive dates and times are local time; a bare date is the start of that day,
+    or the start of the next one when `end_of_day` (so `--until 2024-05-01`
+    includes that day).
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    now = time.time() if now is None else now
+    match = _RELATIVE.match(text)
+    if match:
+        return now - float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    if _NUMBER.match(text):
+        seconds = float(text)
+        if seconds > 1e11:  # milliseconds would land in the year 5000
+            raise UsageError(f"{option} {value!r} looks like milliseconds; give unix seconds")
+        return seconds
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            start = datetime(day.year, day.month, day.day)
+            if end_of_day:
+                start += timedelta(days=1)
+            return start.timestamp()
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{option} {value!r} is not a time; use {TIME_FORMS}") from None
+    return moment.timestamp()
+
+
+def parse_window(since: str | None, until: str | None) -> tuple[float | None, float | None]:
+    """(since, until) epoch seconds from the two options, checked to be in order."""
+    start = parse_time(since, "--since")
+    end = parse_time(until, "--until", end_of_day=True)
+    if start is not None and end is not None and start >= end:
+        raise UsageError("--since must be before --until")
+    return start, end
+
+
+def parse_age(value: str, option: str = "--older-than", *, now: float | None = None) -> float:
+    """The cutoff (epoch seconds) for an age such as 30d, or an absolute time."""
+    cutoff = parse_time(value, option, now=now)
+    assert cutoff is not None
+    return cutoff
+
+
+def check_status(status: str | None) -> str | None:
+    """`status` lower-cased if it is a known status, else a UsageError listing them."""
+    if status is None:
+        return None
+    from kagura.observability.model import STATUSES
+
+    value = status.strip().lower()
+    if value not in STATUSES:
+        raise UsageError(f"unknown --status {status!r}; use one of: {', '.join(STATUSES)}")
+    return value
+
+
+def check_choice(value: str, choices: tuple[str, ...] | list[str], option: str) -> str:
+    """`value` lower-cased if it is one of `choices`, else a UsageError listing them."""
+    lowered = value.strip().lower()
+    if lowered not in choices:
+        raise UsageError(f"unknown {option} {value!r}; use one of: {', '.join(choices)}")
+    return lowered
+
+
+# --- the store ----------------------------------------------------------------
+
+
+def db_path(db: Path | None) -> Path:
+    """The database the command reads: --db, else $KAGURA_HOME/telemetry.db."""
+    if db is not None:
+        return Path(db).expanduser()
+    from kagura.config import default_db_path
+
+    return default_db_path()
+
+
+def no_telemetry(path: Path) -> NotFound:
+    """The error for a store that does not exist yet."""
+    return NotFound(f"No telemetry yet at {path}: run an agent or `kagura demo`")
+
+
+def open_store(db: Path | None) -> EventStore:
+    """The EventStore at --db (or the default); NotFound when there is no telemetry yet."""
+    path = db_path(db)
+    if not path.exists():
+        raise no_telemetry(path)
+    if path.is_dir():
+        raise UsageError(f"--db {path} is a folder; give the telemetry database file")
+    from kagura.observability.store import EventStore
+
+    return EventStore(path)
+
+
+# --- output -------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """`value` with NaN/inf turned into None, so the output is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return value
+
+
+def print_json(value: Any) -> None:
+    """Print `value` as indented JSON on stdout."""
+    sys.stdout.write(json.dumps(_plain(value), indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def console(stderr: bool = False):
+    """A rich Console for command output (NO_COLOR and pipes handled by rich)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def inherited(ctx: typer.Context, name: str, value: Any) -> Any:
+    """`value`, or the same option given to the group (`kagura monitor --db X list`)."""
+    if value is not None:
+        return value
+    parent = ctx.parent
+    while parent is not None:
+        if parent.params.get(name) is not None:
+            return parent.params[name]
+        parent = parent.parent
+    return None

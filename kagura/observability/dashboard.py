@@ -1,0 +1,692 @@
+"""The terminal face of the telemetry: rich renderers and the `Dashboard`.
+
+Renderers are pure functions from store rows (public dicts) to rich renderables;
+`Dashboard` fetches rows from an `EventStore`, renders them and prints them, and
+runs the live view. Formatting rules (money, durations, tokens, local times)
+live here too, so every front end shows numbers the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kagura.observability.store import EventStore
+
+# Lines only above a section's last row (the Total row): the tutorial's look.
+_RULED = box.Box("    \n    \n    \n    \n ── \n    \n    \n    \n")
+
+STATUS_LOOK = {
+    "completed": ("✓ COMPLETED", "green"),
+    "failed": ("✗ FAILED", "red"),
+    "running": ("● RUNNING", "yellow"),
+    "cancelled": ("⊘ CANCELLED", "magenta"),
+    "abandoned": ("✗ ABANDONED", "red dim"),
+}
+
+MONTH_DAYS = 30
+ESTIMATE_WINDOW_DAYS = 7
+_BLOCKS = " ▏▎▍▌▋▊▉█"
+
+
+# --- formatting -------------------------------------------------------------------
+
+
+def fmt_money(value: float | None, unknown: str = "n/a") -> str:
+    """Dollars with enough digits to show a tiny cost (never $0.00 for a nonzero cost)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return unknown
+    if value == 0:
+        return "$0.00"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    # Four decimals, or two significant digits when that shows more of a tiny cost.
+    decimals = min(12, max(4, 1 - math.floor(math.log10(abs(value)))))
+    text = f"{value:.{decimals}f}"
+    whole, _, frac = text.partition(".")
+    frac = frac.rstrip("0").ljust(4, "0")
+    return f"${whole}.{frac}"
+
+
+def fmt_cost(value: float | None, unpriced_calls: int | None = 0) -> str:
+    """A cost for a table cell: '?' when unknown, a trailing '+' when some calls had no price."""
+    if value is None:
+        return "?"
+    return fmt_money(value) + ("+" if unpriced_calls else "")
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """A duration: 0.52s, 2m 05s, 1h 02m; '-' when unknown."""
+    if seconds is None or (isinstance(seconds, float) and not math.isfinite(seconds)):
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    if seconds < 3600:
+        minutes, secs = divmod(int(round(seconds)), 60)
+        return f"{minutes}m {secs:02d}s"
+    hours, rest = divmod(int(round(seconds)), 3600)
+    return f"{hours}h {rest // 60:02d}m"
+
+
+def fmt_tokens(count: int | float | None) -> str:
+    """A token count with thousands separators; '-' when unknown."""
+    if count is None:
+        return "-"
+    return f"{int(count):,}"
+
+
+def fmt_percent(value: float | None) -> str:
+    """A percentage with one decimal; '-' when unknown."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:.1f}%"
+
+
+def fmt_time(epoch: float | None, now: float | None = None) -> str:
+    """Local time of day for today's times, else the date and minute."""
+    if epoch is None:
+        return "-"
+    moment = datetime.fromtimestamp(epoch)
+    today = datetime.fromtimestamp(time.time() if now is None else now).date()
+    if moment.date() == today:
+        return moment.strftime("%H:%M:%S")
+    if moment.year == today.year:
+        return moment.strftime("%b %d %H:%M")
+    return moment.strftime("%Y-%m-%d")
+
+
+def fmt_datetime(epoch: float | None) -> str:
+    """Local date and time to the second."""
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def status_text(status: str | None) -> Text:
+    """The coloured status label (✓ COMPLETED green, ✗ FAILED red, ● RUNNING yellow)."""
+    label, style = STATUS_LOOK.get(status or "", ((status or "?").upper(), ""))
+    return Text(label, style=style)
+
+
+def _metric(execution: dict[str, Any], key: str) -> Any:
+    return (execution.get("metrics") or {}).get(key, execution.get(key))
+
+
+def _shorten(text: str, width: int = 100) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+_GENERATED_ID = re.compile(r"^exec_[0-9a-f]{20}$")
+
+
+def short_id(execution_id: str) -> str:
+    """A generated id cut to `exec_` + 12 hex digits (48 random bits: a unique prefix in practice); others whole."""
+    return execution_id[:17] if _GENERATED_ID.match(execution_id) else execution_id
+
+
+def _table(*columns: tuple[str, dict[str, Any]]) -> Table:
+    """A borderless table whose first row is the header (no rule under it, as in the tutorial)."""
+    table = Table(box=_RULED, show_header=False, show_edge=False, pad_edge=False, padding=(0, 1))
+    for _, options in columns:
+        table.add_column(**options)
+    table.add_row(*[name for name, _ in columns], style="bold")
+    return table
+
+
+def _panel(body: RenderableType, title: str) -> Panel:
+    return Panel(body, title=title, title_align="left", box=box.SQUARE, expand=False)
+
+
+# --- executions -----------------------------------------------------------------
+
+
+def render_activity_table(
+    rows: list[dict[str, Any]],
+    title: str = "Recent Activity",
+    *,
+    show_id: bool = False,
+    now: float | None = None,
+) -> Panel:
+    """A panel of executions (Time, Agent, Status, Duration, Cost[, ID]), newest first as given."""
+    columns = [
+        ("Time", {"no_wrap": True}),
+        ("Agent", {"overflow": "ellipsis", "no_wrap": True, "min_width": 5, "max_width": 32}),
+        ("Status", {"no_wrap": True}),
+        ("Duration", {"no_wrap": True, "justify": "right"}),
+        ("Cost", {"no_wrap": True, "justify": "right"}),
+    ]
+    if show_id:
+        columns.append(("ID", {"no_wrap": True, "overflow": "fold"}))
+    table = _table(*columns)
+    for row in rows:
+        running = row.get("status") == "running"
+        duration = fmt_duration(row.get("duration"))
+        cells: list[Any] = [
+            fmt_time(row.get("started_at"), now),
+            row.get("agent_name") or "?",
+            status_text(row.get("status")),
+            Text(duration + "…", style="yellow") if running else duration,
+            "…"
+            if running
+            else fmt_cost(_metric(row, "total_cost"), _metric(row, "unpriced_calls")),
+        ]
+        if show_id:
+            cells.append(Text(short_id(row.get("id") or ""), style="cyan"))
+        table.add_row(*cells)
+    if not rows:
+        table.add_row(Text("no executions", style="dim"), *[""] * (len(columns) - 1))
+    return _panel(table, title)
+
+
+def render_list_table(rows: list[dict[str, Any]], now: float | None = None) -> Panel:
+    """The "Execution History" panel, with the id to copy into `kagura monitor trace`."""
+    return render_activity_table(rows, "Execution History", show_id=True, now=now)
+
+
+def render_header(stats: dict[str, Any], agent_name: str | None = None) -> Text:
+    """The live view's header: title and Total | Completed | Failed (| Running)."""
+    text = Text("📊 Kagura Agent Monitor", style="bold")
+    if agent_name:
+        text.append(f"  (agent: {agent_name})", style="dim")
+    text.append("\n")
+    text.append(f"Total: {stats.get('total_executions') or 0:,}")
+    text.append(" | ")
+    text.append(f"Completed: {stats.get('completed') or 0:,}", style="green")
+    text.append(" | ")
+    text.append(f"Failed: {stats.get('failed') or 0:,}", style="red")
+    running = stats.get("running") or 0
+    if running:
+        text.append(" | ")
+        text.append(f"Running: {running:,}", style="yellow")
+    return text
+
+
+def render_live(
+    stats: dict[str, Any],
+    rows: list[dict[str, Any]],
+    *,
+    agent_name: str | None = None,
+    refresh_rate: float | None = None,
+    now: float | None = None,
+    note: str | None = None,
+) -> Group:
+    """One frame of the live view: header, Recent Activity, and a status line."""
+    now = time.time() if now is None else now
+    parts: list[RenderableType] = [
+        render_header(stats, agent_name),
+        Text(""),
+        render_activity_table(rows, now=now),
+    ]
+    footer = f"Updated {datetime.fromtimestamp(now).strftime('%H:%M:%S')}"
+    if refresh_rate:
+        footer += f" · every {refresh_rate:g}s · Ctrl+C to exit"
+    parts.append(Text(footer, style="dim"))
+    if note:
+        parts.append(Text(note, style="yellow"))
+    return Group(*parts)
+
+
+def render_stats(stats: dict[str, Any], agent_name: str | None = None) -> Text:
+    """The summary statistics as plain lines ("  • Failed: 2" keeps `awk '{print $3}'` working)."""
+    lines = Text()
+    lines.append("📊 Summary Statistics", style="bold")
+    if agent_name:
+        lines.append(f" (agent: {agent_name})", style="dim")
+    lines.append("\n\n")
+    lines.append(f"Total Executions: {stats.get('total_executions') or 0:,}\n")
+    lines.append("  • Completed: ")
+    lines.append(f"{stats.get('completed') or 0}", style="green")
+    lines.append("\n  • Failed: ")
+    lines.append(f"{stats.get('failed') or 0}", style="red")
+    lines.append("\n")
+    if stats.get("running"):
+        lines.append("  • Running: ")
+        lines.append(f"{stats['running']}", style="yellow")
+        lines.append("\n")
+    lines.append(f"Avg Duration: {fmt_duration(stats.get('avg_duration'))}\n")
+    lines.append(
+        f"p50 / p95 Duration: {fmt_duration(stats.get('p50_duration'))} / {fmt_duration(stats.get('p95_duration'))}\n"
+    )
+    lines.append(f"Total Cost: {fmt_money(stats.get('total_cost'))}\n")
+    lines.append(f"Total Tokens: {fmt_tokens(stats.get('total_tokens') or 0)}\n")
+    lines.append(f"LLM Calls: {stats.get('llm_calls') or 0:,}\n")
+    lines.append(f"Tool Calls: {stats.get('tool_calls') or 0:,}\n")
+    unpriced = stats.get("unpriced_calls") or 0
+    if unpriced:
+        lines.append(
+            f"{unpriced:,} LLM calls had no known price (not in Total Cost)\n", style="yellow"
+        )
+    lines.append(f"\nSuccess Rate: {fmt_percent(stats.get('success_rate'))}")
+    return lines
+
+
+# --- traces -----------------------------------------------------------------------
+
+
+def _event_label(event: dict[str, Any]) -> Text:
+    """One event of the timeline without its offset."""
+    kind = event.get("type")
+    data = event.get("data") or {}
+    name = event.get("name") or data.get("model") or data.get("tool_name") or data.get("operation")
+    duration = event.get("duration")
+    failed = event.get("status") in ("error", "failed") or event.get("error")
+    if kind == "llm_call":
+        parts = []
+        if event.get("total_tokens") is not None:
+            parts.append(f"{fmt_tokens(event['total_tokens'])} tokens")
+        parts.append(fmt_money(event.get("cost"), unknown="price unknown"))
+        parts.append(fmt_duration(duration))
+        text = Text(f"LLM Call ({name or '?'}) - " + ", ".join(parts))
+    elif kind == "tool_call":
+        text = Text(f"Tool Call ({name or '?'}) - {fmt_duration(duration)}")
+    elif kind == "memory_operation":
+        text = Text(f"Memory Op ({name or '?'}) - {fmt_duration(duration)}")
+    else:
+        label = f"Event ({name})" if name else f"Event ({kind})"
+        extra = {k: v for k, v in data.items() if k not in ("name",)}
+        text = Text(label + (f" - {_shorten(extra, 60)}" if extra else ""))
+    if failed:
+        text.append(f" ✗ {_shorten(event.get('error') or 'failed', 80)}", style="red")
+    return text
+
+
+def _offset(start: float | None, origin: float) -> str:
+    return f"[{max(0.0, (start or origin) - origin):.2f}s]"
+
+
+def _end_line(execution: dict[str, Any], origin: float, now: float) -> Text:
+    status = execution.get("status")
+    ended = execution.get("ended_at")
+    if status == "running" or ended is None:
+        elapsed = max(0.0, now - execution["started_at"])
+        return Text(
+            f"{_offset(now, origin)} still running ({fmt_duration(elapsed)} so far)", style="yellow"
+        )
+    if status == "completed":
+        return Text(f"{_offset(ended, origin)} Completion", style="green")
+    error = execution.get("error") or ""
+    kind = execution.get("error_type")
+    what = f"{kind}: {error}" if kind and not error.startswith(kind) else error
+    label = STATUS_LOOK.get(status or "", (str(status).upper(), "red"))[0]
+    return Text(
+        f"{_offset(ended, origin)} {label}" + (f": {_shorten(what, 100)}" if what else ""),
+        style="red",
+    )
+
+
+def _add_timeline(
+    node: Tree,
+    execution: dict[str, Any],
+    children: dict[str, list[dict]],
+    origin: float,
+    now: float,
+) -> None:
+    """Events and child runs of `execution`, in time order, then its end line."""
+    items: list[tuple[float, int, Any]] = []
+    for event in execution.get("events") or []:
+        items.append((event.get("timestamp") or execution["started_at"], 0, event))
+    for child in children.get(execution["id"], []):
+        items.append((child["started_at"], 1, child))
+    items.sort(key=lambda item: (item[0], item[1]))
+    for start, is_child, item in items:
+        if is_child:
+            label = Text(f"{_offset(start, origin)} ▶ ")
+            label.append(item.get("agent_name") or "?", style="bold")
+            label.append(f" ({item['id']}) ")
+            label.append_text(status_text(item.get("status")))
+            label.append(
+                f" {fmt_duration(item.get('duration'))}, {fmt_cost(_metric(item, 'total_cost'), _metric(item, 'unpriced_calls'))}"
+            )
+            _add_timeline(node.add(label), item, children, origin, now)
+        else:
+            label = Text(f"{_offset(start, origin)} ")
+            label.append_text(_event_label(item))
+            node.add(label)
+    node.add(_end_line(execution, origin, now))
+
+
+def render_trace(
+    execution: dict[str, Any], trace: list[dict[str, Any]] | None = None, now: float | None = None
+) -> Group:
+    """The trace of one execution: info, metrics, and its timeline with nested runs as subtrees.
+
+    `trace` (from `get_trace`) supplies the events of nested runs; without it the
+    execution's own "children" are shown without their events.
+    """
+    now = time.time() if now is None else now
+    origin = execution["started_at"]
+    title = Text("📝 Execution Trace: ", style="bold")
+    title.append(f"{execution.get('agent_name')} ({execution['id']})", style="bold")
+
+    info = Tree("Execution Info", guide_style="dim")
+    info.add(f"Started: {fmt_datetime(origin)}")
+    info.add(Text("Status: ").append_text(status_text(execution.get("status"))))
+    duration = execution.get("duration")
+    if execution.get("status") == "running":
+        info.add(Text(f"Duration: {fmt_duration(max(0.0, now - origin))} so far", style="yellow"))
+    else:
+        info.add(f"Duration: {fmt_duration(duration)}")
+    if execution.get("model"):
+        info.add(f"Model: {execution['model']}")
+    if execution.get("error") or execution.get("error_type"):
+        error = execution.get("error") or ""
+        kind = execution.get("error_type")
+        what = f"{kind}: {error}" if kind and not error.startswith(kind) else error
+        info.add(Text(f"Error: {_shorten(what, 200)}", style="red"))
+    if execution.get("parent_id"):
+        info.add(f"Parent: {execution['parent_id']}")
+    if execution.get("trace_id") and execution.get("trace_id") != execution["id"]:
+        info.add(f"Trace: {execution['trace_id']}")
+    if execution.get("kwargs"):
+        info.add(f"Inputs: {_shorten(execution['kwargs'], 100)}")
+    if execution.get("tags"):
+        info.add(f"Tags: {_shorten(execution['tags'], 100)}")
+
+    metrics = Tree("Metrics", guide_style="dim")
+    values = execution.get("metrics") or {}
+    metrics.add(f"total_cost: {fmt_money(values.get('total_cost'))}")
+    metrics.add(f"total_tokens: {fmt_tokens(values.get('total_tokens') or 0)}")
+    metrics.add(f"llm_calls: {values.get('llm_calls') or 0}")
+    metrics.add(f"tool_calls: {values.get('tool_calls') or 0}")
+    if values.get("unpriced_calls"):
+        metrics.add(
+            Text(f"unpriced_calls: {values['unpriced_calls']} (no known price)", style="yellow")
+        )
+    shown = {"total_cost", "total_tokens", "llm_calls", "tool_calls", "unpriced_calls"}
+    for key, value in values.items():
+        if (
+            key not in shown
+            and value not in (None, 0)
+            and key not in ("prompt_tokens", "completion_tokens")
+        ):
+            metrics.add(f"{key}: {_shorten(value, 60)}")
+
+    children: dict[str, list[dict]] = {}
+    if trace:
+        for run in trace:
+            if run.get("parent_id"):
+                children.setdefault(run["parent_id"], []).append(run)
+    else:
+        children[execution["id"]] = list(execution.get("children") or [])
+    own_events = len(execution.get("events") or [])
+    timeline = Tree(
+        f"Events Timeline ({own_events} event{'s' if own_events != 1 else ''})", guide_style="dim"
+    )
+    _add_timeline(timeline, execution, children, origin, now)
+    return Group(title, Text(""), info, Text(""), metrics, Text(""), timeline)
+
+
+# --- cost -----------------------------------------------------------------------
+
+
+def cost_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The Total row of cost rows (cost_by_agent / cost_by_date / cost_by_model shapes)."""
+    return {
+        "calls": sum(row.get("calls") or 0 for row in rows),
+        "tokens": sum(row.get("tokens") or 0 for row in rows),
+        "cost": sum(row.get("cost") or 0.0 for row in rows),
+        "unpriced_calls": sum(row.get("unpriced_calls") or 0 for row in rows),
+    }
+
+
+def _cost_cell(row: dict[str, Any]) -> str:
+    cost, unpriced = row.get("cost"), row.get("unpriced_calls") or 0
+    if unpriced and not cost:
+        return "?"  # every LLM call of this group had no known price
+    return fmt_cost(cost, unpriced)
+
+
+def render_cost_table(rows: list[dict[str, Any]], group_by: str = "agent") -> Panel:
+    """The "Cost by Agent" (or by model) panel: one row per group, then a Total row."""
+    label = group_by.capitalize()
+    key = {"agent": "agent_name"}.get(group_by, group_by)
+    table = _table(
+        (label, {"overflow": "ellipsis", "no_wrap": True, "max_width": 40}),
+        ("Calls", {"justify": "right", "no_wrap": True}),
+        ("Tokens", {"justify": "right", "no_wrap": True}),
+        ("Cost", {"justify": "right", "no_wrap": True}),
+        ("Share", {"justify": "right", "no_wrap": True}),
+    )
+    total = cost_totals(rows)
+    for index, row in enumerate(rows):
+        cost = row.get("cost") or 0.0
+        table.add_row(
+            str(row.get(key) if row.get(key) is not None else "?"),
+            f"{row.get('calls') or 0:,}",
+            fmt_tokens(row.get("tokens") or 0),
+            _cost_cell(row),
+            fmt_percent(100.0 * cost / total["cost"]) if total["cost"] > 0 else "-",
+            end_section=index == len(rows) - 1,
+        )
+    table.add_row(
+        "Total",
+        f"{total['calls']:,}",
+        fmt_tokens(total["tokens"]),
+        _cost_cell(total),
+        "100.0%" if total["cost"] > 0 else "-",
+        style="bold",
+    )
+    return _panel(table, f"Cost by {label}")
+
+
+def _bar(fraction: float, width: int) -> str:
+    """A horizontal bar of `fraction` (0-1) of `width` cells, in eighths."""
+    eighths = int(round(max(0.0, min(1.0, fraction)) * width * 8))
+    full, part = divmod(eighths, 8)
+    return "█" * full + (_BLOCKS[part] if part else "")
+
+
+def render_cost_by_date(rows: list[dict[str, Any]], bar_width: int = 24) -> Panel:
+    """The "Cost by Date" panel: one row per local day with a bar of its spend, then a Total row."""
+    table = _table(
+        ("Date", {"no_wrap": True}),
+        ("Calls", {"justify": "right", "no_wrap": True}),
+        ("Tokens", {"justify": "right", "no_wrap": True}),
+        ("Cost", {"justify": "right", "no_wrap": True}),
+        ("", {"no_wrap": True, "min_width": bar_width, "style": "cyan"}),
+    )
+    peak = max((row.get("cost") or 0.0 for row in rows), default=0.0)
+    for index, row in enumerate(rows):
+        day = row.get("date")
+        table.add_row(
+            day.isoformat() if isinstance(day, date) else str(day),
+            f"{row.get('calls') or 0:,}",
+            fmt_tokens(row.get("tokens") or 0),
+            _cost_cell(row),
+            _bar((row.get("cost") or 0.0) / peak if peak > 0 else 0.0, bar_width),
+            end_section=index == len(rows) - 1,
+        )
+    total = cost_totals(rows)
+    table.add_row(
+        "Total",
+        f"{total['calls']:,}",
+        fmt_tokens(total["tokens"]),
+        _cost_cell(total),
+        "",
+        style="bold",
+    )
+    return _panel(table, "Cost by Date")
+
+
+def estimate_method(projection: dict[str, Any]) -> str:
+    """How a monthly_projection row was made, in words (window, method)."""
+    days = float(projection.get("window_days") or ESTIMATE_WINDOW_DAYS)
+    span = f"{days:g}" if days.is_integer() else f"{days:.1f}"
+    text = f"mean daily spend over the last {span} day{'s' if days != 1 else ''} x {MONTH_DAYS}"
+    if days < ESTIMATE_WINDOW_DAYS:
+        text += f", as telemetry is younger than {ESTIMATE_WINDOW_DAYS} days"
+    return text
+
+
+def render_monthly_estimate(projection: dict[str, Any]) -> Text:
+    """ "Estimated monthly cost: $X" and one line saying how it was estimated."""
+    text = Text("Estimated monthly cost: ", style="bold")
+    text.append(fmt_money(projection.get("monthly_estimate") or 0.0), style="bold")
+    spent = fmt_money(projection.get("window_cost") or 0.0)
+    runs = projection.get("window_runs") or 0
+    text.append(f"\n  ({estimate_method(projection)}; {spent} in {runs:,} runs)", style="dim")
+    return text
+
+
+# --- the dashboard ----------------------------------------------------------------
+
+
+class Dashboard:
+    """Prints the telemetry of an EventStore to a rich Console: live view, lists, stats, traces, cost."""
+
+    def __init__(self, store: EventStore | None = None, console: Console | None = None):
+        if store is None:
+            from kagura.observability.store import EventStore
+
+            store = EventStore()
+        self.store = store
+        self.console = console or Console(highlight=False)
+
+    # data, shared by the renderers and the CLI's --json
+
+    def live_data(
+        self, agent_name: str | None = None, limit: int = 15
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """(summary stats, newest executions) for one frame of the live view."""
+        stats = self.store.get_summary_stats(agent_name=agent_name)
+        rows = self.store.get_executions(agent_name=agent_name, limit=limit)
+        return stats, rows
+
+    def trace_data(self, execution_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """(the execution with its events and children, every run of its trace)."""
+        execution = self.store.get_execution(execution_id)
+        if execution is None:
+            return None, []
+        return execution, self.store.get_trace(execution.get("trace_id") or execution["id"])
+
+    def cost_data(
+        self,
+        group_by: str = "agent",
+        agent_name: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> dict[str, Any]:
+        """{group_by, rows, total, estimate}: cost per group and the monthly projection."""
+        rows = self.store.run(
+            f"cost_by_{group_by}", agent=agent_name, since=since, until=until
+        ).rows()
+        estimate = dict(
+            self.store.monthly_projection(days=ESTIMATE_WINDOW_DAYS, agent_name=agent_name) or {}
+        )
+        estimate["method"] = estimate_method(estimate)
+        return {
+            "group_by": group_by,
+            "rows": rows,
+            "total": cost_totals(rows),
+            "estimate": estimate,
+        }
+
+    # printing
+
+    def render_live_frame(
+        self,
+        agent_name: str | None = None,
+        refresh_rate: float | None = None,
+        limit: int | None = None,
+    ) -> Group:
+        """One frame of the live view, sized to the console."""
+        if limit is None:
+            limit = max(5, min(50, self.console.size.height - 9))
+        stats, rows = self.live_data(agent_name, limit)
+        return render_live(stats, rows, agent_name=agent_name, refresh_rate=refresh_rate)
+
+    def show_live(
+        self,
+        agent_name: str | None = None,
+        refresh_rate: float = 1.0,
+        *,
+        once: bool = False,
+        limit: int | None = None,
+    ) -> None:
+        """Show the live view until Ctrl+C (or one frame with once=True)."""
+        if once:
+            self.console.print(self.render_live_frame(agent_name, None, limit))
+            return
+        from rich.live import Live
+
+        from kagura.observability.errors import StoreError
+
+        frame = self.render_live_frame(agent_name, refresh_rate, limit)
+        try:
+            with Live(frame, console=self.console, auto_refresh=False, transient=False) as live:
+                while True:
+                    time.sleep(refresh_rate)
+                    try:
+                        frame = self.render_live_frame(agent_name, refresh_rate, limit)
+                    except StoreError as error:  # a busy or half-written store: keep the last frame
+                        frame = Group(frame, Text(f"refresh failed: {error}", style="red"))
+                    live.update(frame, refresh=True)
+        except KeyboardInterrupt:
+            return
+
+    def show_list(
+        self,
+        agent_name: str | None = None,
+        status: str | None = None,
+        limit: int = 20,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Print the Execution History table; returns the rows shown."""
+        rows = self.store.get_executions(
+            agent_name=agent_name, status=status, since=since, limit=limit, until=until
+        )
+        self.console.print(render_list_table(rows))
+        return rows
+
+    def show_stats(
+        self,
+        agent_name: str | None = None,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> dict[str, Any]:
+        """Print the Summary Statistics; returns the stats shown."""
+        stats = self.store.get_summary_stats(agent_name=agent_name, since=since, until=until)
+        self.console.print(render_stats(stats, agent_name))
+        return stats
+
+    def show_trace(self, execution_id: str) -> dict[str, Any] | None:
+        """Print the trace of one execution (id or unique prefix); returns it, or None when unknown."""
+        execution, trace = self.trace_data(execution_id)
+        if execution is None:
+            self.console.print(f"No execution with id {execution_id!r}", style="red")
+            return None
+        self.console.print(render_trace(execution, trace))
+        return execution
+
+    def show_cost_summary(
+        self,
+        group_by: str = "agent",
+        *,
+        agent_name: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> dict[str, Any]:
+        """Print cost by agent (or date, model) and the monthly estimate; returns the data shown."""
+        data = self.cost_data(group_by, agent_name, since, until)
+        if group_by == "date":
+            self.console.print(render_cost_by_date(data["rows"]))
+        else:
+            self.console.print(render_cost_table(data["rows"], group_by))
+        self.console.print()
+        self.console.print(render_monthly_estimate(data["estimate"]))
+        return data
