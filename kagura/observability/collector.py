@@ -1,0 +1,491 @@
+"""What is running now, and how each run reaches the store.
+
+The current execution lives in a context variable, so concurrent agents (asyncio
+tasks, threads given a copied context) each see their own run, and a run started
+inside another becomes its child (`parent_id`, shared `trace_id`). A run is
+written twice: as `running` when it starts, and with its events when it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import inspect
+import itertools
+import logging
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from kagura import config
+from kagura.observability import model, redact
+
+logger = logging.getLogger("kagura.telemetry")
+
+_current: contextvars.ContextVar[Run | None] = contextvars.ContextVar(
+    "kagura_current_execution", default=None
+)
+
+# Exceptions that stop a run without it having failed on its own (asyncio's
+# CancelledError is checked through sys.modules: importing asyncio costs 50 ms).
+_CANCELLED = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
+
+def _cancelled(error: BaseException) -> bool:
+    if isinstance(error, _CANCELLED):
+        return True
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(error, asyncio.CancelledError)
+
+
+class Run:
+    """One execution in progress: its identity, arguments and the events recorded so far."""
+
+    __slots__ = (
+        "id",
+        "trace_id",
+        "parent_id",
+        "agent_name",
+        "started_at",
+        "model",
+        "kwargs",
+        "tags",
+        "metrics",
+        "events",
+        "record",
+        "_clock",
+        "_seq",
+    )
+
+    def __init__(
+        self,
+        agent_name: str,
+        kwargs: dict[str, Any],
+        parent: Run | None,
+        model_name: str | None,
+        record: bool,
+    ):
+        self.id = model.new_execution_id()
+        self.trace_id = parent.trace_id if parent is not None else self.id
+        self.parent_id = parent.id if parent is not None else None
+        self.agent_name = agent_name
+        self.started_at = time.time()
+        self._clock = time.perf_counter()
+        self.model = model_name
+        self.kwargs = kwargs
+        self.tags: dict[str, Any] = {}
+        self.metrics: dict[str, Any] = {}
+        # (seq, type, started_at, fields): rows are built once, when the run ends.
+        self.events: list[tuple[int, str, float, dict[str, Any]]] = []
+        self.record = record
+        self._seq = itertools.count()  # next() on a count is atomic: threads may share a run
+
+    def add_event(self, type: str, started_at: float, fields: dict[str, Any]) -> None:
+        """Append one event (seq in call order)."""
+        self.events.append((next(self._seq), type, started_at, fields))
+
+    def elapsed(self) -> float:
+        """Seconds since the run started (monotonic clock)."""
+        return time.perf_counter() - self._clock
+
+    def snapshot(self) -> dict[str, Any]:
+        """The run as Kagura's execution dict, so far."""
+        return {
+            "id": self.id,
+            "trace_id": self.trace_id,
+            "parent_id": self.parent_id,
+            "agent_name": self.agent_name,
+            "started_at": self.started_at,
+            "status": "running",
+            "kwargs": dict(self.kwargs),
+            "tags": dict(self.tags),
+            "model": self.model,
+            "metrics": dict(self.metrics),
+            "events": [
+                {"type": t, "timestamp": ts, "seq": s, "data": dict(f)}
+                for s, t, ts, f in sorted(self.events, key=lambda e: e[0])
+            ],
+        }
+
+
+def current_run() -> Run | None:
+    """The execution running in this context, or None."""
+    return _current.get()
+
+
+def current_execution_id() -> str | None:
+    """The id of the execution running in this context, or None."""
+    run = _current.get()
+    return run.id if run is not None else None
+
+
+# --- the default store ---------------------------------------------------------
+
+_default_lock = threading.Lock()
+_default: dict[str, Any] = {"path": None, "store": None}
+
+
+def default_store() -> Any:
+    """The EventStore at `$KAGURA_HOME/telemetry.db`, opened on first use.
+
+    Reopened when KAGURA_HOME changes, so the store always follows the environment.
+    """
+    path = config.default_db_path()
+    store = _default["store"]
+    if store is not None and _default["path"] == path:
+        return store
+    with _default_lock:
+        if _default["store"] is not None and _default["path"] == path:
+            return _default["store"]
+        from kagura.observability.store import EventStore
+
+        new = EventStore(path)
+        old, _default["store"], _default["path"] = _default["store"], new, path
+    if old is not None:
+        with contextlib.suppress(Exception):
+            old.close()
+    return new
+
+
+# --- the collector -------------------------------------------------------------
+
+
+class TelemetryCollector:
+    """Records executions and their events into a store (None: the default store)."""
+
+    def __init__(self, store: Any = None, *, redactor: redact.Redactor | None = None):
+        self._store = store
+        self.redactor = redactor or redact.default_redactor
+        self._warned: set[Any] = set()
+
+    @property
+    def store(self) -> Any:
+        """The store runs are written to (the default store is opened on first use)."""
+        return self._store if self._store is not None else default_store()
+
+    # -- runs --
+
+    def start(
+        self,
+        agent_name: str,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        model: str | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> Run:
+        """A new run, child of the current one, written to the store as `running`."""
+        record = config.telemetry_enabled()
+        cleaned = self._clean_mapping(kwargs) if record else {}
+        run = Run(str(agent_name), cleaned, _current.get(), model, record)
+        if tags:
+            for key, value in tags.items():
+                self._tag(run, key, value)
+        if record:
+            self._write(lambda: (self._row(run, "running"), []))
+        return run
+
+    def finish(self, run: Run, error: BaseException | None = None) -> None:
+        """Write the run's final row and events: completed, failed or cancelled."""
+        if not run.record:
+            return
+        duration = run.elapsed()
+        if error is None:
+            status = "completed"
+        elif _cancelled(error):
+            status = "cancelled"
+        else:
+            status = "failed"
+        self._write(lambda: self._final_rows(run, status, duration, error))
+
+    @contextlib.asynccontextmanager
+    async def track_execution(self, agent_name: str, **kwargs: Any) -> AsyncIterator[str]:
+        """Track one execution of `agent_name` called with `kwargs`; yields its id."""
+        with self.recording(agent_name, kwargs) as run:
+            yield run.id
+
+    @contextlib.contextmanager
+    def recording(
+        self,
+        agent_name: str,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        model: str | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> Iterator[Run]:
+        """Track one execution around a block (sync or async code); yields the Run."""
+        run = self.start(agent_name, kwargs, model=model, tags=tags)
+        token = _current.set(run)
+        try:
+            yield run
+        except BaseException as exc:
+            self.finish(run, exc)
+            raise
+        else:
+            self.finish(run)
+        finally:
+            _current.reset(token)
+
+    def get_current_execution(self) -> dict[str, Any] | None:
+        """The execution running in this context as a dict, or None."""
+        run = _current.get()
+        return run.snapshot() if run is not None else None
+
+    # -- events of the current run (no-ops outside a run) --
+
+    def record_llm_call(
+        self,
+        model: str,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        duration: float,
+        cost: float | None = None,
+        **data: Any,
+    ) -> None:
+        """Record one LLM call; cost None is looked up in the price map (None if unknown)."""
+        run = _current.get()
+        if run is None or not run.record:
+            return
+        try:
+            if cost is None:
+                from kagura.observability import pricing
+
+                cost = pricing.cost(model, prompt_tokens, completion_tokens)
+            fields = self._event_fields(data)
+            fields.update(
+                name=model,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                duration=duration,
+                cost=cost,
+            )
+            fields.setdefault("status", "failed" if fields.get("error") else "completed")
+            run.add_event("llm_call", time.time() - (duration or 0.0), fields)
+        except Exception as exc:
+            self._warn("event", exc)
+
+    def record_tool_call(self, tool_name: str, duration: float, **kwargs: Any) -> None:
+        """Record one tool call; `arguments`, `error`, `status` and other fields go with it."""
+        run = _current.get()
+        if run is None or not run.record:
+            return
+        try:
+            fields = self._event_fields(kwargs)
+            fields.update(name=tool_name, duration=duration)
+            fields.setdefault("status", "failed" if fields.get("error") else "completed")
+            run.add_event("tool_call", time.time() - (duration or 0.0), fields)
+        except Exception as exc:
+            self._warn("event", exc)
+
+    def record_memory_operation(self, operation: str, duration: float, **kwargs: Any) -> None:
+        """Record one memory operation (name = operation, e.g. "load" or "store")."""
+        run = _current.get()
+        if run is None or not run.record:
+            return
+        try:
+            fields = self._event_fields(kwargs)
+            fields.update(name=operation, duration=duration)
+            run.add_event("memory_operation", time.time() - (duration or 0.0), fields)
+        except Exception as exc:
+            self._warn("event", exc)
+
+    def record_event(self, event_type: str, **data: Any) -> None:
+        """Record an event of any type with free-form data."""
+        run = _current.get()
+        if run is None or not run.record:
+            return
+        try:
+            run.add_event(str(event_type), time.time(), self._event_fields(data))
+        except Exception as exc:
+            self._warn("event", exc)
+
+    def record_metric(self, name: str, value: Any) -> None:
+        """Set a custom metric of the current execution."""
+        run = _current.get()
+        if run is not None and run.record:
+            run.metrics[str(name)] = self.redactor.clean(value, name)
+
+    def add_tag(self, key: str, value: Any) -> None:
+        """Tag the current execution (secret-looking tags are redacted)."""
+        run = _current.get()
+        if run is not None and run.record:
+            self._tag(run, key, value)
+
+    # -- internals --
+
+    def _tag(self, run: Run, key: Any, value: Any) -> None:
+        run.tags[str(key)] = self.redactor.clean(value, key)
+
+    def _clean_mapping(self, mapping: dict[str, Any] | None) -> dict[str, Any]:
+        try:
+            return self.redactor.clean_mapping(mapping)
+        except Exception as exc:  # a hostile argument must not break the agent
+            self._warn("arguments", exc)
+            return {"<arguments>": "<unrecordable>"}
+
+    def _event_fields(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Event fields with free-form values redacted; error text scrubbed of keys."""
+        fields = self.redactor.clean_mapping(data) if data else {}
+        if fields.get("error") is not None:
+            fields["error"] = self.redactor.redact_text(str(fields["error"]))
+        return fields
+
+    def _row(self, run: Run, status: str, **fields: Any) -> dict[str, Any]:
+        return model.execution_row(
+            id=run.id,
+            trace_id=run.trace_id,
+            parent_id=run.parent_id,
+            agent_name=run.agent_name,
+            started_at=run.started_at,
+            status=status,
+            kwargs=model.to_json(run.kwargs),
+            tags=model.to_json(run.tags) if run.tags else None,
+            model=run.model,
+            **fields,
+        )
+
+    def _final_rows(
+        self, run: Run, status: str, duration: float, error: BaseException | None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        events = [
+            model.event_row(run.id, seq, type, started_at, **fields)
+            for seq, type, started_at, fields in sorted(run.events, key=lambda e: e[0])
+        ]
+        counters = model.totals_from_events(events)
+        metrics = dict(run.metrics)
+        for key in model.TYPED_METRICS:  # an explicit metric wins over the events' sum
+            if key in metrics:
+                counters[key] = metrics.pop(key)
+        fields: dict[str, Any] = {
+            "ended_at": run.started_at + duration,
+            "duration": duration,
+            "metrics": model.to_json(metrics) if metrics else None,
+            **counters,
+        }
+        if error is not None:
+            fields["error_type"] = type(error).__name__
+            fields["error"] = self.redactor.redact_text(_message(error))
+        return self._row(run, status, **fields), events
+
+    def _write(self, build: Callable[[], tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:
+        """Build rows and append them; any failure is logged once and swallowed."""
+        store = None
+        try:
+            store = self.store
+            row, events = build()
+            store.append(row, events)
+        except Exception as exc:
+            self._warn(_store_key(store), exc)
+
+    def _warn(self, key: Any, exc: Exception) -> None:
+        """Log the first failure of a kind as a warning, the rest at debug level."""
+        key = (key, type(exc).__name__)
+        if key in self._warned:
+            logger.debug("telemetry not recorded: %s: %s", type(exc).__name__, exc)
+            return
+        self._warned.add(key)
+        logger.warning(
+            "telemetry not recorded (%s: %s); the agent goes on, further failures are logged at debug level",
+            type(exc).__name__,
+            exc,
+        )
+
+
+def _store_key(store: Any) -> Any:
+    """What identifies a store for the warn-once rule: its path, else the environment's."""
+    if store is None:
+        return str(config.default_db_path())
+    return str(getattr(store, "path", None) or id(store))
+
+
+def _message(error: BaseException) -> str:
+    text = str(error)
+    return text if text else type(error).__name__
+
+
+# --- the decorator API ---------------------------------------------------------
+
+
+class Telemetry:
+    """Instruments functions so that each call is recorded as an execution."""
+
+    def __init__(self, store: Any = None, *, collector: TelemetryCollector | None = None):
+        if isinstance(store, TelemetryCollector):
+            store, collector = None, store
+        self.collector = collector or TelemetryCollector(store)
+
+    @property
+    def store(self) -> Any:
+        """The store this telemetry writes to."""
+        return self.collector.store
+
+    def instrument(
+        self, agent_name: str | None = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """A decorator recording each call of a function as an execution named `agent_name`."""
+
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            name = agent_name or fn.__name__
+            signature = _signature(fn)
+
+            if inspect.iscoroutinefunction(fn):
+
+                @functools.wraps(fn)
+                async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                    with self.collector.recording(name, _arguments(signature, args, kwargs)):
+                        return await fn(*args, **kwargs)
+
+                return async_wrapper
+
+            @functools.wraps(fn)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                with self.collector.recording(name, _arguments(signature, args, kwargs)):
+                    return fn(*args, **kwargs)
+
+            return wrapper
+
+        return decorate
+
+
+def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+
+
+def _arguments(
+    signature: inspect.Signature | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The call's arguments by name (positional ones included), defaults applied."""
+    if signature is not None:
+        try:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return dict(bound.arguments)
+        except TypeError:
+            pass  # the call itself will raise the right error
+    named = {f"arg{i}": value for i, value in enumerate(args)}
+    named.update(kwargs)
+    return named
+
+
+_global: Telemetry | None = None
+
+
+def get_global_telemetry() -> Telemetry:
+    """The process-wide Telemetry that agents record through (default store unless set)."""
+    global _global
+    if _global is None:
+        _global = Telemetry()
+    return _global
+
+
+def set_global_telemetry(telemetry: Telemetry | TelemetryCollector | None) -> None:
+    """Make agents record through `telemetry` (None: back to the default store)."""
+    global _global
+    if isinstance(telemetry, TelemetryCollector):
+        telemetry = Telemetry(collector=telemetry)
+    _global = telemetry
