@@ -12,6 +12,7 @@ readers holding an older snapshot can finish.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import secrets
 import time
@@ -26,7 +27,7 @@ import pyarrow.parquet as pq
 
 from kagura.observability.errors import StoreError
 from kagura.observability.model import EVENT_NAMES, EXECUTION_NAMES, HOST, SETTLED
-from kagura.observability.wal import EVENTS_SCHEMA, EXECUTIONS_SCHEMA, Segment, Wal, _to_arrow
+from kagura.observability.wal import EVENTS_SCHEMA, EXECUTIONS_SCHEMA, Segment, Wal, bump_generation
 
 BATCH_ROWS = 250_000  # executions moved per transaction
 MERGE_BELOW = 500_000  # segments smaller than this (executions) get merged ...
@@ -127,11 +128,19 @@ def _segment_id() -> str:
     return f"seg_{int(time.time() * 1000):012x}_{secrets.token_hex(6)}"
 
 
-def write_segment(lake: Path, date: str, executions: pa.Table, events: pa.Table) -> Segment:
-    """Write one segment's two files (sorted by started_at); not yet listed."""
+def write_segment(
+    lake: Path, date: str, executions: pa.Table, events: pa.Table, sort_events: bool = True
+) -> Segment:
+    """Write one segment's two files (executions sorted by started_at); not yet listed.
+
+    Events are grouped by execution (ordered by execution id, then seq), so the
+    repeated ids compress to almost nothing; `sort_events=False` keeps an
+    order that is grouped already.
+    """
     seg_id = _segment_id()
     executions = executions.sort_by([("started_at", "ascending"), ("id", "ascending")])
-    events = _sort_events(events, executions)
+    if sort_events and events.num_rows:
+        events = events.sort_by([("execution_id", "ascending"), ("seq", "ascending")])
     stem = f"{seg_id}_{HOST.replace('/', '_')}-{os.getpid()}.parquet"
     exec_rel = f"executions/date={date}/{stem}"
     event_rel = f"events/date={date}/{stem}"
@@ -150,21 +159,6 @@ def write_segment(lake: Path, date: str, executions: pa.Table, events: pa.Table)
         bytes=size,
         created_at=time.time(),
     )
-
-
-def _sort_events(events: pa.Table, executions: pa.Table) -> pa.Table:
-    """Events in the order of their executions, then by seq: runs of one id compress well."""
-    if events.num_rows == 0:
-        return events
-    order = pa.table(
-        {
-            "execution_id": executions.column("id"),
-            "_order": pa.array(range(executions.num_rows), pa.int64()),
-        }
-    )
-    joined = events.join(order, "execution_id", join_type="left outer")
-    joined = joined.sort_by([("_order", "ascending"), ("seq", "ascending")])
-    return joined.select(list(EVENT_NAMES))
 
 
 def _insert_segment(con, seg: Segment) -> None:
@@ -273,6 +267,7 @@ class Compactor:
         ]
         if gone:
             with self.wal.write(con) as c:
+                bump_generation(c)
                 c.executemany(
                     "UPDATE executions SET status = 'abandoned', error_type = coalesce(error_type, 'Abandoned'), "
                     "error = coalesce(error, 'the process recording this run ended before it finished') "
@@ -282,39 +277,44 @@ class Compactor:
         return len(gone)
 
     def _compact_batch(self, batch: int) -> tuple[int, int, int]:
-        con = self.wal.con()
         settled = ", ".join(f"'{s}'" for s in SETTLED)
-        con.execute("CREATE TEMP TABLE IF NOT EXISTS _kagura_batch (id TEXT PRIMARY KEY)")
-        con.execute("DELETE FROM temp._kagura_batch")
-        with self.wal._read(con):
-            rows = con.execute(
-                f"SELECT {', '.join(EXECUTION_NAMES)} FROM executions WHERE status IN ({settled}) ORDER BY started_at LIMIT ?",
-                (batch,),
-            ).fetchall()
-            if not rows:
-                return 0, 0, 0
-            con.executemany(
-                "INSERT INTO temp._kagura_batch (id) VALUES (?)", [(r[0],) for r in rows]
-            )
-            event_rows = con.execute(
-                f"SELECT {', '.join('e.' + n for n in EVENT_NAMES)} FROM events e JOIN temp._kagura_batch b ON b.id = e.execution_id"
-            ).fetchall()
-        executions = _to_arrow(rows, EXECUTIONS_SCHEMA)
-        events = _to_arrow(event_rows, EVENTS_SCHEMA)
+        chosen = f"SELECT id, started_at FROM executions WHERE status IN ({settled}) ORDER BY started_at LIMIT {int(batch)}"
+        events_schema = EVENTS_SCHEMA.append(pa.field("_exec_started_at", pa.float64()))
+        # One read transaction: the batch and exactly its events.
+        executions, events = self.wal.read_tables(
+            [
+                (
+                    f"SELECT {', '.join('x.' + n for n in EXECUTION_NAMES)} FROM ({chosen}) b "
+                    "JOIN executions x ON x.id = b.id ORDER BY x.started_at",
+                    EXECUTIONS_SCHEMA,
+                ),
+                (
+                    f"SELECT {', '.join('e.' + n for n in EVENT_NAMES)}, b.started_at FROM ({chosen}) b "
+                    "JOIN events e ON e.execution_id = b.id",
+                    events_schema,
+                ),
+            ]
+        )
+        if executions.num_rows == 0:
+            return 0, 0, 0
         segments = self._write_by_date(executions, events)
+        ids = json.dumps(executions.column("id").to_pylist())
         try:
-            with self.wal.write(con) as c:
-                gone_events = c.execute(
-                    "DELETE FROM events WHERE execution_id IN (SELECT id FROM temp._kagura_batch)"
+            with self.wal.write() as con:
+                bump_generation(con)
+                gone_events = con.execute(
+                    "DELETE FROM events WHERE execution_id IN (SELECT value FROM json_each(?))",
+                    (ids,),
                 ).rowcount
-                gone = c.execute(
-                    f"DELETE FROM executions WHERE id IN (SELECT id FROM temp._kagura_batch) AND status IN ({settled})"
+                gone = con.execute(
+                    f"DELETE FROM executions WHERE id IN (SELECT value FROM json_each(?)) AND status IN ({settled})",
+                    (ids,),
                 ).rowcount
                 if gone != executions.num_rows or gone_events != events.num_rows:
                     # Rows changed under us (re-saved or deleted): roll back, keep the tail.
                     raise _Changed()
                 for seg in segments:
-                    _insert_segment(c, seg)
+                    _insert_segment(con, seg)
         except _Changed:
             _remove_files(self.lake, segments)
             return 0, 0, 0
@@ -324,28 +324,20 @@ class Compactor:
         return executions.num_rows, events.num_rows, len(segments)
 
     def _write_by_date(self, executions: pa.Table, events: pa.Table) -> list[Segment]:
-        days = _day_of(executions.column("started_at"))
-        executions = executions.append_column("_day", days)
-        day_of_exec = pa.table({"execution_id": executions.column("id"), "_day": days})
-        events = (
-            events.join(day_of_exec, "execution_id", join_type="inner")
-            if events.num_rows
-            else events.append_column("_day", pa.array([], pa.int64()))
-        )
+        """One segment per UTC date; `events` carries its execution's start as `_exec_started_at`."""
+        exec_days = _day_of(executions.column("started_at"))
+        event_days = _day_of(events.column("_exec_started_at"))
+        events = events.drop_columns(["_exec_started_at"])
+        days = pc.unique(exec_days).to_pylist()
         segments = []
         try:
-            for day in pc.unique(days).to_pylist():
-                ex = executions.filter(pc.equal(executions.column("_day"), day)).drop_columns(
-                    ["_day"]
-                )
-                ev = (
-                    events.filter(pc.equal(events.column("_day"), day))
-                    .drop_columns(["_day"])
-                    .select(list(EVENT_NAMES))
-                )
-                segments.append(
-                    write_segment(self.lake, _date_str(day), ex, ev.cast(EVENTS_SCHEMA))
-                )
+            for day in days:
+                if len(days) == 1:
+                    ex, ev = executions, events
+                else:
+                    ex = executions.filter(pc.equal(exec_days, day))
+                    ev = events.filter(pc.equal(event_days, day))
+                segments.append(write_segment(self.lake, _date_str(day), ex, ev, sort_events=False))
         except BaseException:
             _remove_files(self.lake, segments)
             raise
@@ -428,6 +420,7 @@ class Compactor:
                 rewrites.append((seg, new, executions.num_rows - kept.num_rows))
             now = time.time()
             with self.wal.write() as con:
+                bump_generation(con)
                 deleted = 0
                 ids = [
                     r[0]
@@ -457,6 +450,7 @@ class Compactor:
         with lake_lock(self.lake, wait):
             segs = self.segments()
             with self.wal.write() as con:
+                bump_generation(con)
                 con.execute("DELETE FROM events")
                 con.execute("DELETE FROM executions")
                 con.execute("DELETE FROM segments")

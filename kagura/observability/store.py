@@ -24,7 +24,7 @@ from kagura.observability.analytics import Analytics
 from kagura.observability.compaction import Compactor, LakeBusy, lake_lock, pid_alive
 from kagura.observability.errors import AmbiguousIdError
 from kagura.observability.query import Result, Runner, Views, load_sql
-from kagura.observability.wal import Segment, TailSnapshot, Wal
+from kagura.observability.wal import Segment, TailSnapshot, Wal, bump_generation
 
 log = logging.getLogger("kagura.telemetry")
 
@@ -63,8 +63,6 @@ class EventStore(Analytics):
         self._wal = Wal(self.path)
         self._compactor = Compactor(self._wal, self.lake) if self.lake is not None else None
         self._runner: Runner | None = None
-        self._snapshot: tuple[tuple, TailSnapshot] | None = None
-        self._snapshot_lock = threading.Lock()
         self._auto_compact = auto_compact and self._compactor is not None
         self._appended = 0
         self._compacting: threading.Thread | None = None
@@ -162,6 +160,7 @@ class EventStore(Analytics):
         if self._compactor is not None:
             return self._compactor.delete_before(cutoff)
         with self._wal.write() as con:
+            bump_generation(con)
             con.execute(
                 "DELETE FROM events WHERE execution_id IN (SELECT id FROM executions WHERE started_at < ?)",
                 (cutoff,),
@@ -174,6 +173,7 @@ class EventStore(Analytics):
             self._compactor.clear()
             return
         with self._wal.write() as con:
+            bump_generation(con)
             con.execute("DELETE FROM events")
             con.execute("DELETE FROM executions")
 
@@ -193,16 +193,12 @@ class EventStore(Analytics):
     # --- snapshots and the runner --------------------------------------------
 
     def _tail(self, with_events: bool) -> TailSnapshot:
-        """The current tail snapshot, reused while the database is unchanged."""
-        key = self._wal.data_version()
-        with self._snapshot_lock:
-            cached = self._snapshot
-            if cached is not None and cached[0][0] == key and (cached[0][1] or not with_events):
-                return cached[1]
-            snap = self._wal.snapshot(with_events=with_events)
+        """The current tail snapshot (the wal reuses and extends its last one)."""
+        snap = self._wal.snapshot(with_events=with_events)
+        if not snap.marked:
             snap.executions = _mark_abandoned(snap.executions)
-            self._snapshot = ((key, with_events), snap)
-            return snap
+            snap.marked = True
+        return snap
 
     def _views(
         self,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kagura.observability.errors import NotAStoreError, SchemaTooNewError, StoreError
 from kagura.observability.model import (
@@ -37,61 +38,119 @@ ARROW_TYPES = {"text": pa.string(), "real": pa.float64(), "int": pa.int64(), "js
 
 EXECUTIONS_SCHEMA = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in EXECUTION_COLUMNS])
 EVENTS_SCHEMA = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in EVENT_COLUMNS])
+SEGMENTS_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("date", pa.string()),
+        ("executions_path", pa.string()),
+        ("events_path", pa.string()),
+        ("min_started_at", pa.float64()),
+        ("max_started_at", pa.float64()),
+        ("executions", pa.int64()),
+        ("events", pa.int64()),
+        ("bytes", pa.int64()),
+        ("created_at", pa.float64()),
+    ]
+)
 
 
-def _columns_ddl(columns: Sequence[tuple[str, str]], not_null: set[str]) -> str:
-    return ",\n  ".join(
-        f"{name} {_SQL_TYPES[kind]}{' NOT NULL' if name in not_null else ''}"
-        for name, kind in columns
-    )
-
-
-def _m001_initial(con: sqlite3.Connection) -> None:
-    exec_cols = [c for c in EXECUTION_COLUMNS if c[0] != "id"]
-    con.execute(
-        "CREATE TABLE executions (\n  id TEXT PRIMARY KEY,\n  "
-        + _columns_ddl(exec_cols, {"agent_name", "started_at", "status"})
-        + "\n)"
-    )
-    con.execute("CREATE INDEX executions_started_at ON executions (started_at)")
-    con.execute(
-        "CREATE TABLE events (\n  "
-        + _columns_ddl(EVENT_COLUMNS, {"execution_id", "seq", "type", "started_at"})
-        + ",\n  PRIMARY KEY (execution_id, seq)\n) WITHOUT ROWID"
-    )
-    # The lake's manifest: one row per segment (a pair of Parquet files).
-    con.execute(
-        """CREATE TABLE segments (
-  id TEXT PRIMARY KEY,
-  date TEXT NOT NULL,
-  executions_path TEXT NOT NULL,
-  events_path TEXT NOT NULL,
-  min_started_at REAL NOT NULL,
-  max_started_at REAL NOT NULL,
-  executions INTEGER NOT NULL,
-  events INTEGER NOT NULL,
-  bytes INTEGER NOT NULL,
+# Migrations are frozen text: never edit one that has shipped, append a new one.
+_M001 = """
+CREATE TABLE executions (
+  id TEXT PRIMARY KEY, trace_id TEXT, parent_id TEXT, agent_name TEXT NOT NULL,
+  started_at REAL NOT NULL, ended_at REAL, duration REAL, status TEXT NOT NULL,
+  error TEXT, error_type TEXT, kwargs TEXT, tags TEXT, model TEXT, total_cost REAL,
+  total_tokens INTEGER, prompt_tokens INTEGER, completion_tokens INTEGER,
+  llm_calls INTEGER, tool_calls INTEGER, unpriced_calls INTEGER, metrics TEXT,
+  host TEXT, pid INTEGER
+);
+CREATE INDEX executions_started_at ON executions (started_at);
+CREATE TABLE events (
+  execution_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, name TEXT,
+  started_at REAL NOT NULL, duration REAL, prompt_tokens INTEGER, completion_tokens INTEGER,
+  total_tokens INTEGER, cost REAL, status TEXT, error TEXT, data TEXT,
+  PRIMARY KEY (execution_id, seq)
+) WITHOUT ROWID;
+-- The lake's manifest: one row per segment (a pair of Parquet files).
+CREATE TABLE segments (
+  id TEXT PRIMARY KEY, date TEXT NOT NULL, executions_path TEXT NOT NULL,
+  events_path TEXT NOT NULL, min_started_at REAL NOT NULL, max_started_at REAL NOT NULL,
+  executions INTEGER NOT NULL, events INTEGER NOT NULL, bytes INTEGER NOT NULL,
   created_at REAL NOT NULL
-)"""
-    )
-    # Files taken out of the manifest, deleted once no reader can still hold them.
-    con.execute("CREATE TABLE retired_files (path TEXT PRIMARY KEY, retired_at REAL NOT NULL)")
+);
+-- Files taken out of the manifest, deleted once no reader can still hold them.
+CREATE TABLE retired_files (path TEXT PRIMARY KEY, retired_at REAL NOT NULL);
+"""
+
+# Every write gives its rows a new, never reused `rev`, so a reader can fetch
+# just what changed since its last snapshot; `generation` counts the changes
+# that remove or rewrite tail rows in place (compaction, retention), after
+# which readers read the tail whole again.
+_M002 = """
+CREATE TABLE executions_v2 (
+  rev INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE, trace_id TEXT, parent_id TEXT, agent_name TEXT NOT NULL,
+  started_at REAL NOT NULL, ended_at REAL, duration REAL, status TEXT NOT NULL,
+  error TEXT, error_type TEXT, kwargs TEXT, tags TEXT, model TEXT, total_cost REAL,
+  total_tokens INTEGER, prompt_tokens INTEGER, completion_tokens INTEGER,
+  llm_calls INTEGER, tool_calls INTEGER, unpriced_calls INTEGER, metrics TEXT,
+  host TEXT, pid INTEGER
+);
+INSERT INTO executions_v2 (id, trace_id, parent_id, agent_name, started_at, ended_at, duration,
+  status, error, error_type, kwargs, tags, model, total_cost, total_tokens, prompt_tokens,
+  completion_tokens, llm_calls, tool_calls, unpriced_calls, metrics, host, pid)
+SELECT id, trace_id, parent_id, agent_name, started_at, ended_at, duration,
+  status, error, error_type, kwargs, tags, model, total_cost, total_tokens, prompt_tokens,
+  completion_tokens, llm_calls, tool_calls, unpriced_calls, metrics, host, pid
+FROM executions ORDER BY started_at;
+DROP TABLE executions;
+ALTER TABLE executions_v2 RENAME TO executions;
+CREATE TABLE events_v2 (
+  rev INTEGER PRIMARY KEY AUTOINCREMENT,
+  execution_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, name TEXT,
+  started_at REAL NOT NULL, duration REAL, prompt_tokens INTEGER, completion_tokens INTEGER,
+  total_tokens INTEGER, cost REAL, status TEXT, error TEXT, data TEXT,
+  UNIQUE (execution_id, seq)
+);
+INSERT INTO events_v2 (execution_id, seq, type, name, started_at, duration, prompt_tokens,
+  completion_tokens, total_tokens, cost, status, error, data)
+SELECT execution_id, seq, type, name, started_at, duration, prompt_tokens,
+  completion_tokens, total_tokens, cost, status, error, data
+FROM events ORDER BY execution_id, seq;
+DROP TABLE events;
+ALTER TABLE events_v2 RENAME TO events;
+CREATE TABLE state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO state (key, value) VALUES ('generation', 0);
+"""
+
+
+def _script(text: str):
+    def run(con: sqlite3.Connection) -> None:
+        for statement in text.split(";\n"):
+            if statement.strip():
+                con.execute(statement)
+
+    return run
 
 
 # Append only: a store at version N has run the first N of these.
-MIGRATIONS = [_m001_initial]
+MIGRATIONS = [_script(_M001), _script(_M002)]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _EXEC_INSERT = (
-    f"INSERT INTO executions ({', '.join(EXECUTION_NAMES)}) "
-    f"VALUES ({', '.join('?' for _ in EXECUTION_NAMES)}) "
-    "ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name in EXECUTION_NAMES if name != "id")
+    f"INSERT OR REPLACE INTO executions ({', '.join(EXECUTION_NAMES)}) "
+    f"VALUES ({', '.join('?' for _ in EXECUTION_NAMES)})"
 )
 _EVENT_INSERT = (
     f"INSERT OR REPLACE INTO events ({', '.join(EVENT_NAMES)}) "
     f"VALUES ({', '.join('?' for _ in EVENT_NAMES)})"
 )
+_EVENTS_CLEAR = "DELETE FROM events WHERE execution_id = ?"
+
+
+def bump_generation(con: sqlite3.Connection) -> None:
+    """Tell readers that tail rows were removed or changed in place (inside a write)."""
+    con.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
 
 
 @dataclass(frozen=True)
@@ -110,6 +169,9 @@ class Segment:
     created_at: float
 
 
+SEGMENT_NAMES = tuple(Segment.__dataclass_fields__)
+
+
 @dataclass
 class TailSnapshot:
     """Tail rows and the manifest as of one SQLite read transaction."""
@@ -118,6 +180,7 @@ class TailSnapshot:
     events: pa.Table
     segments: list[Segment]
     taken_at: float
+    marked: bool = False  # the store has marked runs of dead processes as abandoned
 
 
 def check_store_file(path: Path) -> None:
@@ -155,6 +218,8 @@ class Wal:
         self._memory_con: sqlite3.Connection | None = None
         self._memory_lock = threading.RLock()
         self.writes = 0  # bumped by this process's own commits: cache keys use it
+        self._last: _Tail | None = None
+        self._snapshot_lock = threading.Lock()
         con = self._connect()
         self._migrate(con)
 
@@ -179,6 +244,9 @@ class Wal:
             con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             con.execute("PRAGMA synchronous = NORMAL")
+            # Checkpoint (and fsync) every ~40 MB of WAL rather than every 4 MB.
+            con.execute("PRAGMA wal_autocheckpoint = 10000")
+            con.execute("PRAGMA journal_size_limit = 67108864")
         except sqlite3.DatabaseError as exc:
             raise NotAStoreError(
                 f"{self.path} is not a readable telemetry store ({exc}); move it away or pass another --db"
@@ -202,11 +270,15 @@ class Wal:
         return con
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their threads end)."""
+        """Close this thread's connections (others close when their threads end)."""
         con = getattr(self._local, "con", None)
         if con is not None:
             con.close()
             self._local.con = None
+        reader = getattr(self._local, "reader", None)
+        if reader is not None:
+            reader.close()
+            self._local.reader = None
         if self._memory_con is not None:
             self._memory_con.close()
             self._memory_con = None
@@ -245,66 +317,146 @@ class Wal:
     # --- appends -----------------------------------------------------------
 
     def append_many(self, pairs: Iterable[tuple[dict[str, Any], Sequence[dict[str, Any]]]]) -> int:
-        """Upsert executions and replace their events in one transaction; return the count."""
+        """Upsert executions in one transaction; an execution given with events gets exactly those."""
         exec_rows = []
+        cleared = []
         event_rows = []
         for execution, events in pairs:
             exec_rows.append(tuple(execution[name] for name in EXECUTION_NAMES))
-            event_rows.extend(tuple(event[name] for name in EVENT_NAMES) for event in events)
+            if events:
+                cleared.append((execution["id"],))
+                event_rows.extend(tuple(event[name] for name in EVENT_NAMES) for event in events)
         if not exec_rows:
             return 0
         with self.write() as con:
             con.executemany(_EXEC_INSERT, exec_rows)
             if event_rows:
+                con.executemany(_EVENTS_CLEAR, cleared)
                 con.executemany(_EVENT_INSERT, event_rows)
         return len(exec_rows)
 
     # --- reads -------------------------------------------------------------
 
-    def data_version(self) -> tuple[int, int]:
-        """Changes when any connection commits: (SQLite's data_version, own writes)."""
-        return self.con().execute("PRAGMA data_version").fetchone()[0], self.writes
+    def data_version(self) -> tuple[int, int, int]:
+        """Changes when any connection commits: (connection, SQLite's data_version, own writes)."""
+        con = self.con()
+        return id(con), con.execute("PRAGMA data_version").fetchone()[0], self.writes
 
-    def snapshot(self, with_events: bool = True) -> TailSnapshot:
-        """Tail rows and manifest, read in one transaction."""
+    def read_tables(self, queries: Sequence[tuple[str, pa.Schema]]) -> list[pa.Table]:
+        """Run SELECTs (no params) in one read transaction; each result as Arrow of its schema."""
         con = self.con()
         with self._read(con):
-            executions = _to_arrow(
-                con.execute(f"SELECT {', '.join(EXECUTION_NAMES)} FROM executions").fetchall(),
-                EXECUTIONS_SCHEMA,
-            )
-            if with_events:
-                events = _to_arrow(
-                    con.execute(f"SELECT {', '.join(EVENT_NAMES)} FROM events").fetchall(),
-                    EVENTS_SCHEMA,
-                )
-            else:
-                events = EVENTS_SCHEMA.empty_table()
-            segments = [
-                Segment(*row)
-                for row in con.execute(
-                    f"SELECT {', '.join(Segment.__dataclass_fields__)} FROM segments"
-                )
-            ]
-        return TailSnapshot(executions, events, segments, time.time())
+            return [_to_arrow(con.execute(sql).fetchall(), schema) for sql, schema in queries]
 
-    def events_for(self, execution_ids: Sequence[str]) -> pa.Table:
-        """Tail events of some executions."""
-        con = self.con()
-        rows: list[tuple] = []
-        for start in range(0, len(execution_ids), 500):
-            chunk = execution_ids[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            rows.extend(
-                con.execute(
-                    f"SELECT {', '.join(EVENT_NAMES)} FROM events WHERE execution_id IN ({marks})",
-                    chunk,
-                )
+    def snapshot(self, with_events: bool = True) -> TailSnapshot:
+        """Tail rows and manifest as of one read transaction.
+
+        The previous snapshot is kept: when the database has not changed it is
+        returned as it is; otherwise only rows written since (higher `rev`) are
+        read and merged in, unless rows were removed (a new generation).
+        """
+        key = self.data_version()
+        with self._snapshot_lock:
+            last = self._last
+            if (
+                last is not None
+                and last.key == key
+                and (last.events is not None or not with_events)
+            ):
+                return last.snapshot
+            con = self.con()
+            with self._read(con):
+                generation = con.execute(
+                    "SELECT value FROM state WHERE key = 'generation'"
+                ).fetchone()[0]
+                segments = [
+                    Segment(*row)
+                    for row in con.execute(f"SELECT {', '.join(SEGMENT_NAMES)} FROM segments")
+                ]
+                events_wanted = with_events or (last is not None and last.events is not None)
+                if (
+                    last is None
+                    or last.generation != generation
+                    or (with_events and last.events is None)
+                ):
+                    tail = _Tail.read_all(con, generation, events_wanted)
+                else:
+                    tail = last.read_since(con)
+            tail.key = key
+            tail.snapshot = TailSnapshot(
+                tail.executions,
+                tail.events if tail.events is not None else EVENTS_SCHEMA.empty_table(),
+                segments,
+                time.time(),
             )
-        return _to_arrow(rows, EVENTS_SCHEMA)
+            self._last = tail
+            return tail.snapshot
 
     def _read(self, con: sqlite3.Connection) -> _ReadTxn:
         return _ReadTxn(self, con)
+
+
+_EXEC_SELECT = f"SELECT rev, {', '.join(EXECUTION_NAMES)} FROM executions"
+_EVENT_SELECT = f"SELECT rev, {', '.join(EVENT_NAMES)} FROM events"
+
+
+class _Tail:
+    """A reader's copy of the tail and the highest `rev` it has seen of each table."""
+
+    def __init__(
+        self,
+        generation: int,
+        executions: pa.Table,
+        events: pa.Table | None,
+        exec_rev: int,
+        event_rev: int,
+    ):
+        self.generation = generation
+        self.executions = executions
+        self.events = events
+        self.exec_rev = exec_rev
+        self.event_rev = event_rev
+        self.key: tuple = ()
+        self.snapshot: TailSnapshot | None = None
+
+    @classmethod
+    def read_all(cls, con: sqlite3.Connection, generation: int, with_events: bool) -> _Tail:
+        executions, exec_rev = _read_rev(con, _EXEC_SELECT, EXECUTIONS_SCHEMA)
+        events, event_rev = (
+            _read_rev(con, _EVENT_SELECT, EVENTS_SCHEMA) if with_events else (None, 0)
+        )
+        return cls(generation, executions, events, exec_rev, event_rev)
+
+    def read_since(self, con: sqlite3.Connection) -> _Tail:
+        """A new copy with the rows written after this one merged in (same generation)."""
+        new_exec, exec_rev = _read_rev(
+            con, f"{_EXEC_SELECT} WHERE rev > {self.exec_rev}", EXECUTIONS_SCHEMA
+        )
+        executions = self.executions
+        if new_exec.num_rows:
+            stale = pc.is_in(executions.column("id"), value_set=new_exec.column("id"))
+            executions = pa.concat_tables([executions.filter(pc.invert(stale)), new_exec])
+        events = self.events
+        event_rev = self.event_rev
+        if events is not None:
+            new_events, event_rev = _read_rev(
+                con, f"{_EVENT_SELECT} WHERE rev > {self.event_rev}", EVENTS_SCHEMA
+            )
+            if new_events.num_rows:
+                # An execution written with events has exactly those events now.
+                stale = pc.is_in(
+                    events.column("execution_id"), value_set=new_events.column("execution_id")
+                )
+                events = pa.concat_tables([events.filter(pc.invert(stale)), new_events])
+            event_rev = max(event_rev, self.event_rev)
+        return _Tail(self.generation, executions, events, max(exec_rev, self.exec_rev), event_rev)
+
+
+def _read_rev(con: sqlite3.Connection, sql: str, schema: pa.Schema) -> tuple[pa.Table, int]:
+    """Rows of `sql` (whose first column is rev) as Arrow, and the highest rev among them."""
+    table = _to_arrow(con.execute(sql).fetchall(), pa.schema([("rev", pa.int64()), *schema]))
+    top = pc.max(table.column("rev")).as_py() if table.num_rows else 0
+    return table.drop_columns(["rev"]), top or 0
 
 
 class _WriteTxn:
