@@ -15,7 +15,10 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from kagura.cli import fastparams
 from kagura.cli.options import CliError
+
+fastparams.install()
 
 
 class KaguraGroup(TyperGroup):
@@ -32,7 +35,7 @@ class KaguraGroup(TyperGroup):
             fail(str(error), 2)
         except StoreError as error:
             fail(str(error), 1)
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        except (typer.Exit, typer.Abort, typer.TyperException, KeyboardInterrupt):
             raise
         except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
             if os.environ.get("KAGURA_DEBUG"):
@@ -53,6 +56,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,  # plain help: rich formatting would double `kagura --help` time
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

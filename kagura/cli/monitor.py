@@ -48,6 +48,7 @@ monitor_app = typer.Typer(
     help="Watch and query agent telemetry. With no command: the live view (Ctrl+C exits).",
     invoke_without_command=True,
     no_args_is_help=False,
+    rich_markup_mode=None,  # plain help: rich formatting would double `kagura --help` time
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -222,9 +222,14 @@ def print_json(value: Any) -> None:
 
 def console(stderr: bool = False):
     """A rich Console for command output (NO_COLOR and pipes handled by rich)."""
+    import os
+
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output is read by grep and scripts: do not cut names to rich's default 80 columns.
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 120
+    return Console(stderr=stderr, highlight=False, width=width)
 
 
 def inherited(ctx: typer.Context, name: str, value: Any) -> Any:

@@ -102,7 +102,7 @@ def fmt_time(epoch: float | None, now: float | None = None) -> str:
     if moment.date() == today:
         return moment.strftime("%H:%M:%S")
     if moment.year == today.year:
-        return moment.strftime("%b %d %H:%M")
+        return moment.strftime("%m-%d %H:%M")
     return moment.strftime("%Y-%m-%d")
 
 
@@ -128,21 +128,36 @@ def _shorten(text: str, width: int = 100) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-_GENERATED_ID = re.compile(r"^exec_[0-9a-f]{20}$")
+# Generated ids are `exec_` + 12 hex digits of start milliseconds + 16 random hex digits.
+_GENERATED_ID = re.compile(r"^exec_[0-9a-f]{28}$")
+SHORT_ID_LENGTH = 21
 
 
 def short_id(execution_id: str) -> str:
-    """A generated id cut to `exec_` + 12 hex digits (48 random bits: a unique prefix in practice); others whole."""
-    return execution_id[:17] if _GENERATED_ID.match(execution_id) else execution_id
+    """A generated id cut after its time part and 4 random hex digits (a unique prefix in practice); others whole."""
+    if _GENERATED_ID.match(execution_id):
+        return execution_id[:SHORT_ID_LENGTH]
+    return execution_id
 
 
 def _table(*columns: tuple[str, dict[str, Any]]) -> Table:
     """A borderless table whose first row is the header (no rule under it, as in the tutorial)."""
-    table = Table(box=_RULED, show_header=False, show_edge=False, pad_edge=False, padding=(0, 1))
+    table = Table(
+        box=_RULED, show_header=False, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0)
+    )
     for _, options in columns:
         table.add_column(**options)
     table.add_row(*[name for name, _ in columns], style="bold")
     return table
+
+
+def _keep_whole(table: Table, skip: int) -> None:
+    """Give every column but `skip` room for its widest cell, so a narrow console shrinks only that one."""
+    for index, column in enumerate(table.columns):
+        if index != skip:
+            column.min_width = max(
+                (Text.from_markup(c) if isinstance(c, str) else c).cell_len for c in column.cells
+            )
 
 
 def _panel(body: RenderableType, title: str) -> Panel:
@@ -162,7 +177,7 @@ def render_activity_table(
     """A panel of executions (Time, Agent, Status, Duration, Cost[, ID]), newest first as given."""
     columns = [
         ("Time", {"no_wrap": True}),
-        ("Agent", {"overflow": "ellipsis", "no_wrap": True, "min_width": 5, "max_width": 32}),
+        ("Agent", {"overflow": "ellipsis", "min_width": 5, "max_width": 32}),
         ("Status", {"no_wrap": True}),
         ("Duration", {"no_wrap": True, "justify": "right"}),
         ("Cost", {"no_wrap": True, "justify": "right"}),
@@ -187,6 +202,7 @@ def render_activity_table(
         table.add_row(*cells)
     if not rows:
         table.add_row(Text("no executions", style="dim"), *[""] * (len(columns) - 1))
+    _keep_whole(table, skip=1)
     return _panel(table, title)
 
 
@@ -321,7 +337,7 @@ def _end_line(execution: dict[str, Any], origin: float, now: float) -> Text:
     what = f"{kind}: {error}" if kind and not error.startswith(kind) else error
     label = STATUS_LOOK.get(status or "", (str(status).upper(), "red"))[0]
     return Text(
-        f"{_offset(ended, origin)} {label}" + (f": {_shorten(what, 100)}" if what else ""),
+        f"{_offset(ended, origin)} {label}" + (f": {_shorten(what, 72)}" if what else ""),
         style="red",
     )
 
@@ -355,6 +371,15 @@ def _add_timeline(
             label.append_text(_event_label(item))
             node.add(label)
     node.add(_end_line(execution, origin, now))
+
+
+def _descendants(root: str, children: dict[str, list[dict]]) -> list[dict]:
+    """Every run nested under `root`, depth first."""
+    found = []
+    for child in children.get(root, []):
+        found.append(child)
+        found.extend(_descendants(child["id"], children))
+    return found
 
 
 def render_trace(
@@ -420,6 +445,16 @@ def render_trace(
                 children.setdefault(run["parent_id"], []).append(run)
     else:
         children[execution["id"]] = list(execution.get("children") or [])
+    nested = _descendants(execution["id"], children)
+    if nested:
+        runs = [execution, *nested]
+        costs = [_metric(r, "total_cost") for r in runs]
+        known = [c for c in costs if c is not None]
+        total = fmt_money(sum(known)) + ("+" if len(known) < len(costs) else "")
+        tokens = sum(_metric(r, "total_tokens") or 0 for r in runs)
+        metrics.add(
+            f"including {len(nested)} nested run{'s' if len(nested) != 1 else ''}: {total}, {fmt_tokens(tokens)} tokens"
+        )
     own_events = len(execution.get("events") or [])
     timeline = Tree(
         f"Events Timeline ({own_events} event{'s' if own_events != 1 else ''})", guide_style="dim"
