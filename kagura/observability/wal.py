@@ -233,8 +233,14 @@ class Wal:
                 )
             return self._memory_con
         check_store_file(self.path)
-        create_private_file(self.path)
         try:
+            create_private_file(self.path)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create {self.path}: {exc.strerror or exc}; check the folder's permissions"
+            ) from exc
+        try:
+            con = None
             con = sqlite3.connect(
                 self.path,
                 isolation_level=None,
@@ -242,15 +248,27 @@ class Wal:
                 timeout=BUSY_TIMEOUT_MS / 1000,
             )
             con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # Look before touching: switching to WAL rewrites the file header.
+            self._check_identity(con)
             mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             con.execute("PRAGMA synchronous = NORMAL")
             # Checkpoint (and fsync) every ~40 MB of WAL rather than every 4 MB.
             con.execute("PRAGMA wal_autocheckpoint = 10000")
             con.execute("PRAGMA journal_size_limit = 67108864")
         except sqlite3.DatabaseError as exc:
+            if con is not None:
+                con.close()
+            if isinstance(exc, sqlite3.OperationalError) and "locked" not in str(exc):
+                raise StoreError(
+                    f"cannot open {self.path}: {exc}; check the folder's permissions and free space"
+                ) from exc
             raise NotAStoreError(
                 f"{self.path} is not a readable telemetry store ({exc}); move it away or pass another --db"
             ) from exc
+        except BaseException:
+            if con is not None:
+                con.close()
+            raise
         if mode.lower() != "wal":
             raise StoreError(
                 f"{self.path}: could not switch to WAL mode (got {mode}); is the folder writable?"
@@ -283,7 +301,8 @@ class Wal:
             self._memory_con.close()
             self._memory_con = None
 
-    def _migrate(self, con: sqlite3.Connection) -> None:
+    def _check_identity(self, con: sqlite3.Connection) -> int:
+        """The store's schema version; refuse foreign databases and newer schemas."""
         try:
             app_id = con.execute("PRAGMA application_id").fetchone()[0]
             version = con.execute("PRAGMA user_version").fetchone()[0]
@@ -300,7 +319,10 @@ class Wal:
             raise SchemaTooNewError(
                 f"{self.path} was written by a newer kagura (schema {version}, this one reads up to {SCHEMA_VERSION}); upgrade kagura-ai"
             )
-        if version == SCHEMA_VERSION:
+        return version
+
+    def _migrate(self, con: sqlite3.Connection) -> None:
+        if self._check_identity(con) == SCHEMA_VERSION:
             return
         with self.write(con) as c:
             # Another process may have migrated while we waited for the lock.
