@@ -22,12 +22,29 @@ def run(
     for i, cost in enumerate(costs):
         events.append(
             model.event_row(
-                eid, len(events), "llm_call", started_at + 0.01 * i, name="gpt-4o-mini",
-                prompt_tokens=tokens[0], completion_tokens=tokens[1], cost=cost, duration=0.1,
+                eid,
+                len(events),
+                "llm_call",
+                started_at + 0.01 * i,
+                name="gpt-4o-mini",
+                prompt_tokens=tokens[0],
+                completion_tokens=tokens[1],
+                cost=cost,
+                duration=0.1,
             )
         )
     for i in range(tools):
-        events.append(model.event_row(eid, len(events), "tool_call", started_at + 0.5 + 0.01 * i, name="search", duration=0.05, query=f"q{i}"))
+        events.append(
+            model.event_row(
+                eid,
+                len(events),
+                "tool_call",
+                started_at + 0.5 + 0.01 * i,
+                name="search",
+                duration=0.05,
+                query=f"q{i}",
+            )
+        )
     row = model.execution_row(
         id=eid,
         trace_id=parent["trace_id"] if parent else eid,

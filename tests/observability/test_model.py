@@ -49,7 +49,13 @@ def test_unknown_status_lists_the_allowed_ones():
 
 @pytest.mark.parametrize(
     "field,value",
-    [("total_cost", math.nan), ("total_cost", -1.0), ("duration", math.inf), ("duration", -0.5), ("started_at", math.nan)],
+    [
+        ("total_cost", math.nan),
+        ("total_cost", -1.0),
+        ("duration", math.inf),
+        ("duration", -0.5),
+        ("started_at", math.nan),
+    ],
 )
 def test_bad_numbers_are_refused_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -64,7 +70,9 @@ def test_values_json_cannot_hold_are_stored_as_repr():
         def __repr__(self):
             return "<Thing>"
 
-    row = model.execution_row(**base(kwargs={"obj": Thing(), "nan": math.nan, "loop": cyclic, 3: "int key"}))
+    row = model.execution_row(
+        **base(kwargs={"obj": Thing(), "nan": math.nan, "loop": cyclic, 3: "int key"})
+    )
     kwargs = model.from_json(row["kwargs"])
     assert kwargs == {"obj": "<Thing>", "nan": "nan", "loop": ["<cycle>"], "3": "int key"}
 
@@ -78,8 +86,12 @@ def test_duration_follows_from_end_and_counters_default_to_zero():
 
 def test_totals_leave_unknown_prices_out_and_count_them():
     events = [
-        model.event_row("e", 0, "llm_call", 1.0, name="m", prompt_tokens=10, completion_tokens=5, cost=0.25),
-        model.event_row("e", 1, "llm_call", 2.0, name="private", prompt_tokens=3, completion_tokens=4, cost=None),
+        model.event_row(
+            "e", 0, "llm_call", 1.0, name="m", prompt_tokens=10, completion_tokens=5, cost=0.25
+        ),
+        model.event_row(
+            "e", 1, "llm_call", 2.0, name="private", prompt_tokens=3, completion_tokens=4, cost=None
+        ),
         model.event_row("e", 2, "tool_call", 3.0, name="t", duration=0.1),
     ]
     totals = model.totals_from_events(events)
@@ -105,8 +117,22 @@ def test_kagura_execution_dict_round_trip():
         "ended_at": 100.52,
         "kwargs": {"text": "Hello"},
         "events": [
-            {"type": "llm_call", "timestamp": 100.0, "data": {"model": "gpt-4o-mini", "prompt_tokens": 60, "completion_tokens": 25, "cost": 0.0003, "duration": 0.48}},
-            {"type": "memory_operation", "timestamp": 100.48, "data": {"operation": "store", "duration": 0.02}},
+            {
+                "type": "llm_call",
+                "timestamp": 100.0,
+                "data": {
+                    "model": "gpt-4o-mini",
+                    "prompt_tokens": 60,
+                    "completion_tokens": 25,
+                    "cost": 0.0003,
+                    "duration": 0.48,
+                },
+            },
+            {
+                "type": "memory_operation",
+                "timestamp": 100.48,
+                "data": {"operation": "store", "duration": 0.02},
+            },
         ],
         "metrics": {"custom_score": 0.9},
     }

@@ -22,7 +22,11 @@ def test_migrating_an_empty_database_gives_the_model_columns(tmp_path):
     event_cols = [r[1] for r in con.execute("PRAGMA table_info(events)")]
     assert exec_cols == ["rev", *model.EXECUTION_NAMES]
     assert event_cols == ["rev", *model.EVENT_NAMES]
-    assert con.execute("PRAGMA user_version").fetchone()[0] == wal.SCHEMA_VERSION == len(wal.MIGRATIONS)
+    assert (
+        con.execute("PRAGMA user_version").fetchone()[0]
+        == wal.SCHEMA_VERSION
+        == len(wal.MIGRATIONS)
+    )
     assert con.execute("PRAGMA application_id").fetchone()[0] == wal.APPLICATION_ID
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

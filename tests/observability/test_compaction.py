@@ -1,0 +1,157 @@
+"""Compaction into the Parquet lake: what moves, file layout, orphans, merges, retention."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pyarrow.parquet as pq
+import pytest
+from store_rows import run
+
+from kagura.observability import compaction
+from kagura.observability.store import EventStore
+
+DAY = 86400.0
+T0 = 1_750_000_000.0  # 2025-06-15T15:06:40Z
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = EventStore(tmp_path / "telemetry.db", auto_compact=False)
+    yield s
+    s.close()
+
+
+def totals(store):
+    s = store.get_summary_stats()
+    return s["total_executions"], s["llm_calls"], round(s["total_cost"], 9), s["total_tokens"]
+
+
+def test_settled_runs_move_running_ones_stay(store):
+    pairs = [run("a", T0 + i) for i in range(10)]
+    running = run("a", T0 + 100)
+    running_row = dict(
+        running[0],
+        status="running",
+        ended_at=None,
+        duration=None,
+        total_cost=None,
+        total_tokens=0,
+        prompt_tokens=0,
+        completion_tokens=0,
+        llm_calls=0,
+    )
+    store.append_many(pairs)
+    store.append(running_row)
+    before = totals(store)
+    report = store.compact()
+    assert report["executions"] == 10 and report["events"] == 10 and report["segments"] == 1
+    assert store.tail_size() == {"running": 1, "settled": 0, "events": 0}
+    assert totals(store) == before == (11, 10, 0.01, 1200)
+    # It finishes later and is still counted once.
+    store.append(*running)
+    store.compact()
+    assert totals(store) == (11, 11, 0.011, 1320)
+    assert store.tail_size()["settled"] == 0
+
+
+def test_segments_are_per_date_sorted_and_private(store):
+    # Appended newest first, over three UTC days.
+    starts = [T0 + 2 * DAY + 50, T0 + 2 * DAY + 10, T0 + DAY, T0 + 30, T0 + 20, T0 + 10]
+    store.append_many([run("a", t) for t in starts])
+    store.compact()
+    segments = store.segments()
+    assert [s.date for s in segments] == ["2025-06-15", "2025-06-16", "2025-06-17"]
+    assert [s.executions for s in segments] == [3, 1, 2]
+    first = pq.read_table(store.lake / segments[0].executions_path)
+    assert first.column("started_at").to_pylist() == [T0 + 10, T0 + 20, T0 + 30]
+    assert segments[0].executions_path.startswith("executions/date=2025-06-15/")
+    for seg in segments:
+        for rel in (seg.executions_path, seg.events_path):
+            mode = stat.S_IMODE(os.stat(store.lake / rel).st_mode)
+            assert mode == 0o600, (rel, oct(mode))
+    assert stat.S_IMODE(os.stat(store.lake).st_mode) == 0o700
+
+
+def test_files_the_manifest_does_not_list_are_never_read_and_are_removed(store):
+    store.append_many([run("a", T0 + i) for i in range(5)])
+    store.compact()
+    before = totals(store)
+    # What a crash between the rename and the commit leaves: a complete segment, unlisted.
+    more = [run("a", T0 + 50 + i) for i in range(7)]
+    from kagura.observability.fixtures import pairs_to_arrow
+
+    executions, events = pairs_to_arrow(more)
+    orphan = compaction.write_segment(store.lake, "2025-06-15", executions, events)
+    (store.lake / "executions/date=2025-06-15/half-written.parquet.tmp").write_bytes(
+        b"PAR1 garbage"
+    )
+    assert totals(store) == before
+    report = store.compact()
+    assert report["removed_files"] == 3
+    assert not (store.lake / orphan.executions_path).exists()
+    assert totals(store) == before
+
+
+def test_small_segments_of_a_date_merge_into_one(store):
+    for batch in range(6):
+        store.append_many([run(f"agent{batch}", T0 + batch * 100 + i) for i in range(4)])
+        store.compact()
+    segments = store.segments()
+    assert len(segments) < 6
+    assert sum(s.executions for s in segments) == 24
+    assert totals(store) == (24, 24, 0.024, 2880)
+    merged = max(segments, key=lambda s: s.executions)
+    table = pq.read_table(store.lake / merged.executions_path)
+    assert table.column("started_at").to_pylist() == sorted(table.column("started_at").to_pylist())
+    # The replaced files go once no reader can hold them any more.
+    assert len(store._compactor.orphans()) > 0
+    store._compactor.cleanup(grace=0.0)
+    assert store._compactor.orphans() == []
+    assert totals(store) == (24, 24, 0.024, 2880)
+
+
+def test_delete_old_executions_counts_tail_whole_and_split_segments(store):
+    # Day 0 whole segment (3), day 1 segment split by the cutoff (2 before, 2 after), tail (2 old, 1 new).
+    store.append_many([run("a", T0 + i) for i in range(3)])
+    store.append_many([run("a", T0 + DAY + i) for i in range(4)])
+    store.compact()
+    store.append_many([run("a", T0 + 5), run("a", T0 + DAY + 1.5), run("a", T0 + 3 * DAY)])
+    cutoff = T0 + DAY + 2  # runs at T0+DAY+0, +1 and +1.5 are older, +2 and +3 are not
+    deleted = store.delete_old_executions(cutoff)
+    assert deleted == 3 + 2 + 2
+    left = sorted(e["started_at"] for e in store.get_executions(limit=100))
+    assert left == [T0 + DAY + 2, T0 + DAY + 3, T0 + 3 * DAY]
+    events = store.events_frame()
+    assert events.height == 3
+    assert store.delete_old_executions(cutoff) == 0
+
+
+def test_clear_all_removes_rows_and_files(store):
+    store.append_many([run("a", T0 + i) for i in range(5)])
+    store.compact()
+    store.append(*run("a", T0 + 10))
+    store.clear_all()
+    assert totals(store) == (0, 0, 0.0, 0)
+    assert store.segments() == []
+    assert list(store.lake.rglob("*.parquet")) == []
+
+
+def test_a_second_compaction_waits_its_turn(store):
+    store.append_many([run("a", T0 + i) for i in range(5)])
+    with compaction.lake_lock(store.lake):
+        report = store._compactor.compact(wait=0.0)
+    assert report.get("skipped") and report["executions"] == 0
+    assert store.compact()["executions"] == 5
+
+
+def test_writers_compact_by_themselves_past_the_threshold(tmp_path, monkeypatch):
+    monkeypatch.setattr("kagura.observability.store.COMPACT_TAIL_ROWS", 600)
+    store = EventStore(tmp_path / "t.db")
+    for start in range(0, 1500, 100):
+        store.append_many([run("a", T0 + start + i) for i in range(100)])
+    store.close()  # waits for a compaction in progress
+    reopened = EventStore(tmp_path / "t.db", auto_compact=False)
+    assert sum(s.executions for s in reopened.segments()) >= 600
+    assert reopened.get_summary_stats()["total_executions"] == 1500
