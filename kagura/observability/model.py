@@ -354,12 +354,19 @@ def execution_dict(row: dict[str, Any], now: float | None = None) -> dict[str, A
     """The public execution dict for one execution row (without events).
 
     A run still in progress reports the time elapsed so far as its duration.
+    `metrics["total_cost"]` is the cost of the priced LLM calls, a number even
+    when some (or all) calls had no known price; `metrics["unpriced_calls"]`
+    counts those and `metrics["cost_complete"]` is False when there are any.
     """
     duration = row["duration"]
     if duration is None and row["status"] == "running":
         duration = max(0.0, (now or time.time()) - row["started_at"])
     metrics = from_json(row.get("metrics"), {}) or {}
     metrics.update({key: row[key] for key in TYPED_METRICS})
+    # Scripts add these up: the dict carries the cost of the priced calls (0.0
+    # when none was priced); `unpriced_calls` says how many calls it leaves out.
+    metrics["total_cost"] = row["total_cost"] or 0.0
+    metrics["cost_complete"] = not row["unpriced_calls"]
     return {
         "id": row["id"],
         "trace_id": row["trace_id"],
