@@ -429,7 +429,15 @@ def render_trace(
         metrics.add(
             Text(f"unpriced_calls: {values['unpriced_calls']} (no known price)", style="yellow")
         )
-    shown = {"total_cost", "total_tokens", "llm_calls", "tool_calls", "unpriced_calls"}
+    # cost_complete is what unpriced_calls already says
+    shown = {
+        "total_cost",
+        "total_tokens",
+        "llm_calls",
+        "tool_calls",
+        "unpriced_calls",
+        "cost_complete",
+    }
     for key, value in values.items():
         if (
             key not in shown
