@@ -168,6 +168,8 @@ class Runner:
         except duckdb.Error:
             self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute("SET enable_progress_bar = false")
+        # Lake files never change once written (new data gets new names).
+        self._con.execute("SET parquet_metadata_cache = true")
         self._local = threading.local()
         self._lock = threading.Lock()
 

@@ -533,8 +533,5 @@ def _to_arrow(rows: list[tuple], schema: pa.Schema) -> pa.Table:
     columns = list(zip(*rows, strict=True))
     arrays = []
     for values, field in zip(columns, schema, strict=True):
-        if pa.types.is_floating(field.type):
-            # SQLite hands back ints for REAL columns that hold whole numbers.
-            values = [None if v is None else float(v) for v in values]
         arrays.append(pa.array(values, type=field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
