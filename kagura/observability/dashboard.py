@@ -360,7 +360,7 @@ def _add_timeline(
         if is_child:
             label = Text(f"{_offset(start, origin)} ▶ ")
             label.append(item.get("agent_name") or "?", style="bold")
-            label.append(f" ({item['id']}) ")
+            label.append(f" ({short_id(item['id'])}) ")
             label.append_text(status_text(item.get("status")))
             label.append(
                 f" {fmt_duration(item.get('duration'))}, {fmt_cost(_metric(item, 'total_cost'), _metric(item, 'unpriced_calls'))}"
@@ -567,19 +567,18 @@ def estimate_method(projection: dict[str, Any]) -> str:
     """How a monthly_projection row was made, in words (window, method)."""
     days = float(projection.get("window_days") or ESTIMATE_WINDOW_DAYS)
     span = f"{days:g}" if days.is_integer() else f"{days:.1f}"
-    text = f"mean daily spend over the last {span} day{'s' if days != 1 else ''} x {MONTH_DAYS}"
-    if days < ESTIMATE_WINDOW_DAYS:
-        text += f", as telemetry is younger than {ESTIMATE_WINDOW_DAYS} days"
-    return text
+    younger = " (all the telemetry there is)" if days < ESTIMATE_WINDOW_DAYS else ""
+    return f"mean daily spend over the last {span} day{'s' if days != 1 else ''}{younger} x {MONTH_DAYS}"
 
 
 def render_monthly_estimate(projection: dict[str, Any]) -> Text:
-    """ "Estimated monthly cost: $X" and one line saying how it was estimated."""
+    """ "Estimated monthly cost: $X" and the lines saying how it was estimated."""
     text = Text("Estimated monthly cost: ", style="bold")
     text.append(fmt_money(projection.get("monthly_estimate") or 0.0), style="bold")
     spent = fmt_money(projection.get("window_cost") or 0.0)
     runs = projection.get("window_runs") or 0
-    text.append(f"\n  ({estimate_method(projection)}; {spent} in {runs:,} runs)", style="dim")
+    text.append(f"\n  = {estimate_method(projection)}", style="dim")
+    text.append(f"\n    from {spent} spent in {runs:,} run{'s' if runs != 1 else ''}", style="dim")
     return text
 
 

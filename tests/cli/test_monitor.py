@@ -215,7 +215,7 @@ def test_trace_shows_info_metrics_and_a_timeline_at_offsets(small, cli):
 def test_trace_nests_child_runs_and_shows_errors(small, cli):
     out = cli("monitor", "trace", small.rows["r2"]["id"]).stdout
     child = small.rows["s1"]
-    assert f"[1.00s] ▶ summarizer ({child['id']}) ✓ COMPLETED 1.50s, $0.00042" in out
+    assert f"[1.00s] ▶ summarizer ({child['id'][:21]}) ✓ COMPLETED 1.50s, $0.00042" in out
     assert "[1.05s] LLM Call (gpt-4o-mini) - 300 tokens, $0.00042, 1.40s" in out
     assert "[0.60s] Tool Call (fetch_url) - 0.20s" in out
     assert "including 1 nested run: $0.00092, 700 tokens" in out  # 0.0005 + 0.00042; 400 + 300
@@ -281,7 +281,8 @@ def test_cost_by_agent_table_total_and_monthly_estimate(small, cli):
     span = (2 * 86_400 + 100) / 86_400
     estimate = money(re.search(r"Estimated monthly cost: (\S+)", out).group(1))
     assert abs(estimate - 0.00392 / span * 30) < 0.0001
-    assert "mean daily spend over the last 2.0 days x 30" in out
+    assert "mean daily spend over the last 2.0 days (all the telemetry there is) x 30" in out
+    assert "from $0.0039 spent in 10 runs" in out
 
 
 def test_cost_by_date_has_one_row_and_a_bar_per_day(small, cli):
