@@ -3,17 +3,20 @@
 The current execution lives in a context variable, so concurrent agents (asyncio
 tasks, threads given a copied context) each see their own run, and a run started
 inside another becomes its child (`parent_id`, shared `trace_id`). A run is
-written twice: as `running` when it starts, and with its events when it ends.
+written twice: as `running` when it starts, and with its events when it ends,
+by a background writer per store, so recording never makes an agent wait.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import contextvars
 import functools
 import inspect
 import itertools
 import logging
+import os
 import sys
 import threading
 import time
@@ -146,8 +149,172 @@ def default_store() -> Any:
         old, _default["store"], _default["path"] = _default["store"], new, path
     if old is not None:
         with contextlib.suppress(Exception):
+            flush(old)
             old.close()
     return new
+
+
+# --- the background writer -----------------------------------------------------
+
+Build = Callable[[], tuple[dict[str, Any], list[dict[str, Any]]]]
+
+# Waiting writes per store before a recording call waits for the writer (backpressure).
+MAX_PENDING = 20_000
+# Seconds an idle writer thread lingers before it exits (it restarts on the next write).
+IDLE_SECONDS = 2.0
+FLUSH_TIMEOUT = 10.0
+
+
+class _Job:
+    __slots__ = ("run_id", "final", "build", "collector")
+
+    def __init__(self, run_id: str, final: bool, build: Build, collector: TelemetryCollector):
+        self.run_id, self.final, self.build, self.collector = run_id, final, build, collector
+
+
+class _Writer:
+    """Writes the runs of one store from a background thread, batch by batch, in order.
+
+    Agents hand rows over and go on: a write costs them microseconds, a slow,
+    locked or full disk costs them nothing. A batch is one transaction; a run's
+    `running` row is skipped when its final row is in the same batch.
+    """
+
+    def __init__(self, store: Any):
+        self.store = store
+        self._cond = threading.Condition()
+        self._pending: list[_Job] = []
+        self._submitted = 0
+        self._done = 0
+        self._thread: threading.Thread | None = None
+
+    def submit(self, job: _Job) -> None:
+        with self._cond:
+            while len(self._pending) >= MAX_PENDING and self._alive():
+                self._cond.wait(0.05)
+            self._pending.append(job)
+            self._submitted += 1
+            if not self._alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="kagura-telemetry-writer", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def flush(self, timeout: float | None = FLUSH_TIMEOUT) -> bool:
+        """Wait until everything submitted so far is written; False on timeout."""
+        if self._thread is threading.current_thread():
+            return True
+        with self._cond:
+            target = self._submitted
+            return self._cond.wait_for(lambda: self._done >= target or not self._alive(), timeout)
+
+    def _alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if not self._pending:
+                    self._cond.wait(IDLE_SECONDS)
+                if not self._pending:
+                    self._thread = None  # idle: exit; the next submit starts a new thread
+                    self._cond.notify_all()
+                    return
+                batch, self._pending = self._pending, []
+                self._cond.notify_all()  # room for producers held back by MAX_PENDING
+            try:
+                self._write(batch)
+            finally:
+                with self._cond:
+                    self._done += len(batch)
+                    self._cond.notify_all()
+
+    def _write(self, batch: list[_Job]) -> None:
+        built: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        for i, job in enumerate(batch):
+            if job.final:
+                built[i] = self._build(job)
+        finished = {
+            job.run_id for i, job in enumerate(batch) if job.final and built.get(i) is not None
+        }
+        pairs = []
+        owners = []
+        for i, job in enumerate(batch):
+            if job.final:
+                pair = built[i]
+            elif job.run_id in finished:
+                continue  # its final row follows in this very transaction
+            else:
+                pair = self._build(job)
+            if pair is not None:
+                pairs.append(pair)
+                owners.append(job.collector)
+        if not pairs:
+            return
+        try:
+            self.store.append_many(pairs)
+        except Exception as exc:
+            for collector in {id(c): c for c in owners}.values():
+                collector._warn(_store_key(self.store), exc)
+
+    def _build(self, job: _Job) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        try:
+            return job.build()
+        except Exception as exc:
+            job.collector._warn(_store_key(self.store), exc)
+            return None
+
+
+_writers_lock = threading.Lock()
+_writers: dict[int, _Writer] = {}
+
+
+def _writer_for(store: Any) -> _Writer:
+    writer = _writers.get(id(store))
+    if writer is None or writer.store is not store:
+        with _writers_lock:
+            writer = _writers.get(id(store))
+            if writer is None or writer.store is not store:
+                writer = _writers[id(store)] = _Writer(store)
+    return writer
+
+
+def flush(store: Any = None, timeout: float | None = FLUSH_TIMEOUT) -> bool:
+    """Wait until recorded runs are in the store (all stores, or those at `store`'s path).
+
+    A reader in this process calls it before reading, so it sees every run that
+    has returned. False if a writer did not finish within `timeout` seconds.
+    """
+    with _writers_lock:
+        writers = list(_writers.values())
+    if store is not None:
+        path = getattr(store, "path", None)
+        writers = [
+            w
+            for w in writers
+            if w.store is store or (path is not None and getattr(w.store, "path", None) == path)
+        ]
+    done = True
+    for writer in writers:
+        done = writer.flush(timeout) and done
+    return done
+
+
+def _flush_at_exit() -> None:
+    flush(timeout=FLUSH_TIMEOUT)
+
+
+def _reset_after_fork() -> None:
+    # The parent's writer threads do not exist in the child; its rows are the parent's to write.
+    global _writers_lock
+    _writers_lock = threading.Lock()
+    _writers.clear()
+
+
+atexit.register(_flush_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 # --- the collector -------------------------------------------------------------
@@ -156,9 +323,14 @@ def default_store() -> Any:
 class TelemetryCollector:
     """Records executions and their events into a store (None: the default store)."""
 
-    def __init__(self, store: Any = None, *, redactor: redact.Redactor | None = None):
+    def __init__(
+        self, store: Any = None, *, redactor: redact.Redactor | None = None, background: bool = True
+    ):
         self._store = store
         self.redactor = redactor or redact.default_redactor
+        # background: a writer thread does the store writes (see _Writer); False writes
+        # in the caller's thread before the call returns.
+        self.background = background
         self._warned: set[Any] = set()
 
     @property
@@ -184,7 +356,7 @@ class TelemetryCollector:
             for key, value in tags.items():
                 self._tag(run, key, value)
         if record:
-            self._write(lambda: (self._row(run, "running"), []))
+            self._write(run.id, False, lambda: (self._row(run, "running"), []))
         return run
 
     def finish(self, run: Run, error: BaseException | None = None) -> None:
@@ -198,7 +370,7 @@ class TelemetryCollector:
             status = "cancelled"
         else:
             status = "failed"
-        self._write(lambda: self._final_rows(run, status, duration, error))
+        self._write(run.id, True, lambda: self._final_rows(run, status, duration, error))
 
     @contextlib.asynccontextmanager
     async def track_execution(self, agent_name: str, **kwargs: Any) -> AsyncIterator[str]:
@@ -349,10 +521,14 @@ class TelemetryCollector:
     def _final_rows(
         self, run: Run, status: str, duration: float, error: BaseException | None
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        events = [
-            model.event_row(run.id, seq, type, started_at, **fields)
-            for seq, type, started_at, fields in sorted(run.events, key=lambda e: e[0])
-        ]
+        events = []
+        for seq, kind, started_at, fields in sorted(run.events, key=lambda e: e[0]):
+            try:
+                events.append(model.event_row(run.id, seq, kind, started_at, **fields))
+            except (
+                ValueError
+            ) as exc:  # one bad event (say, a negative duration) is dropped, not the run
+                self._warn("event", exc)
         counters = model.totals_from_events(events)
         metrics = dict(run.metrics)
         for key in model.TYPED_METRICS:  # an explicit metric wins over the events' sum
@@ -369,13 +545,24 @@ class TelemetryCollector:
             fields["error"] = self.redactor.redact_text(_message(error))
         return self._row(run, status, **fields), events
 
-    def _write(self, build: Callable[[], tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:
-        """Build rows and append them; any failure is logged once and swallowed."""
+    def flush(self, timeout: float | None = FLUSH_TIMEOUT) -> bool:
+        """Wait until this collector's recorded runs are in its store."""
+        try:
+            store = self.store
+        except Exception:
+            return True  # no store could be opened: nothing is waiting for it
+        return flush(store, timeout)
+
+    def _write(self, run_id: str, final: bool, build: Build) -> None:
+        """Hand rows to the store's writer (or append them now); failures are logged once."""
         store = None
         try:
             store = self.store
-            row, events = build()
-            store.append(row, events)
+            if self.background:
+                _writer_for(store).submit(_Job(run_id, final, build, self))
+            else:
+                row, events = build()
+                store.append(row, events)
         except Exception as exc:
             self._warn(_store_key(store), exc)
 

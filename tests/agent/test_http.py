@@ -9,8 +9,15 @@ import pytest
 
 from kagura import agent
 from kagura.observability import EventStore, pricing
+from kagura.observability.collector import flush
 
 LOCAL_MODEL = "openai/local-test-model"  # litellm's name for a model on an OpenAI-compatible server
+
+
+def recorded() -> EventStore:
+    """The default store, once every run recorded so far is written."""
+    flush()
+    return EventStore()
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +29,7 @@ def no_custom_prices():
 
 def only_execution(name: str) -> dict:
     """The single execution of agent `name` in the default store, with its events."""
-    store = EventStore()
+    store = recorded()
     rows = store.get_executions(agent_name=name)
     assert len(rows) == 1, rows
     return store.get_execution(rows[0]["id"])
@@ -51,9 +58,13 @@ def test_plain_reply_records_usage_and_unknown_cost(llm):
     assert run["metrics"]["completion_tokens"] == 4
     assert run["metrics"]["total_tokens"] == 35
     assert run["metrics"]["llm_calls"] == 1
-    # No price is known for a private model: unknown, not zero.
-    assert run["metrics"]["total_cost"] is None
+    # No price is known for a private model: the stored cost is unknown (NULL), not zero;
+    # the public dict sums priced calls only and says the sum is incomplete.
     assert run["metrics"]["unpriced_calls"] == 1
+    assert run["metrics"]["cost_complete"] is False
+    assert run["metrics"]["total_cost"] == 0.0
+    stored = recorded().sql("SELECT total_cost FROM executions WHERE id = $id", id=run["id"]).rows()
+    assert stored == [{"total_cost": None}]
     [event] = run["events"]
     assert event["type"] == "llm_call"
     assert event["name"] == LOCAL_MODEL
