@@ -1,7 +1,489 @@
-"""Analytics methods of EventStore, one per SQL file (filled in with the analytics)."""
+"""The analytics of EventStore: one method per SQL file, as dicts and as a Polars twin.
+
+Latency percentiles, regressions, agent health, budgets, error groups, cost by
+model and over time, the catalogue of `sql/`, and read-only ad-hoc SQL (`sql()`),
+whose guard reads the statement with DuckDB's own parser.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import threading
+import time
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from kagura.observability.errors import QueryError
+from kagura.observability.query import Result, catalogue, load_sql
+
+if TYPE_CHECKING:  # pragma: no cover
+    import polars as pl
+
+DAY = 86400.0
+# A call starts after its run does: files of runs up to this long before `since` can hold calls after it.
+EVENT_MARGIN = DAY
+
+# What ad-hoc SQL may read: the two public views, the CTEs it defines, and these table functions.
+VIEWS = ("executions", "events")
+SAFE_TABLE_FUNCTIONS = frozenset(
+    {"range", "generate_series", "unnest", "json_each", "json_tree", "generate_subscripts"}
+)
+# Scalar functions that reach outside the query (files, settings, logs, other SQL).
+UNSAFE_FUNCTIONS = frozenset(
+    {
+        "getenv",
+        "getvariable",
+        "current_setting",
+        "write_log",
+        "json_execute_serialized_sql",
+        "json_deserialize_sql",
+        "read_text",
+        "read_blob",
+        "query",
+        "query_table",
+    }
+)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
 
 class Analytics:
-    """Mixed into EventStore: each method is a docstring and one line over sql/NAME.sql."""
+    """Mixed into EventStore: each method is a docstring and one line over sql/NAME.sql.
+
+    It uses the store's `run` (a named file over all data), `_views` (a snapshot
+    of the lake files and the tail) and `_run_sql` (the DuckDB runner).
+    """
+
+    # --- latency ---------------------------------------------------------------
+
+    def latency_percentiles(
+        self, agent_name=None, since=None, until=None, per_day: bool = False
+    ) -> list[dict[str, Any]]:
+        """p50/p90/p95/p99 run duration per agent (per day with per_day) (sql/latency_percentiles.sql)."""
+        return self._latency(agent_name, since, until, per_day).rows()
+
+    def latency_percentiles_frame(
+        self, agent_name=None, since=None, until=None, per_day: bool = False
+    ) -> pl.DataFrame:
+        """latency_percentiles() as a Polars frame."""
+        return self._latency(agent_name, since, until, per_day).pl()
+
+    def model_latency(
+        self, model=None, since=None, until=None, per_day: bool = False
+    ) -> list[dict[str, Any]]:
+        """p50/p90/p95/p99 LLM call duration per model (per day with per_day) (sql/model_latency.sql)."""
+        return self._run_events("model_latency", since, until, model=model, per_day=per_day).rows()
+
+    def model_latency_frame(
+        self, model=None, since=None, until=None, per_day: bool = False
+    ) -> pl.DataFrame:
+        """model_latency() as a Polars frame."""
+        return self._run_events("model_latency", since, until, model=model, per_day=per_day).pl()
+
+    def _latency(self, agent_name, since, until, per_day) -> Result:
+        return self.run(
+            "latency_percentiles",
+            agent=agent_name,
+            since=_epoch(since, "since"),
+            until=_epoch(until, "until"),
+            per_day=bool(per_day),
+        )
+
+    # --- regressions -------------------------------------------------------------
+
+    def regressions(self, agent_name=None, **options: Any) -> list[dict[str, Any]]:
+        """Per agent (and agent-model pair): recent runs against a baseline, with flags (sql/regressions.sql).
+
+        Options: recent (seconds or timedelta, default 2 days), baseline (the
+        span before it, default 14 days), or recent_runs / baseline_runs to
+        compare each agent's newest runs by count; now; min_runs (20),
+        min_change (0.2), min_failure_change (0.05), alpha (0.001).
+        """
+        return self._regressions(agent_name, **options).rows()
+
+    def regressions_frame(self, agent_name=None, **options: Any) -> pl.DataFrame:
+        """regressions() as a Polars frame."""
+        return self._regressions(agent_name, **options).pl()
+
+    def _regressions(
+        self,
+        agent_name=None,
+        *,
+        recent: Any = 2 * DAY,
+        baseline: Any = 14 * DAY,
+        recent_runs: int | None = None,
+        baseline_runs: int | None = None,
+        now: Any = None,
+        min_runs: int = 20,
+        min_change: float = 0.2,
+        min_failure_change: float = 0.05,
+        alpha: float = 0.001,
+    ) -> Result:
+        until = _epoch(now, "now") if now is not None else time.time()
+        by_count = recent_runs is not None
+        if by_count:
+            recent_runs = _whole(recent_runs, "recent_runs")
+            baseline_runs = _whole(baseline_runs, "baseline_runs") if baseline_runs else None
+            since = split = None
+        else:
+            if baseline_runs is not None:
+                raise ValueError("baseline_runs needs recent_runs (compare by count on both sides)")
+            split = until - _seconds(recent, "recent")
+            since = split - _seconds(baseline, "baseline")
+        return self.run(
+            "regressions",
+            agent=agent_name,
+            since=since,
+            split=split,
+            until=until,
+            recent_runs=recent_runs,
+            baseline_runs=baseline_runs,
+            min_runs=_whole(min_runs, "min_runs"),
+            min_change=_fraction(min_change, "min_change", upper=None),
+            min_failure_change=_fraction(min_failure_change, "min_failure_change"),
+            alpha=_fraction(alpha, "alpha"),
+        )
+
+    # --- health ------------------------------------------------------------------
+
+    def agent_health(
+        self,
+        agent_name=None,
+        last: int = 20,
+        degraded: float = 0.2,
+        unhealthy: float = 0.5,
+        silent_after: Any = DAY,
+        silent_factor: float = 10.0,
+        now: Any = None,
+    ) -> list[dict[str, Any]]:
+        """healthy / degraded / unhealthy per agent from its last runs, and silence (sql/agent_health.sql)."""
+        return self._health(
+            agent_name, last, degraded, unhealthy, silent_after, silent_factor, now
+        ).rows()
+
+    def agent_health_frame(
+        self,
+        agent_name=None,
+        last: int = 20,
+        degraded: float = 0.2,
+        unhealthy: float = 0.5,
+        silent_after: Any = DAY,
+        silent_factor: float = 10.0,
+        now: Any = None,
+    ) -> pl.DataFrame:
+        """agent_health() as a Polars frame."""
+        return self._health(
+            agent_name, last, degraded, unhealthy, silent_after, silent_factor, now
+        ).pl()
+
+    def _health(self, agent_name, last, degraded, unhealthy, silent_after, silent_factor, now):
+        degraded = _fraction(degraded, "degraded")
+        unhealthy = _fraction(unhealthy, "unhealthy")
+        if degraded > unhealthy:
+            raise ValueError(f"degraded ({degraded}) must not be above unhealthy ({unhealthy})")
+        return self.run(
+            "agent_health",
+            agent=agent_name,
+            now=_epoch(now, "now") if now is not None else time.time(),
+            last=_whole(last, "last"),
+            degraded=degraded,
+            unhealthy=unhealthy,
+            silent_after=_seconds(silent_after, "silent_after"),
+            silent_factor=_positive(silent_factor, "silent_factor"),
+        )
+
+    # --- budgets -----------------------------------------------------------------
+
+    def budget_status(
+        self, daily=None, monthly=None, agent_name=None, days: float = 7, now: Any = None
+    ) -> dict[str, Any]:
+        """Spend today and this month against budgets, and the projected month end (sql/budget_status.sql)."""
+        return self._budget(daily, monthly, agent_name, days, now).first()
+
+    def budget_status_frame(
+        self, daily=None, monthly=None, agent_name=None, days: float = 7, now: Any = None
+    ) -> pl.DataFrame:
+        """budget_status() as a one-row Polars frame."""
+        return self._budget(daily, monthly, agent_name, days, now).pl()
+
+    def _budget(self, daily, monthly, agent_name, days, now) -> Result:
+        at = _epoch(now, "now") if now is not None else time.time()
+        days = _positive(days, "days")
+        return self.run(
+            "budget_status",
+            now=at,
+            daily=_money(daily, "daily"),
+            monthly=_money(monthly, "monthly"),
+            days=days,
+            agent=agent_name,
+            # The month began at most 31 days ago: older lake files can be skipped.
+            since=at - (max(days, 31.0) + 1.0) * DAY,
+        )
+
+    # --- errors ------------------------------------------------------------------
+
+    def error_groups(
+        self, agent_name=None, since=None, until=None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Failures grouped by error type and normalised message, most frequent first (sql/error_groups.sql)."""
+        return self._errors(agent_name, since, until, limit).rows()
+
+    def error_groups_frame(
+        self, agent_name=None, since=None, until=None, limit: int = 50
+    ) -> pl.DataFrame:
+        """error_groups() as a Polars frame."""
+        return self._errors(agent_name, since, until, limit).pl()
+
+    def _errors(self, agent_name, since, until, limit) -> Result:
+        return self.run(
+            "error_groups",
+            agent=agent_name,
+            since=_epoch(since, "since"),
+            until=_epoch(until, "until"),
+            limit=_whole(limit, "limit"),
+        )
+
+    # --- cost ----------------------------------------------------------------------
+
+    def cost_by_model(
+        self, since=None, agent_name=None, *, until=None, per_day: bool = False
+    ) -> pl.DataFrame:
+        """Spend, calls and tokens per model of LLM calls (sql/cost_by_model.sql)."""
+        return self._cost_by_model(since, agent_name, until, per_day).pl()
+
+    def cost_by_model_rows(
+        self, since=None, agent_name=None, *, until=None, per_day: bool = False
+    ) -> list[dict[str, Any]]:
+        """cost_by_model() as a list of dicts."""
+        return self._cost_by_model(since, agent_name, until, per_day).rows()
+
+    def _cost_by_model(self, since, agent_name, until, per_day) -> Result:
+        return self._run_events(
+            "cost_by_model", since, until, agent=agent_name, per_day=bool(per_day)
+        )
+
+    def cost_trend(
+        self, since=None, agent_name=None, *, until=None, window: int = 7
+    ) -> pl.DataFrame:
+        """Spend per day, zero-filled, with a trailing mean and running total (sql/cost_trend.sql)."""
+        return self._trend(since, agent_name, until, window).pl()
+
+    def cost_trend_rows(
+        self, since=None, agent_name=None, *, until=None, window: int = 7
+    ) -> list[dict[str, Any]]:
+        """cost_trend() as a list of dicts."""
+        return self._trend(since, agent_name, until, window).rows()
+
+    def _trend(self, since, agent_name, until, window) -> Result:
+        return self.run(
+            "cost_trend",
+            agent=agent_name,
+            since=_epoch(since, "since"),
+            until=_epoch(until, "until"),
+            window=_whole(window, "window"),
+        )
+
+    # --- the catalogue and ad-hoc SQL ------------------------------------------------
+
+    def catalogue(self) -> list[dict[str, Any]]:
+        """Every query under sql/: name, summary, grain, params, reads (from its header)."""
+        return catalogue()
+
+    def sql(self, text: str, **params: Any) -> Result:
+        """Run one read-only query over the views `executions` and `events`; QueryError for anything else."""
+        reads = check_read_only(text)
+        return self._run_sql(text, "query", self._views(events="events" in reads), params)
+
+    def _run_events(self, name: str, since: Any, until: Any, **params: Any) -> Result:
+        """Run a file over events: reads the lake files of runs that began up to a day before `since`."""
+        since, until = _epoch(since, "since"), _epoch(until, "until")
+        views = self._views(None if since is None else since - EVENT_MARGIN, until, events=True)
+        return self._run_sql(
+            load_sql(name), f"sql/{name}.sql", views, {**params, "since": since, "until": until}
+        )
+
+
+# --- the read-only guard ------------------------------------------------------------
+
+_parser_lock = threading.Lock()
+_parser = None
+
+
+def _parse(statement: str) -> dict[str, Any]:
+    """DuckDB's syntax tree of one SELECT statement, as JSON."""
+    global _parser
+    import duckdb
+
+    with _parser_lock:
+        if _parser is None:
+            # A connection that only parses: it never reads data or files.
+            _parser = duckdb.connect(
+                ":memory:",
+                config={
+                    "enable_external_access": False,
+                    "autoinstall_known_extensions": False,
+                    "autoload_known_extensions": False,
+                },
+            )
+        tree = _parser.execute("SELECT json_serialize_sql(?)", [statement]).fetchall()[0][0]
+    return json.loads(tree)
+
+
+def check_read_only(text: str) -> set[str]:
+    """The views a read-only query reads; QueryError saying why when it is not one SELECT over them."""
+    import duckdb
+
+    if not isinstance(text, str) or not text.strip():
+        raise QueryError("empty query: give one SELECT over the views executions and events")
+    try:
+        statements = duckdb.extract_statements(text)
+    except duckdb.Error as exc:
+        raise QueryError(f"query does not parse: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise QueryError(
+            f"give exactly one statement, not {len(statements)}: ad-hoc SQL runs a single SELECT"
+        )
+    kind = statements[0].type.name
+    if kind != "SELECT":
+        raise QueryError(
+            f"only SELECT queries may run here, this is a {kind} statement: "
+            "telemetry is read-only from `kagura monitor sql`"
+        )
+    tree = _parse(text)
+    if tree.get("error"):
+        raise QueryError(f"query does not parse: {tree.get('error_message')}")
+    ctes: set[str] = set()
+    tables: list[dict[str, Any]] = []
+    functions: list[tuple[str, str]] = []
+    _walk(tree, ctes, tables, functions)
+    reads: set[str] = set()
+    for kind, name in functions:
+        if kind == "table" and name not in SAFE_TABLE_FUNCTIONS:
+            raise QueryError(
+                f"table function {name}() is not allowed in ad-hoc SQL: read the views "
+                f"executions and events (table functions allowed: {', '.join(sorted(SAFE_TABLE_FUNCTIONS))})"
+            )
+        if kind == "scalar" and name in UNSAFE_FUNCTIONS:
+            raise QueryError(f"function {name}() is not allowed in ad-hoc SQL")
+    for table in tables:
+        name = table.get("table_name") or ""
+        if table.get("catalog_name") or table.get("schema_name"):
+            raise QueryError(
+                f"{_qualified(table)}: read the views executions and events, unqualified"
+            )
+        if not _IDENTIFIER.fullmatch(name) or (
+            name.lower() not in VIEWS and name.lower() not in ctes
+        ):
+            raise QueryError(
+                f"{name!r} is not a view: ad-hoc SQL reads the views executions and events "
+                "(and the CTEs it defines), never files or other tables"
+            )
+        if name.lower() in VIEWS:
+            reads.add(name.lower())
+    return reads
+
+
+def _walk(
+    node: Any, ctes: set[str], tables: list[dict[str, Any]], functions: list[tuple[str, str]]
+) -> None:
+    """Collect CTE names, table references and function calls anywhere in a syntax tree."""
+    if isinstance(node, list):
+        for item in node:
+            _walk(item, ctes, tables, functions)
+        return
+    if not isinstance(node, dict):
+        return
+    cte_map = node.get("cte_map")
+    if isinstance(cte_map, dict):
+        for entry in cte_map.get("map") or []:
+            if isinstance(entry, dict) and entry.get("key"):
+                ctes.add(str(entry["key"]).lower())
+    kind = node.get("type")
+    if kind == "BASE_TABLE":
+        tables.append(node)
+    elif kind == "TABLE_FUNCTION":
+        function = node.get("function") or {}
+        functions.append(("table", str(function.get("function_name", "")).lower()))
+        for key, value in function.items():
+            if key != "function_name":
+                _walk(value, ctes, tables, functions)
+        for key, value in node.items():
+            if key != "function":
+                _walk(value, ctes, tables, functions)
+        return
+    elif node.get("class") == "FUNCTION" and "function_name" in node:
+        functions.append(("scalar", str(node["function_name"]).lower()))
+    elif kind == "SHOW_REF" and node.get("query") is None and node.get("table_name"):
+        name = str(node["table_name"]).strip('"').lower()
+        if name not in VIEWS:
+            raise QueryError(
+                "SHOW and DESCRIBE work on the views executions and events only, "
+                "e.g. DESCRIBE executions"
+            )
+    for value in node.values():
+        _walk(value, ctes, tables, functions)
+
+
+def _qualified(table: dict[str, Any]) -> str:
+    parts = [table.get("catalog_name"), table.get("schema_name"), table.get("table_name")]
+    return ".".join(p for p in parts if p)
+
+
+# --- argument checks ------------------------------------------------------------------
+
+
+def _epoch(value: Any, name: str) -> float | None:
+    """Epoch seconds from epoch seconds, a datetime or a date; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day).timestamp()
+    return _number(value, name)
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+def _seconds(value: Any, name: str) -> float:
+    """A positive span in seconds from seconds or a timedelta."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    return _positive(value, name)
+
+
+def _positive(value: Any, name: str) -> float:
+    number = _number(value, name)
+    if number <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return number
+
+
+def _whole(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def _fraction(value: Any, name: str, upper: float | None = 1.0) -> float:
+    number = _number(value, name)
+    if number < 0 or (upper is not None and number > upper):
+        bound = f"between 0 and {upper:g}" if upper is not None else ">= 0"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return number
+
+
+def _money(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    number = _number(value, name)
+    if number < 0:
+        raise ValueError(f"{name} budget must not be negative, got {value!r}")
+    return number
