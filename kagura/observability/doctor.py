@@ -1,0 +1,308 @@
+"""Health checks and safe repairs of a telemetry store: the SQLite tail, the lake, the manifest.
+
+`check(store)` reports the tail's size, the lake's files and bytes, and where the
+manifest and the files disagree: listed files that are missing or unreadable,
+files no manifest lists (a crash left them), retired files still in their grace
+period, and files other users could read. `repair(store)` fixes what is safe,
+holding the lake's lock: it removes unlisted files, moves damaged listed files to
+`<lake>/damaged/` and unlists them (their runs are reported as lost), and
+tightens permissions. It never deletes a listed file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kagura.observability.compaction import RETIRED_GRACE, LakeBusy, lake_lock
+from kagura.observability.errors import StoreError
+from kagura.observability.model import EVENT_NAMES, EXECUTION_NAMES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kagura.observability.store import EventStore
+    from kagura.observability.wal import Segment
+
+DAMAGED = "damaged"  # lake subfolder for quarantined files: never read, never cleaned up
+
+
+def check(store: EventStore, *, deep: bool = False, wait: float = 30.0) -> dict[str, Any]:
+    """A report of the store's state: db, tail, lake, problems and warnings (JSON-ready)."""
+    if store.path is None or store.lake is None:
+        raise StoreError("an in-memory store has no files to check; pass a database path")
+    with _locked(store, wait):
+        return _check(store, deep)
+
+
+def repair(store: EventStore, *, deep: bool = False, wait: float = 30.0) -> dict[str, Any]:
+    """Fix what is safe; return {"before": report, "actions": [...], "after": report}."""
+    if store.path is None or store.lake is None:
+        raise StoreError("an in-memory store has no files to repair; pass a database path")
+    with _locked(store, wait):
+        before = _check(store, deep)
+        actions: list[dict[str, Any]] = []
+        _quarantine(store, before, actions)
+        _remove_orphans(store, before, actions)
+        _tighten(before, actions)
+        after = _check(store, deep)
+    return {"before": before, "actions": actions, "after": after}
+
+
+# --- checking -------------------------------------------------------------------
+
+
+class _locked:
+    """Hold the lake's lock (so no compaction adds or retires files while we look)."""
+
+    def __init__(self, store: EventStore, wait: float):
+        self._cm = lake_lock(store.lake, wait)
+
+    def __enter__(self) -> None:
+        try:
+            self._cm.__enter__()
+        except LakeBusy:
+            raise StoreError(
+                "a compaction is running on this store; run the doctor again in a moment"
+            ) from None
+
+    def __exit__(self, *exc: Any) -> None:
+        self._cm.__exit__(*exc)
+
+
+def _check(store: EventStore, deep: bool) -> dict[str, Any]:
+    # The database file is only stat()ed, never opened: closing a descriptor of it
+    # would drop this process's SQLite locks on it.
+    db: Path = store.path
+    lake: Path = store.lake
+    con = store._wal.con()
+    version = con.execute("PRAGMA user_version").fetchone()[0]
+    integrity = [r[0] for r in con.execute("PRAGMA quick_check").fetchall()]
+    segments: list[Segment] = store.segments()
+    retired_rows = {
+        path: at for path, at in con.execute("SELECT path, retired_at FROM retired_files")
+    }
+    now = time.time()
+    listed: dict[str, tuple[Segment, str]] = {}
+    for seg in segments:
+        listed[seg.executions_path] = (seg, "executions")
+        listed[seg.events_path] = (seg, "events")
+
+    missing, unreadable = [], []
+    lake_bytes = 0
+    for rel, (seg, kind) in sorted(listed.items()):
+        path = lake / rel
+        if not path.is_file():
+            missing.append(
+                {"segment": seg.id, "path": rel, "date": seg.date, "runs": seg.executions}
+            )
+            continue
+        lake_bytes += path.stat().st_size
+        error = _unreadable(path, kind, seg, deep)
+        if error:
+            unreadable.append(
+                {
+                    "segment": seg.id,
+                    "path": rel,
+                    "date": seg.date,
+                    "runs": seg.executions,
+                    "error": error,
+                }
+            )
+
+    orphans, retired = [], []
+    for path in _lake_files(lake):
+        rel = path.relative_to(lake).as_posix()
+        if rel in listed:
+            continue
+        if rel in retired_rows and retired_rows[rel] > now - RETIRED_GRACE:
+            retired.append(rel)
+        else:
+            orphans.append(rel)
+
+    tail = store.tail_size()
+    report: dict[str, Any] = {
+        "db": {
+            "path": str(db),
+            "bytes": _size(db),
+            "wal_bytes": _size(Path(f"{db}-wal")),
+            "schema_version": version,
+            "integrity": "ok" if integrity == ["ok"] else "; ".join(integrity[:5]),
+        },
+        "tail": tail,
+        "lake": {
+            "path": str(lake),
+            "segments": len(segments),
+            "files": len(listed),
+            "bytes": lake_bytes,
+            "executions": sum(s.executions for s in segments),
+            "events": sum(s.events for s in segments),
+            "quarantined": sum(1 for p in (lake / DAMAGED).rglob("*") if p.is_file()),
+        },
+        "missing": missing,
+        "unreadable": unreadable,
+        "orphans": orphans,
+        "retired": retired,
+        "permissions": _loose(db, lake),
+    }
+    problems = []
+    if report["db"]["integrity"] != "ok":
+        problems.append(f"{db}: SQLite integrity check failed: {report['db']['integrity']}")
+    for item in missing:
+        problems.append(
+            f"listed lake file {lake / item['path']} is missing (segment {item['segment']}, "
+            f"{item['runs']} runs of {item['date']}); `kagura monitor doctor --repair` unlists it"
+        )
+    for item in unreadable:
+        problems.append(
+            f"listed lake file {lake / item['path']} is unreadable ({item['error']}); "
+            f"`kagura monitor doctor --repair` moves it to {lake / DAMAGED} and unlists it"
+        )
+    warnings = []
+    if orphans:
+        warnings.append(
+            f"{len(orphans)} lake file(s) not in the manifest (left by a crash; never read); "
+            "the next compaction or `kagura monitor doctor --repair` removes them"
+        )
+    for item in report["permissions"]:
+        warnings.append(
+            f"{item['path']} is readable by others (mode {item['mode']}, want {item['want']})"
+        )
+    report["problems"] = problems
+    report["warnings"] = warnings
+    report["healthy"] = not problems
+    return report
+
+
+def _unreadable(path: Path, kind: str, seg: Segment, deep: bool) -> str | None:
+    """Why a listed Parquet file can't serve its rows, or None when it can."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = EXECUTION_NAMES if kind == "executions" else EVENT_NAMES
+    expected_rows = seg.executions if kind == "executions" else seg.events
+    try:
+        meta = pq.ParquetFile(path)
+        columns = set(meta.schema_arrow.names)
+        rows = meta.metadata.num_rows
+        if deep:
+            rows = pq.read_table(path).num_rows
+    except (OSError, pa.ArrowException) as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    lacking = [name for name in names if name not in columns]
+    if lacking:
+        return f"columns missing: {', '.join(lacking[:5])}"
+    if rows != expected_rows:
+        return f"{rows} rows, the manifest says {expected_rows}"
+    return None
+
+
+def _lake_files(lake: Path) -> list[Path]:
+    found = []
+    for kind in ("executions", "events"):
+        root = lake / kind
+        if root.is_dir():
+            found.extend(p for p in root.rglob("*") if p.is_file())
+    return sorted(found)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _loose(db: Path, lake: Path) -> list[dict[str, str]]:
+    """The store's files and folders that others can read or write."""
+    paths = [db, Path(f"{db}-wal"), Path(f"{db}-shm")]
+    if lake.is_dir():
+        paths.append(lake)
+        paths.extend(lake.rglob("*"))
+    found = []
+    for path in paths:
+        try:
+            mode = stat.S_IMODE(path.lstat().st_mode)
+        except FileNotFoundError:
+            continue
+        if path.is_symlink() or not mode & 0o077:
+            continue
+        want = 0o700 if path.is_dir() else 0o600
+        found.append({"path": str(path), "mode": oct(mode), "want": oct(want)})
+    return found
+
+
+# --- repairing ----------------------------------------------------------------------
+
+
+def _quarantine(store: EventStore, report: dict[str, Any], actions: list[dict[str, Any]]) -> None:
+    """Move the files of damaged segments to damaged/, then unlist those segments."""
+    lake: Path = store.lake
+    bad = {item["segment"] for item in report["missing"] + report["unreadable"]}
+    if not bad:
+        return
+    for seg in [s for s in store.segments() if s.id in bad]:
+        moved = []
+        for rel in (seg.executions_path, seg.events_path):
+            src = lake / rel
+            if src.is_file():
+                # Moved before unlisting: a crash in between leaves a listed file
+                # missing (reported and unlisted next time), never a damaged one read.
+                dest = lake / DAMAGED / rel
+                _private_dirs(dest.parent, lake)
+                os.replace(src, dest)
+                moved.append(str(dest))
+        with store._wal.write() as con:
+            con.execute("DELETE FROM segments WHERE id = ?", (seg.id,))
+        actions.append(
+            {
+                "action": "unlisted",
+                "segment": seg.id,
+                "date": seg.date,
+                "runs_lost": seg.executions,
+                "events_lost": seg.events,
+                "moved_to": moved,
+            }
+        )
+
+
+def _private_dirs(folder: Path, root: Path) -> None:
+    """Create `folder` and its missing parents below `root`, each owner-only."""
+    missing = []
+    while folder != root and not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
+
+
+def _remove_orphans(
+    store: EventStore, report: dict[str, Any], actions: list[dict[str, Any]]
+) -> None:
+    """Delete lake files no manifest lists (never the retired ones a reader may still hold)."""
+    lake: Path = store.lake
+    listed = set()
+    for seg in store.segments():
+        listed.update((seg.executions_path, seg.events_path))
+    for rel in report["orphans"]:
+        if rel in listed:  # listed since the report (cannot happen under the lock; cheap to check)
+            continue
+        try:
+            (lake / rel).unlink()
+        except FileNotFoundError:
+            continue
+        actions.append({"action": "removed", "path": str(lake / rel)})
+
+
+def _tighten(report: dict[str, Any], actions: list[dict[str, Any]]) -> None:
+    """Make the store's files owner-only (0600 files, 0700 folders)."""
+    for item in report["permissions"]:
+        path = Path(item["path"])
+        try:
+            os.chmod(path, int(item["want"], 8))
+        except OSError as exc:
+            actions.append({"action": "chmod failed", "path": str(path), "error": str(exc)})
+            continue
+        actions.append({"action": "chmod", "path": str(path), "mode": item["want"]})
