@@ -161,7 +161,7 @@ Build = Callable[[], tuple[dict[str, Any], list[dict[str, Any]]]]
 # Waiting writes per store before a recording call waits for the writer (backpressure).
 MAX_PENDING = 20_000
 # Seconds an idle writer thread lingers before it exits (it restarts on the next write).
-IDLE_SECONDS = 2.0
+IDLE_SECONDS = 10.0
 FLUSH_TIMEOUT = 10.0
 
 
