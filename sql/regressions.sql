@@ -3,22 +3,24 @@
 -- params: $since (baseline start, epoch seconds), $split (recent start), $until (recent end, optional),
 --         $recent_runs, $baseline_runs (compare by count instead: the newest runs of each agent, optional),
 --         $agent (exact name or glob, optional), $min_runs (default 20), $min_change (default 0.2),
---         $min_failure_change (default 0.05), $alpha (default 0.001)
+--         $min_failure_change (default 0.05), $alpha (chance of any false flag in the report, default 0.01)
 -- reads: executions
 --
 -- Tests (all one-sided, looking for things getting worse):
---   latency: Mann-Whitney rank test on the durations of completed runs (normal approximation,
---            mid-ranks for ties, no tie correction: conservative); flagged when p < alpha and the
---            median grew by at least min_change.
---   tail:    Fisher's exact test on the share of completed runs slower than the baseline p95;
---            flagged when p < alpha and the p95 grew by at least min_change.
---   failures: Fisher's exact test on failed / settled runs; flagged when p < alpha and the failure
---            rate rose by at least min_failure_change (absolute, 0.05 = 5 percentage points).
---   cost:    Mann-Whitney rank test on the cost of completed, priced runs; flagged when p < alpha
---            and the mean cost per run grew by at least min_change.
--- Nothing is flagged unless both windows hold at least min_runs runs (completed runs for latency
--- and cost). rank_biserial is the rank effect size in [-1, 1]: 0 no shift, 1 every recent run
--- slower than every baseline run.
+--   latency:  Mann-Whitney rank test on the durations of completed runs (normal approximation,
+--             mid-ranks for ties, no tie correction: conservative); flagged when significant and
+--             the median grew by at least min_change (0.2 = 20%).
+--   tail:     Fisher's exact test on the share of completed runs slower than the baseline p95;
+--             flagged when significant and the p95 grew by at least min_change.
+--   failures: Fisher's exact test on failed / settled runs; flagged when significant and the
+--             failure rate rose by at least min_failure_change (absolute: 0.05 = 5 points).
+--   cost:     Mann-Whitney rank test on the cost of completed, priced runs; flagged when
+--             significant and the mean cost per run grew by at least min_change.
+-- Significant means p < alpha_per_test = alpha / the number of tests in the report (Bonferroni),
+-- so alpha bounds the chance that noise flags anything at all. A test runs only when both
+-- windows hold at least min_runs runs (completed runs for latency, tail and cost).
+-- latency_effect and cost_effect are rank-biserial effect sizes in [-1, 1]: 0 no shift, 1 every
+-- recent run above every baseline run.
 WITH settings AS (
     SELECT
         coalesce($min_runs, 20) AS min_runs,

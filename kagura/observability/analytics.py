@@ -97,7 +97,7 @@ class Analytics:
         Options: recent (seconds or timedelta, default 2 days), baseline (the
         span before it, default 14 days), or recent_runs / baseline_runs to
         compare each agent's newest runs by count; now; min_runs (20),
-        min_change (0.2), min_failure_change (0.05), alpha (0.001).
+        min_change (0.2), min_failure_change (0.05), alpha (0.01, for the whole report).
         """
         return self._regressions(agent_name, **options).rows()
 
@@ -117,7 +117,7 @@ class Analytics:
         min_runs: int = 20,
         min_change: float = 0.2,
         min_failure_change: float = 0.05,
-        alpha: float = 0.001,
+        alpha: float = 0.01,
     ) -> Result:
         until = _epoch(now, "now") if now is not None else time.time()
         by_count = recent_runs is not None
