@@ -55,5 +55,6 @@ SELECT
     month_cost + window_cost / window_days * days_left AS projected_month_end,
     coalesce(month_cost + window_cost / window_days * days_left > $monthly, false) AS projected_exceeded,
     'month-to-date spend + mean daily spend over the last ' || printf('%g', round(window_days, 1))
-        || ' days x ' || printf('%g', round(days_left, 1)) || ' days left' AS method
+        || CASE WHEN round(window_days, 1) = 1 THEN ' day' ELSE ' days' END
+        || ' x ' || printf('%g', round(days_left, 1)) || ' days left' AS method
 FROM totals

@@ -1,9 +1,855 @@
-"""Analytics commands of `kagura monitor` (filled in with the analytics)."""
+"""The analytics commands of `kagura monitor`: latency, regressions, health, budget, errors, trend, sql.
+
+Each command parses its options, asks the store for one analytic (one file of
+`sql/`), and prints JSON or a rich table; the renderers are pure functions of the
+rows. `regressions`, `health` and `budget` exit 1 when they find a problem, so
+cron can alert.
+"""
 
 from __future__ import annotations
 
+import csv
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from kagura.cli.options import (
+    AgentOpt,
+    DbOpt,
+    JsonOpt,
+    NotFound,
+    SinceOpt,
+    UntilOpt,
+    UsageError,
+    check_choice,
+    console,
+    db_path,
+    inherited,
+    open_store,
+    parse_time,
+    parse_window,
+    print_json,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import RenderableType
+    from rich.table import Table
+
+    from kagura.observability.store import EventStore
+
+DAY = 86400.0
+
+AtOpt = Annotated[
+    str | None,
+    typer.Option("--at", help="Judge as of this time instead of now (same forms as --since)."),
+]
+
+# --- parsing ----------------------------------------------------------------------
+
+_SPAN = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)$", re.IGNORECASE)
+_SPAN_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_span(value: str, option: str) -> float:
+    """Seconds in a span such as 90m, 36h, 2d or 1w; UsageError otherwise."""
+    match = _SPAN.match(value.strip())
+    if not match or float(match.group(1)) <= 0:
+        raise UsageError(f"{option} {value!r} is not a span of time; use e.g. 90m, 36h, 2d or 1w")
+    return float(match.group(1)) * _SPAN_SECONDS[match.group(2).lower()]
+
+
+def parse_at(value: str | None) -> float:
+    """The time a judgement is made at: --at, else now."""
+    at = parse_time(value, "--at")
+    return time.time() if at is None else at
+
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TIME_PARAMS = {"since", "until", "now", "split"}
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """(name, value) of one --param NAME=VALUE: times, numbers, true/false/null, JSON lists, text."""
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep or not _NAME.match(name):
+        raise UsageError(f"--param {text!r}: write NAME=VALUE, e.g. --param since=7d")
+    value = raw.strip()
+    if name in _TIME_PARAMS and value.lower() not in ("", "null", "none"):
+        return name, parse_time(value, f"--param {name}", end_of_day=name == "until")
+    lowered = value.lower()
+    if lowered in ("null", "none", ""):
+        return name, None
+    if lowered in ("true", "false"):
+        return name, lowered == "true"
+    if re.fullmatch(r"-?\d+", value):
+        return name, int(value)
+    if re.fullmatch(r"-?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?", value):
+        return name, float(value)
+    if value.startswith("["):
+        try:
+            return name, json.loads(value)
+        except ValueError:
+            raise UsageError(f"--param {name}: {value!r} is not a JSON list") from None
+    return name, value
+
+
+def check_agent(store: EventStore, agent: str | None, db: Path | None) -> None:
+    """NotFound when `agent` matches no agent that ever ran (call it when a result is empty)."""
+    if agent is None:
+        return
+    from fnmatch import fnmatchcase
+
+    names = store.agent_names()
+    if any(name == agent or fnmatchcase(name, agent) for name in names):
+        return
+    known = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+    hint = f"known agents: {known}" if names else "no agent has run yet"
+    raise NotFound(f"No runs of agent {agent!r} in {db_path(db)}; {hint}")
+
+
+# --- rendering ----------------------------------------------------------------------
+
+
+def _table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left", no_wrap=True)
+    return table
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"x{value:.2f}"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _change(before: Any, after: Any, fmt) -> str:
+    if before is None and after is None:
+        return "-"
+    return f"{fmt(before)} → {fmt(after)}"
+
+
+def render_latency(rows: list[dict[str, Any]], by: str = "agent") -> Table:
+    """p50/p90/p95/p99 per agent or model (and day): one row each."""
+    from kagura.observability.dashboard import fmt_duration
+
+    key, count = ("agent_name", "runs") if by == "agent" else ("model", "calls")
+    per_day = any(r.get("date") is not None for r in rows)
+    columns = [by.capitalize()] + (["Date"] if per_day else []) + [count.capitalize(), "Failed"]
+    columns += ["p50", "p90", "p95", "p99", "Max"] + (["Tok/s"] if by == "model" else [])
+    numbers = tuple(columns[1 + per_day :])
+    table = _table(f"Latency by {by}", *columns, right=numbers)
+    for row in rows:
+        cells = [str(row[key])] + ([str(row["date"])] if per_day else [])
+        cells += [f"{row[count]:,}", f"{row['failed']:,}"]
+        cells += [fmt_duration(row[k]) for k in ("p50", "p90", "p95", "p99", "max")]
+        if by == "model":
+            rate = row.get("tokens_per_second")
+            cells.append("-" if rate is None else f"{rate:,.0f}")
+        table.add_row(*cells)
+    return table
+
+
+def render_regressions(rows: list[dict[str, Any]], window: str) -> RenderableType:
+    """One row per agent (and agent-model pair): baseline → recent, the ratios, then the verdict."""
+    from rich.console import Group
+    from rich.text import Text
+
+    from kagura.observability.dashboard import fmt_duration
+
+    table = _table(
+        "Regressions",
+        "Agent",
+        "Runs",
+        "Median",
+        "p95",
+        "Failed",
+        "Cost/run",
+        "Verdict",
+        right=("Runs",),
+    )
+    for row in rows:
+        if row["flagged"]:
+            verdict = Text("✗ " + ", ".join(row["flags"]), style="bold red")
+        elif not row["enough_data"]:
+            verdict = Text("too few runs", style="dim")
+        else:
+            verdict = Text("✓ ok", style="green")
+        name = row["agent_name"] + (f" / {row['model']}" if row["scope"] == "agent_model" else "")
+        median = _change(row["baseline_median"], row["recent_median"], fmt_duration)
+        table.add_row(
+            name,
+            f"{row['baseline_runs']:,}/{row['recent_runs']:,}",
+            f"{median} {_ratio(row['median_ratio'])}" if row["median_ratio"] else median,
+            _ratio(row["p95_ratio"]),
+            _change(row["baseline_failure_rate"], row["recent_failure_rate"], _rate),
+            _ratio(row["cost_ratio"]),
+            verdict,
+        )
+    flagged = sum(1 for r in rows if r["flagged"])
+    alpha = rows[0]["alpha_per_test"] if rows else None
+    note = f"{window}; runs and values read baseline → recent, x = recent / baseline."
+    if alpha is not None:
+        note += (
+            " A flag needs a significant one-sided test (rank test for latency and cost,"
+            f" Fisher for tail and failures; p < {alpha:.2g} each, Bonferroni) and a real shift."
+        )
+    summary = (
+        Text(f"{flagged} regression(s) flagged.", style="bold red")
+        if flagged
+        else Text("No regressions.", style="bold green")
+    )
+    return Group(table, Text(note, style="dim"), summary)
+
+
+def render_health(rows: list[dict[str, Any]], now: float) -> Table:
+    """Agent, status, failures among its last runs, last run, and silence."""
+    from rich.text import Text
+
+    from kagura.observability.dashboard import fmt_duration, fmt_time
+
+    looks = {
+        "healthy": ("✓ healthy", "green"),
+        "degraded": ("⚠ degraded", "yellow"),
+        "unhealthy": ("✗ unhealthy", "bold red"),
+        "unknown": ("? unknown", "dim"),
+    }
+    table = _table(
+        "Agent health",
+        "Agent",
+        "Status",
+        "Failed",
+        "Rate",
+        "Running",
+        "Last run",
+        "Silent",
+        right=("Failed", "Rate", "Running"),
+    )
+    for row in rows:
+        label, style = looks.get(row["status"], (row["status"], ""))
+        silent = (
+            Text(f"silent for {fmt_duration(row['seconds_since_last_run'])}", style="bold red")
+            if row["silent"]
+            else Text("")
+        )
+        table.add_row(
+            row["agent_name"],
+            Text(label, style=style),
+            f"{row['failed']}/{row['considered']}",
+            _rate(row["failure_rate"]),
+            f"{row['running']:,}",
+            fmt_time(row["last_run_at"], now),
+            silent,
+        )
+    return table
+
+
+def render_budget(status: dict[str, Any]) -> RenderableType:
+    """Spend today and this month against the budgets, and the projection with its method."""
+    from rich.text import Text
+
+    from kagura.observability.dashboard import fmt_money
+
+    def line(label: str, spent: float, budget: float | None, exceeded: bool, kind: str) -> Text:
+        text = Text(f"{label:<21}", style="bold")
+        text.append(fmt_money(spent))
+        if budget is None:
+            return text
+        share = f" ({100 * spent / budget:.0f}%)" if budget > 0 else ""
+        text.append(f" of {fmt_money(budget)} {kind} budget{share}  ")
+        text.append(
+            "✗ EXCEEDED" if exceeded else "✓ within", style="bold red" if exceeded else "green"
+        )
+        return text
+
+    out = Text("💰 Budget\n\n", style="bold")
+    out.append_text(
+        line(
+            "Today:",
+            status["today_cost"],
+            status["daily_budget"],
+            status["daily_exceeded"],
+            "daily",
+        )
+    )
+    out.append("\n")
+    out.append_text(
+        line(
+            "This month:",
+            status["month_cost"],
+            status["monthly_budget"],
+            status["monthly_exceeded"],
+            "monthly",
+        )
+    )
+    out.append("\n")
+    out.append(f"{'Projected month end:':<21}", style="bold")
+    out.append(fmt_money(status["projected_month_end"]))
+    if status["monthly_budget"] is not None and status["projected_exceeded"]:
+        out.append("  ⚠ above the monthly budget", style="yellow")
+    out.append(f"\n  ({status['method']})", style="dim")
+    if status["unpriced_calls"]:
+        out.append(
+            f"\n  {status['unpriced_calls']:,} LLM call(s) this month had no known price and are not counted.",
+            style="yellow",
+        )
+    return out
+
+
+def render_errors(rows: list[dict[str, Any]], now: float) -> Table:
+    """Error groups, most frequent first, with a sample id for `kagura monitor trace`."""
+    from kagura.observability.dashboard import fmt_time, short_id
+
+    table = _table(
+        "Error groups",
+        "Count",
+        "Type",
+        "Message",
+        "Agents",
+        "Last seen",
+        "Sample",
+        right=("Count",),
+    )
+    table.columns[2].no_wrap = False
+    table.columns[3].no_wrap = False
+    for row in rows:
+        agents = row["agents"]
+        shown = ", ".join(agents[:3]) + (f" +{len(agents) - 3}" if len(agents) > 3 else "")
+        table.add_row(
+            f"{row['count']:,}",
+            row["error_type"],
+            row["message"] or "(no message)",
+            shown,
+            fmt_time(row["last_seen"], now),
+            short_id(row["sample_id"]),
+        )
+    return table
+
+
+def render_trend(rows: list[dict[str, Any]], window: int, bar_width: int = 24) -> Table:
+    """Spend per day with its trailing mean and a bar."""
+    from kagura.observability.dashboard import fmt_money
+
+    table = _table(
+        "Cost by day", "Date", "Runs", "Cost", f"{window}-day mean", "", right=("Runs", "Cost")
+    )
+    table.columns[3].justify = "right"
+    peak = max((r["cost"] for r in rows), default=0.0)
+    for row in rows:
+        share = row["cost"] / peak if peak > 0 else 0.0
+        table.add_row(
+            str(row["date"]),
+            f"{row['runs']:,}",
+            fmt_money(row["cost"]) + ("+" if row["unpriced_calls"] else ""),
+            fmt_money(row["trailing_mean"]),
+            "█" * int(round(share * bar_width)),
+        )
+    return table
+
+
+def render_model_days(rows: list[dict[str, Any]]) -> Table:
+    """Spend per day and model of the LLM calls."""
+    from kagura.observability.dashboard import fmt_money
+
+    table = _table(
+        "Cost by day and model",
+        "Date",
+        "Model",
+        "Calls",
+        "Tokens",
+        "Cost",
+        right=("Calls", "Tokens", "Cost"),
+    )
+    for row in rows:
+        table.add_row(
+            str(row["date"]),
+            row["model"] or "?",
+            f"{row['calls']:,}",
+            f"{row['tokens']:,}",
+            fmt_money(row["cost"]) + ("+" if row["unpriced_calls"] else ""),
+        )
+    return table
+
+
+def render_catalogue(entries: list[dict[str, Any]]) -> Table:
+    """The queries under sql/: name, what it returns, its params."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        title="Queries (kagura monitor sql NAME --param name=value)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        expand=True,
+    )
+    table.add_column("Name", no_wrap=True)
+    table.add_column("Returns", ratio=3)
+    table.add_column("Params", ratio=2)
+    for entry in entries:
+        table.add_row(entry["name"], entry["summary"], ", ".join(entry["params"]) or "-")
+    return table
+
+
+def render_rows(rows: list[dict[str, Any]], columns: list[str]) -> Table:
+    """Any query result as a plain table."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*[_cell(row[c]) for c in columns])
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def catalogue_markdown(entries: list[dict[str, Any]], texts: dict[str, str]) -> str:
+    """docs/sql.md: every query under sql/ with its header, generated from the files."""
+    lines = [
+        "# The queries under `sql/`",
+        "",
+        "<!-- Generated by `kagura monitor sql --list --markdown > docs/sql.md`; do not edit by hand. -->",
+        "",
+        "Each analytic is one SQL file. The file stem is its name everywhere: the",
+        "`EventStore` method, `kagura monitor sql NAME`, and `store.run(NAME, **params)`.",
+        "Each file reads the views `executions` and `events` and takes named `$params`;",
+        'a param left out binds NULL, which the optional filters read as "no filter".',
+        "",
+        "| Name | Returns | Grain |",
+        "| --- | --- | --- |",
+    ]
+    for entry in entries:
+        lines.append(
+            f"| [`{entry['name']}`](#{entry['name']}) | {entry['summary']} | {entry['grain']} |"
+        )
+    for entry in entries:
+        lines += [
+            "",
+            f"## {entry['name']}",
+            "",
+            entry["summary"][:1].upper() + entry["summary"][1:] + ".",
+            "",
+        ]
+        lines.append(f"- grain: {entry['grain']}")
+        lines.append(f"- params: {', '.join('`$' + p + '`' for p in entry['params']) or 'none'}")
+        lines.append(f"- reads: {entry['reads']}")
+        lines += ["", "```sql", _header_block(texts[entry["name"]]), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _header_block(text: str) -> str:
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("--"):
+            break
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _print_table_or_empty(table: Any, rows: list[Any], empty: str) -> None:
+    out = console()
+    if rows:
+        out.print(table)
+    else:
+        out.print(empty)
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+def latency(
+    ctx: typer.Context,
+    agent: AgentOpt = None,
+    by: Annotated[
+        str, typer.Option("--by", help="agent (run durations) or model (LLM call durations).")
+    ] = "agent",
+    per_day: Annotated[bool, typer.Option("--per-day", help="One row per local day too.")] = False,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Latency percentiles (p50, p90, p95, p99) of runs per agent, or of LLM calls per model."""
+    by = check_choice(by, ("agent", "model"), "--by")
+    start, end = parse_window(since, until)
+    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
+    store = open_store(db)
+    if by == "agent":
+        rows = store.latency_percentiles(agent, start, end, per_day=per_day)
+        if not rows:
+            check_agent(store, agent, db)
+    else:
+        if agent is not None:
+            raise UsageError("--by model reads LLM calls of every agent; leave out --agent")
+        rows = store.model_latency(None, start, end, per_day=per_day)
+    if json:
+        print_json(rows)
+        return
+    _print_table_or_empty(render_latency(rows, by), rows, "No finished runs in this window.")
+
+
+def regressions(
+    ctx: typer.Context,
+    agent: AgentOpt = None,
+    recent: Annotated[
+        str, typer.Option("--recent", help="The recent window: the last 2d (or 36h, 1w, ...).")
+    ] = "2d",
+    baseline: Annotated[
+        str,
+        typer.Option("--baseline", help="The baseline: this span just before the recent window."),
+    ] = "14d",
+    recent_runs: Annotated[
+        int | None,
+        typer.Option(
+            "--recent-runs", min=1, help="Compare by count: each agent's newest N runs are recent."
+        ),
+    ] = None,
+    baseline_runs: Annotated[
+        int | None,
+        typer.Option(
+            "--baseline-runs",
+            min=1,
+            help="With --recent-runs: the N runs before them are the baseline (default 5 x recent).",
+        ),
+    ] = None,
+    min_runs: Annotated[
+        int, typer.Option("--min-runs", min=1, help="Runs needed on each side before a test runs.")
+    ] = 20,
+    min_change: Annotated[
+        float,
+        typer.Option(
+            "--min-change",
+            min=0.0,
+            help="Smallest rise of median, p95 or cost/run that counts (0.2 = 20%).",
+        ),
+    ] = 0.2,
+    min_failure_change: Annotated[
+        float,
+        typer.Option(
+            "--min-failure-change",
+            min=0.0,
+            max=1.0,
+            help="Smallest rise of the failure rate that counts (0.05 = 5 points).",
+        ),
+    ] = 0.05,
+    alpha: Annotated[
+        float,
+        typer.Option(
+            "--alpha", min=0.0, max=1.0, help="Chance that noise flags anything in the report."
+        ),
+    ] = 0.01,
+    at: AtOpt = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Compare each agent's recent runs with its baseline: latency, tail, failures, cost. Exit 1 when flagged."""
+    now = parse_at(at)
+    options: dict[str, Any] = {
+        "now": now,
+        "min_runs": min_runs,
+        "min_change": min_change,
+        "min_failure_change": min_failure_change,
+        "alpha": alpha,
+    }
+    if recent_runs is not None:
+        options.update(recent_runs=recent_runs, baseline_runs=baseline_runs)
+        window = f"Newest {recent_runs} runs of each agent against the {baseline_runs or 5 * recent_runs} before them"
+    else:
+        if baseline_runs is not None:
+            raise UsageError("--baseline-runs needs --recent-runs")
+        options.update(
+            recent=parse_span(recent, "--recent"), baseline=parse_span(baseline, "--baseline")
+        )
+        window = f"Last {recent} against the {baseline} before it"
+    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
+    store = open_store(db)
+    rows = store.regressions(agent, **options)
+    if not rows:
+        check_agent(store, agent, db)
+    if json:
+        print_json(rows)
+    elif rows:
+        console().print(render_regressions(rows, window))
+    else:
+        console().print("No runs in the compared windows.")
+    if any(r["flagged"] for r in rows):
+        raise typer.Exit(1)
+
+
+def health(
+    ctx: typer.Context,
+    agent: AgentOpt = None,
+    last: Annotated[
+        int, typer.Option("--last", min=1, help="Judge each agent by its last N finished runs.")
+    ] = 20,
+    degraded: Annotated[
+        float,
+        typer.Option(
+            "--degraded", min=0.0, max=1.0, help="Failure rate above which an agent is degraded."
+        ),
+    ] = 0.2,
+    unhealthy: Annotated[
+        float,
+        typer.Option(
+            "--unhealthy", min=0.0, max=1.0, help="Failure rate above which it is unhealthy."
+        ),
+    ] = 0.5,
+    silent_after: Annotated[
+        str,
+        typer.Option(
+            "--silent-after",
+            help="Call an agent silent after this long without a run (and 10x its usual gap).",
+        ),
+    ] = "24h",
+    at: AtOpt = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """healthy / degraded / unhealthy per agent from its last runs, and agents gone silent. Exit 1 when unhealthy or silent."""
+    if degraded > unhealthy:
+        raise UsageError("--degraded must not be above --unhealthy")
+    now = parse_at(at)
+    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
+    store = open_store(db)
+    rows = store.agent_health(
+        agent,
+        last=last,
+        degraded=degraded,
+        unhealthy=unhealthy,
+        silent_after=parse_span(silent_after, "--silent-after"),
+        now=now,
+    )
+    if not rows:
+        check_agent(store, agent, db)
+    if json:
+        print_json(rows)
+    else:
+        _print_table_or_empty(render_health(rows, now), rows, "No runs yet.")
+    if any(r["status"] == "unhealthy" or r["silent"] for r in rows):
+        raise typer.Exit(1)
+
+
+def budget(
+    ctx: typer.Context,
+    daily: Annotated[
+        float | None,
+        typer.Option("--daily", min=0.0, help="Daily budget in dollars (today, local time)."),
+    ] = None,
+    monthly: Annotated[
+        float | None,
+        typer.Option("--monthly", min=0.0, help="Monthly budget in dollars (this calendar month)."),
+    ] = None,
+    agent: AgentOpt = None,
+    window: Annotated[
+        float,
+        typer.Option("--window", min=0.01, help="Days of recent spend the projection averages."),
+    ] = 7.0,
+    at: AtOpt = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Spend today and this month against budgets, and the projected month end. Exit 1 when a budget is exceeded."""
+    now = parse_at(at)
+    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
+    store = open_store(db)
+    status = store.budget_status(daily, monthly, agent_name=agent, days=window, now=now)
+    if not status["month_runs"]:
+        check_agent(store, agent, db)
+    if json:
+        print_json(status)
+    else:
+        console().print(render_budget(status))
+    if status["daily_exceeded"] or status["monthly_exceeded"]:
+        raise typer.Exit(1)
+
+
+def errors(
+    ctx: typer.Context,
+    agent: AgentOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="At most this many groups.")
+    ] = 20,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Failures grouped by error type and message (numbers, ids, paths masked), most frequent first."""
+    start, end = parse_window(since, until)
+    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
+    store = open_store(db)
+    rows = store.error_groups(agent, start, end, limit=limit)
+    if not rows:
+        check_agent(store, agent, db)
+    if json:
+        print_json(rows)
+        return
+    _print_table_or_empty(render_errors(rows, time.time()), rows, "No failed runs in this window.")
+
+
+def trend(
+    ctx: typer.Context,
+    agent: AgentOpt = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="From this time (default 30d ago; same forms as everywhere)."),
+    ] = "30d",
+    until: UntilOpt = None,
+    window: Annotated[int, typer.Option("--window", min=1, help="Days in the trailing mean.")] = 7,
+    by_model: Annotated[
+        bool, typer.Option("--by-model", help="Spend per day and model of the LLM calls instead.")
+    ] = False,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Spend per day with a trailing mean, and the projected month-end spend with its method."""
+    start, end = parse_window(since, until)
+    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
+    store = open_store(db)
+    if by_model:
+        rows = store.cost_by_model_rows(start, agent, until=end, per_day=True)
+    else:
+        rows = store.cost_trend_rows(start, agent, until=end, window=window)
+    projection = store.budget_status(agent_name=agent, days=window)
+    if not rows:
+        check_agent(store, agent, db)
+    if json:
+        keys = ("month_cost", "daily_mean", "days_left", "projected_month_end", "method")
+        print_json({"rows": rows, "projection": {k: projection[k] for k in keys}})
+        return
+    from kagura.observability.dashboard import fmt_money
+
+    out = console()
+    if not rows:
+        out.print("No spend in this window.")
+        return
+    out.print(render_model_days(rows) if by_model else render_trend(rows, window))
+    out.print(
+        f"[bold]Projected month end:[/bold] {fmt_money(projection['projected_month_end'])}"
+        f"  [dim]({projection['method']})[/dim]"
+    )
+
+
+def sql(
+    ctx: typer.Context,
+    query: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[NAME|QUERY]",
+            help="A query name from --list, or one SELECT over executions and events.",
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="NAME=VALUE for $NAME (times such as since=7d are parsed); repeat it.",
+        ),
+    ] = None,
+    list_: Annotated[
+        bool, typer.Option("--list", help="List the queries under sql/ from their headers.")
+    ] = False,
+    markdown: Annotated[
+        bool,
+        typer.Option(
+            "--markdown", help="With --list: print the catalogue as Markdown (docs/sql.md)."
+        ),
+    ] = False,
+    csv_: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Run a named query of sql/ or a read-only SELECT over the views executions and events."""
+    from kagura.observability import query as queries
+
+    if json and csv_:
+        raise UsageError("give one of --json and --csv")
+    if list_:
+        entries = queries.catalogue()
+        if markdown:
+            texts = {e["name"]: queries.load_sql(e["name"]) for e in entries}
+            sys.stdout.write(catalogue_markdown(entries, texts))
+        elif json:
+            print_json(entries)
+        else:
+            console().print(render_catalogue(entries))
+        return
+    if markdown:
+        raise UsageError("--markdown goes with --list")
+    if query is None or not query.strip():
+        raise UsageError(
+            'give a query name (see --list) or a SELECT, e.g. "SELECT count(*) FROM executions"'
+        )
+    params = dict(parse_param(p) for p in param or [])
+    names = {e["name"] for e in queries.catalogue()}
+    db = inherited(ctx, "db", db)
+    if _NAME.match(query.strip()):
+        name = query.strip()
+        if name not in names:
+            raise UsageError(f"no query named {name!r}; see `kagura monitor sql --list`")
+        wanted = set(queries.param_names(queries.load_sql(name)))
+        unknown = sorted(set(params) - wanted)
+        if unknown:
+            raise UsageError(
+                f"{name} takes no param {', '.join(unknown)}; it takes: {', '.join(sorted(wanted)) or 'none'}"
+            )
+        result = open_store(db).run(name, **params)
+    else:
+        from kagura.observability.analytics import check_read_only
+        from kagura.observability.errors import QueryError
+
+        try:
+            check_read_only(query)
+        except QueryError as error:
+            raise UsageError(str(error)) from None
+        result = open_store(db).sql(query, **params)
+    rows = result.rows()
+    if json:
+        print_json(rows)
+    elif csv_:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(result.columns)
+        for row in rows:
+            writer.writerow(["" if row[c] is None else _csv_value(row[c]) for c in result.columns])
+    else:
+        out = console()
+        out.print(render_rows(rows, result.columns))
+        out.print(f"[dim]{len(rows):,} row(s)[/dim]")
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, default=str)
+    return value
 
 
 def register(monitor: typer.Typer) -> None:
-    """Add the analytics commands to the `monitor` group (none yet)."""
+    """Add the analytics commands to the `monitor` group."""
+    monitor.command("latency")(latency)
+    monitor.command("regressions")(regressions)
+    monitor.command("health")(health)
+    monitor.command("budget")(budget)
+    monitor.command("errors")(errors)
+    monitor.command("trend")(trend)
+    monitor.command("sql")(sql)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from conftest import DAY, HOUR, run
+from analytics_rows import DAY, HOUR, run
 
 NOW = 1_749_729_600.0  # 2025-06-12 12:00 UTC
 

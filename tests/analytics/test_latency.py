@@ -6,7 +6,7 @@ import random
 from datetime import datetime
 
 import pytest
-from conftest import DAY, HOUR, llm, run
+from analytics_rows import DAY, HOUR, llm, run
 
 T0 = 1_749_729_600.0  # 2025-06-12 12:00 UTC
 

@@ -12,7 +12,7 @@ import random
 import statistics
 
 import pytest
-from conftest import DAY, PLANTED, run
+from analytics_rows import DAY, PLANTED, run
 
 NOW = 1_749_729_600.0  # 2025-06-12 12:00 UTC
 

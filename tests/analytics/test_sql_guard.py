@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import llm, run
+from analytics_rows import llm, run
 
 from kagura.observability.errors import QueryError
 
