@@ -74,9 +74,12 @@ def cli(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> str:
     """The CLI failed with exit code 1 or 2 and one line on stderr (no traceback) naming `needles`."""
     assert result.returncode in (1, 2), (result.returncode, result.stdout, result.stderr)
-    err = result.stderr.strip()
     assert "Traceback" not in result.stderr, result.stderr
-    assert len(err.splitlines()) == 1, f"expected one line, got:\n{result.stderr}"
+    lines = result.stderr.strip().splitlines()
+    if result.returncode == 2 and lines and lines[0].startswith("Usage:"):
+        lines = [line for line in lines if line.startswith("Error")]  # click's usage block
+    assert len(lines) == 1, f"expected one line, got:\n{result.stderr}"
+    err = lines[0]
     for needle in needles:
         assert needle in err, f"{needle!r} not in {err!r}"
     return err
