@@ -61,8 +61,8 @@ def fmt_money(value: float | None, unknown: str = "n/a") -> str:
 
 def fmt_cost(value: float | None, unpriced_calls: int | None = 0) -> str:
     """A cost for a table cell: '?' when unknown, a trailing '+' when some calls had no price."""
-    if value is None:
-        return "?"
+    if value is None or (unpriced_calls and not value):
+        return "?"  # nothing known: every LLM call of it had no price
     return fmt_money(value) + ("+" if unpriced_calls else "")
 
 
@@ -485,10 +485,7 @@ def cost_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _cost_cell(row: dict[str, Any]) -> str:
-    cost, unpriced = row.get("cost"), row.get("unpriced_calls") or 0
-    if unpriced and not cost:
-        return "?"  # every LLM call of this group had no known price
-    return fmt_cost(cost, unpriced)
+    return fmt_cost(row.get("cost"), row.get("unpriced_calls"))
 
 
 def render_cost_table(rows: list[dict[str, Any]], group_by: str = "agent") -> Panel:
