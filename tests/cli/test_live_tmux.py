@@ -99,7 +99,7 @@ def test_live_view_shows_runs_as_they_are_recorded_and_exits_on_ctrl_c(small, tm
         assert "$0.000036" in _line(screen, "tmux_probe")
         # the newest run is the first row of the table
         rows = [line for line in screen.splitlines() if "│" in line and ":" in line]
-        assert "tmux_probe" in rows[1]
+        assert "tmux_probe" in rows[0]
         (tmp_path / "live-view.txt").write_text(screen)
 
         pane.keys("C-c")
