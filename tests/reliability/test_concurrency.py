@@ -96,6 +96,51 @@ def test_a_second_thread_keeps_the_first_threads_lock(db):
     assert result.stdout.strip() == "shared"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "store._recent takes a snapshot, then calls self._views(segments=chosen) each round, "
+        "which re-snapshots the tail: runs compacted in between are in neither the new tail nor "
+        "the old candidate segments; build every round's views from the first snapshot"
+    ),
+)
+def test_listing_while_another_process_compacts_misses_no_run(db):
+    import random
+
+    rng = random.Random(1)
+    now = time.time()
+    truth = harness.Truth()
+    lister = EventStore(db, auto_compact=False)
+    for day in (3, 2):
+        runs = [
+            harness.new_run(rng, now - day * 86400, now - day * 86400 + 3600) for _ in range(10)
+        ]
+        lister.append_many([r.rows() for r in runs])
+        lister.compact()
+        truth.apply(runs)
+    runs = [harness.new_run(rng, now - 3600, now - 60) for _ in range(10)]
+    lister.append_many([r.rows() for r in runs])
+    truth.apply(runs)
+    compactor = EventStore(db, auto_compact=False)
+    # Place the other compaction exactly between the listing's first and second round.
+    first_round = lister._run_sql
+    rounds = []
+
+    def run_sql(*args, **kwargs):
+        result = first_round(*args, **kwargs)
+        rounds.append(1)
+        if len(rounds) == 1:
+            assert compactor.compact()["executions"] == 10
+        return result
+
+    lister._run_sql = run_sql
+    listed = lister.get_executions(limit=1000)
+    assert len(rounds) >= 2, "the listing finished in one round; the race was not placed"
+    assert sorted(e["id"] for e in listed) == sorted(truth.runs)
+    lister.close()
+    compactor.close()
+
+
 def reader_loop(db, stop: threading.Event, seen: list, errors: list) -> None:
     """Run the CLI's stats until told to stop; keep every answer, and every failure."""
     while not stop.is_set():
