@@ -147,17 +147,20 @@ def _table(*columns: tuple[str, dict[str, Any]]) -> Table:
     )
     for _, options in columns:
         table.add_column(**options)
-    table.add_row(*[name for name, _ in columns], style="bold")
+    _add(table, *[name for name, _ in columns], style="bold")
     return table
+
+
+def _add(table: Table, *cells: Any, **options: Any) -> None:
+    """Add a row; plain strings become Text here, so rich skips markup and emoji parsing of each cell."""
+    table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells), **options)
 
 
 def _keep_whole(table: Table, skip: int) -> None:
     """Give every column but `skip` room for its widest cell, so a narrow console shrinks only that one."""
     for index, column in enumerate(table.columns):
-        if index != skip:
-            column.min_width = max(
-                (Text.from_markup(c) if isinstance(c, str) else c).cell_len for c in column.cells
-            )
+        if index != skip:  # a fixed width also spares rich from measuring every cell
+            column.width = max(cell.cell_len for cell in column.cells)
 
 
 def _panel(body: RenderableType, title: str) -> Panel:
@@ -199,9 +202,9 @@ def render_activity_table(
         ]
         if show_id:
             cells.append(Text(short_id(row.get("id") or ""), style="cyan"))
-        table.add_row(*cells)
+        _add(table, *cells)
     if not rows:
-        table.add_row(Text("no executions", style="dim"), *[""] * (len(columns) - 1))
+        _add(table, Text("no executions", style="dim"), *[""] * (len(columns) - 1))
     _keep_whole(table, skip=1)
     return _panel(table, title)
 
@@ -502,7 +505,8 @@ def render_cost_table(rows: list[dict[str, Any]], group_by: str = "agent") -> Pa
     total = cost_totals(rows)
     for index, row in enumerate(rows):
         cost = row.get("cost") or 0.0
-        table.add_row(
+        _add(
+            table,
             str(row.get(key) if row.get(key) is not None else "?"),
             f"{row.get('calls') or 0:,}",
             fmt_tokens(row.get("tokens") or 0),
@@ -510,7 +514,8 @@ def render_cost_table(rows: list[dict[str, Any]], group_by: str = "agent") -> Pa
             fmt_percent(100.0 * cost / total["cost"]) if total["cost"] > 0 else "-",
             end_section=index == len(rows) - 1,
         )
-    table.add_row(
+    _add(
+        table,
         "Total",
         f"{total['calls']:,}",
         fmt_tokens(total["tokens"]),
@@ -540,7 +545,8 @@ def render_cost_by_date(rows: list[dict[str, Any]], bar_width: int = 24) -> Pane
     peak = max((row.get("cost") or 0.0 for row in rows), default=0.0)
     for index, row in enumerate(rows):
         day = row.get("date")
-        table.add_row(
+        _add(
+            table,
             day.isoformat() if isinstance(day, date) else str(day),
             f"{row.get('calls') or 0:,}",
             fmt_tokens(row.get("tokens") or 0),
@@ -549,7 +555,8 @@ def render_cost_by_date(rows: list[dict[str, Any]], bar_width: int = 24) -> Pane
             end_section=index == len(rows) - 1,
         )
     total = cost_totals(rows)
-    table.add_row(
+    _add(
+        table,
         "Total",
         f"{total['calls']:,}",
         fmt_tokens(total["tokens"]),
