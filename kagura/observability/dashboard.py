@@ -625,9 +625,12 @@ class Dashboard:
         until: float | None = None,
     ) -> dict[str, Any]:
         """{group_by, rows, total, estimate}: cost per group and the monthly projection."""
-        rows = self.store.run(
-            f"cost_by_{group_by}", agent=agent_name, since=since, until=until
-        ).rows()
+        if group_by == "model":  # over LLM calls: runs that began just before `since` count too
+            rows = self.store.cost_by_model_rows(since, agent_name, until=until)
+        else:
+            rows = self.store.run(
+                f"cost_by_{group_by}", agent=agent_name, since=since, until=until
+            ).rows()
         estimate = dict(
             self.store.monthly_projection(days=ESTIMATE_WINDOW_DAYS, agent_name=agent_name) or {}
         )

@@ -439,3 +439,24 @@ def test_monitor_never_imports_litellm_and_polars(small):
             [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
         )
         assert "HEAVY=\n" in result.stderr, (args, result.stderr[-500:])
+
+
+def test_cost_by_model_counts_llm_calls_per_model(small, cli):
+    out = cli("monitor", "cost", "--group-by", "model").stdout
+    assert "Cost by Model" in out
+    table = {m.group(1): m.groups()[1:] for m in COST_ROW.finditer(out)}
+    per_model: dict[str, list] = defaultdict(lambda: [0, 0, 0.0])
+    for events in small.events.values():
+        for event in events:
+            if event["type"] == "llm_call":
+                item = per_model[event["name"]]
+                item[0] += 1
+                item[1] += event["total_tokens"]
+                item[2] += event["cost"] or 0.0
+    assert set(per_model) == {"gpt-4o-mini", "gpt-4o", "local/llama"}
+    for name, (calls, tokens, cost) in per_model.items():
+        assert table[name][:2] == (str(calls), f"{tokens:,}"), name
+        if name == "local/llama":
+            assert table[name][2] == "?"
+        else:
+            assert abs(money(table[name][2]) - cost) < 0.00005, name
