@@ -18,6 +18,13 @@ def wanted(quiet: bool = False) -> bool:
     return not quiet and sys.stdout.isatty()
 
 
+def _console() -> Any:
+    """A Console on the current stdout (not the one rich saw first)."""
+    from rich.console import Console
+
+    return Console(file=sys.stdout)
+
+
 def run_with_spinner(
     description: str, work: Callable[[], T], *, quiet: bool = False, delay: float = DELAY
 ) -> T:
@@ -39,7 +46,11 @@ def run_with_spinner(
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            transient=True,
+            console=_console(),
         ) as bar:
             bar.add_task(description, total=None)
             while worker.is_alive():
@@ -85,6 +96,7 @@ class Counter:
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
                 transient=True,
+                console=_console(),
             )
             self._task = self._bar.add_task(self.description, total=self.total)
             self._bar.start()
