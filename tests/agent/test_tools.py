@@ -218,6 +218,7 @@ def test_standalone_tool_call_inside_a_run_is_recorded(tmp_path):
         return total
 
     assert asyncio.run(workflow()) == 3
+    flush(store)
     [row] = store.get_executions()
     events = store.get_execution(row["id"])["events"]
     assert [(e["name"], e["status"]) for e in events] == [
