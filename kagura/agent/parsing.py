@@ -132,6 +132,10 @@ def _parse_json(body: str, annotation: Any) -> Any:
                 return adapter.validate_json(span)
             except ValidationError:
                 pass
+        try:  # types that take plain text: Optional[str], Literal["yes", "no"], str enums
+            return adapter.validate_python(body)
+        except ValidationError:
+            pass
         raise ValueError(_validation_message(first)) from None
 
 

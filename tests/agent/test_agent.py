@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal, Optional
 
 import pytest
 from pydantic import BaseModel
@@ -53,6 +54,9 @@ def test_template_renders_with_bound_arguments_and_defaults(llm):
         (dict[str, int], 'Here you go: {"a": 1, "b": 2} -- enjoy', {"a": 1, "b": 2}),
         (Person, '```\n{"name": "Ann", "age": 31}\n```', Person(name="Ann", age=31)),
         (list[Person], '[{"name": "Bo", "age": "7"}]', [Person(name="Bo", age=7)]),
+        (Literal["yes", "no"], "no", "no"),
+        (Literal["yes", "no"], '"yes"', "yes"),
+        (Optional[str], "plain text", "plain text"),  # noqa: UP045 (the Optional spelling on purpose)
     ],
 )
 def test_reply_is_returned_as_the_annotation_asks(annotation, reply, expected):
