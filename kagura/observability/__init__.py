@@ -20,7 +20,17 @@ _PUBLIC = {
     "set_global_telemetry": "kagura.observability.collector",
 }
 
-__all__ = sorted(_PUBLIC)
+__all__ = [
+    "AmbiguousIdError",
+    "Dashboard",
+    "EventStore",
+    "Result",
+    "StoreError",
+    "Telemetry",
+    "TelemetryCollector",
+    "get_global_telemetry",
+    "set_global_telemetry",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from kagura.observability.collector import (

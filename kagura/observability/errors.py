@@ -28,4 +28,9 @@ class AmbiguousIdError(StoreError, LookupError):
 
 
 class QueryError(StoreError):
-    """A query failed; the message names the SQL file (or text) and the params."""
+    """A query failed; the message names the SQL file (or text) and the params.
+
+    `sql` holds the text that failed, for a closer look.
+    """
+
+    sql: str | None = None

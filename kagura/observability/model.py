@@ -121,27 +121,61 @@ def id_time_range(prefix: str) -> tuple[float, float] | None:
     return low, high
 
 
+MAX_DEPTH = 64  # nesting kept in stored JSON; deeper values are stored as "<too deep>"
+MAX_INT = 2**63 - 1  # SQLite's and Parquet's integers are 64 bits
+# Times a run may have: years 1 to 9999, which every date function can show.
+MIN_TIME, MAX_TIME = -62_135_596_800.0, 253_402_300_799.0
+
+
 def to_json(value: Any) -> str | None:
     """JSON text for `value`; what JSON can't hold is stored as its repr."""
     if value is None:
         return None
-    return json.dumps(_jsonable(value, set()), ensure_ascii=False, allow_nan=False)
+    plain = _jsonable(value, set(), 0)
+    text = json.dumps(plain, ensure_ascii=False, allow_nan=False)
+    if not _utf8(text):
+        # Lone surrogates (from undecodable file names, say) can't be UTF-8: escape them.
+        text = json.dumps(plain, ensure_ascii=True, allow_nan=False)
+    return text
 
 
-def _jsonable(value: Any, seen: set[int]) -> Any:
-    """A copy of `value` that JSON can hold: cycles, NaN and objects become text."""
-    if value is None or isinstance(value, (str, bool, int)):
+def _utf8(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def clean_text(value: Any) -> str:
+    """`value` as text that UTF-8 can hold (lone surrogates become \\udcff escapes)."""
+    text = value if isinstance(value, str) else str(value)
+    return text if _utf8(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _jsonable(value: Any, seen: set[int], depth: int) -> Any:
+    """A copy of `value` that JSON can hold: cycles, NaN, huge ints and objects become text."""
+    if value is None or isinstance(value, (str, bool)):
         return value
+    if isinstance(value, int):
+        return value if -MAX_INT <= value <= MAX_INT else str(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if isinstance(value, (dict, list, tuple, set, frozenset)):
         if id(value) in seen:
             return "<cycle>"
+        if depth >= MAX_DEPTH:
+            return "<too deep>"
         seen = seen | {id(value)}
         if isinstance(value, dict):
-            return {str(k): _jsonable(v, seen) for k, v in value.items()}
-        return [_jsonable(v, seen) for v in value]
-    return repr(value)
+            return {str(k): _jsonable(v, seen, depth + 1) for k, v in value.items()}
+        return [_jsonable(v, seen, depth + 1) for v in value]
+    try:
+        return repr(value)
+    except Exception as exc:  # a broken __repr__ must not lose the run
+        return f"<{type(value).__name__}: repr failed: {type(exc).__name__}>"
 
 
 def from_json(text: str | None, default: Any = None) -> Any:
@@ -162,9 +196,20 @@ def finite(value: Any, field: str, *, allow_none: bool = True) -> float | None:
         raise ValueError(f"{field} is required")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{field} must be a number, got {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{field} must be a finite number, got {value!r}") from None
     if not math.isfinite(number):
         raise ValueError(f"{field} must be a finite number, got {value!r}")
+    return number
+
+
+def moment(value: Any, field: str, *, allow_none: bool = True) -> float | None:
+    """`value` as epoch seconds within years 1 to 9999; None stays None."""
+    number = finite(value, field, allow_none=allow_none)
+    if number is not None and not MIN_TIME <= number <= MAX_TIME:
+        raise ValueError(f"{field} must be a time between the years 1 and 9999, got {value!r}")
     return number
 
 
@@ -178,6 +223,8 @@ def count(value: Any, field: str) -> int | None:
         raise ValueError(f"{field} must be a whole number, got {value!r}")
     if value < 0:
         raise ValueError(f"{field} must not be negative, got {value!r}")
+    if value > MAX_INT:
+        raise ValueError(f"{field} is too large for a 64-bit integer, got {value!r}")
     return int(value)
 
 
@@ -205,10 +252,11 @@ def execution_row(**fields: Any) -> dict[str, Any]:
     for name in ("id", "agent_name"):
         if not isinstance(row[name], str) or not row[name]:
             raise ValueError(f"{name} must be a non-empty string")
+        row[name] = clean_text(row[name])
     row["trace_id"] = row["trace_id"] or row["id"]
     row["status"] = check_status(row["status"])
-    row["started_at"] = finite(row["started_at"], "started_at", allow_none=False)
-    row["ended_at"] = finite(row["ended_at"], "ended_at")
+    row["started_at"] = moment(row["started_at"], "started_at", allow_none=False)
+    row["ended_at"] = moment(row["ended_at"], "ended_at")
     row["duration"] = finite(row["duration"], "duration")
     if row["duration"] is not None and row["duration"] < 0:
         raise ValueError(f"duration must not be negative, got {row['duration']!r}")
@@ -230,11 +278,11 @@ def execution_row(**fields: Any) -> dict[str, Any]:
     for name in ("kwargs", "tags", "metrics"):
         if row[name] is not None and not isinstance(row[name], str):
             row[name] = to_json(row[name])
-    for name in ("error", "error_type", "parent_id", "model"):
+    for name in ("trace_id", "error", "error_type", "parent_id", "model", "host"):
         if row[name] is not None:
-            row[name] = str(row[name])
+            row[name] = clean_text(row[name])
     row["host"] = row["host"] or HOST
-    row["pid"] = row["pid"] if row["pid"] is not None else os.getpid()
+    row["pid"] = count(row["pid"], "pid") if row["pid"] is not None else os.getpid()
     return row
 
 
@@ -245,8 +293,12 @@ def event_row(
     if not isinstance(type, str) or not type:
         raise ValueError("event type must be a non-empty string")
     row: dict[str, Any] = dict.fromkeys(EVENT_NAMES)
-    row.update(execution_id=execution_id, seq=int(seq), type=type)
-    row["started_at"] = finite(started_at, "event started_at", allow_none=False)
+    if not isinstance(execution_id, str) or not execution_id:
+        raise ValueError("event execution_id must be a non-empty string")
+    row.update(
+        execution_id=clean_text(execution_id), seq=count(seq, "event seq"), type=clean_text(type)
+    )
+    row["started_at"] = moment(started_at, "event started_at", allow_none=False)
     data = dict(fields.pop("data", None) or {})
     for name, value in fields.items():
         if name in TYPED_EVENT_FIELDS:
@@ -268,7 +320,7 @@ def event_row(
         row["total_tokens"] = (row["prompt_tokens"] or 0) + (row["completion_tokens"] or 0)
     for name in ("name", "status", "error"):
         if row[name] is not None:
-            row[name] = str(row[name])
+            row[name] = clean_text(row[name])
     row["data"] = to_json(data) if data else None
     return row
 

@@ -178,26 +178,32 @@ class Runner:
         self._con.close()
 
     def _cursor(self, views: Views) -> duckdb.DuckDBPyConnection:
-        """A cursor of this thread whose views show `views` (reused while the key is the same)."""
-        cached = getattr(self._local, "cursor", None)
-        if cached is not None and cached[0] == views.key and views.key:
-            return cached[1]
-        if cached is not None:
-            try:
-                cached[1].close()
-            except duckdb.Error:
-                pass
+        """A cursor of this thread whose views show `views` (a few are kept, by key)."""
+        cursors: dict[tuple, duckdb.DuckDBPyConnection] = getattr(self._local, "cursors", None)
+        if cursors is None:
+            cursors = self._local.cursors = {}
+        cur = cursors.get(views.key) if views.key else None
+        if cur is not None:
+            return cur
+        while len(cursors) >= _CURSORS_KEPT:
+            _, old = cursors.popitem()  # most recent first out: keys rarely come back
+            old.close()
         with self._lock:
             cur = self._con.cursor()
-        cur.register("_kagura_tail_executions", views.tail_executions)
-        cur.register("_kagura_tail_events", views.tail_events)
-        cur.execute(_view_sql("executions", views.execution_files, "_kagura_tail_executions"))
-        cur.execute(_view_sql("events", views.event_files, "_kagura_tail_events"))
-        self._local.cursor = (views.key, cur)
+        try:
+            cur.register("_kagura_tail_executions", views.tail_executions)
+            cur.register("_kagura_tail_events", views.tail_events)
+            cur.execute(_view_sql("executions", views.execution_files, "_kagura_tail_executions"))
+            cur.execute(_view_sql("events", views.event_files, "_kagura_tail_events"))
+        except BaseException:
+            cur.close()
+            raise
+        if views.key:
+            cursors[views.key] = cur
         return cur
 
     def run(self, text: str, params: dict[str, Any], views: Views, label: str) -> Result:
-        """Run SQL `text` with named `params` over `views`; QueryError names label, params and SQL."""
+        """Run SQL `text` with named `params` over `views`; QueryError names label, params and cause."""
         wanted = param_names(text)
         unknown = set(params) - set(wanted)
         if unknown:
@@ -205,17 +211,34 @@ class Runner:
                 f"{label}: unknown parameter(s) {', '.join(sorted(unknown))}; it takes: {', '.join(wanted) or 'none'}"
             )
         bound = {name: params.get(name) for name in wanted}
-        cur = self._cursor(views)
         try:
-            table = (
-                cur.sql(text, params=bound or None).to_arrow_table()
-                if bound
-                else cur.sql(text).to_arrow_table()
-            )
+            cur = self._cursor(views)
+            relation = cur.sql(text, params=bound) if bound else cur.sql(text)
+            table = relation.to_arrow_table()
         except duckdb.Error as exc:
-            first = str(exc).splitlines()[0]
-            raise QueryError(f"{label} failed: {first} (params: {bound})\n{text.strip()}") from exc
+            raise _query_error(exc, label, bound, text, views) from exc
         return Result(table, label)
+
+
+_CURSORS_KEPT = 6
+
+
+def _query_error(exc: duckdb.Error, label: str, bound: dict, text: str, views: Views) -> QueryError:
+    """One line: what failed and why; a damaged lake file is named, with the way to repair."""
+    message = str(exc)
+    first = message.splitlines()[0] if message else type(exc).__name__
+    for path in (*views.execution_files, *views.event_files):
+        if path in message:
+            error = QueryError(
+                f"lake file {path} is missing or damaged ({first.split(':', 1)[0]}); "
+                "run `kagura monitor doctor --repair`"
+            )
+            break
+    else:
+        shown = f" (params: {bound})" if bound else ""
+        error = QueryError(f"{label} failed: {first}{shown}")
+    error.sql = text
+    return error
 
 
 def _quote(path: str) -> str:

@@ -211,7 +211,7 @@ class EventStore(Analytics):
         if segments is None:
             segments = _overlapping(snap.segments, since, until)
         lake = self.lake
-        key = (id(snap), events, tuple(s.id for s in segments))
+        key = (snap.serial, events, tuple(s.id for s in segments))
         return Views(
             execution_files=[str(lake / s.executions_path) for s in segments],
             event_files=[str(lake / s.events_path) for s in segments] if events else [],

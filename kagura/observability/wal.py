@@ -8,12 +8,13 @@ The schema changes only by appending to MIGRATIONS.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,7 @@ class Segment:
 
 
 SEGMENT_NAMES = tuple(Segment.__dataclass_fields__)
+_SERIALS = itertools.count(1)
 
 
 @dataclass
@@ -181,22 +183,18 @@ class TailSnapshot:
     segments: list[Segment]
     taken_at: float
     marked: bool = False  # the store has marked runs of dead processes as abandoned
+    serial: int = field(default_factory=lambda: next(_SERIALS))  # never reused, unlike id()
 
 
 def check_store_file(path: Path) -> None:
-    """Refuse a file at `path` that is not SQLite, before SQLite touches it."""
-    if not path.exists():
-        return
+    """Refuse a directory at the database path.
+
+    The file itself is never opened here: closing any descriptor of a database
+    file drops every SQLite lock this process holds on it (another store object
+    may have it open), so SQLite alone reads it and says whether it is one.
+    """
     if path.is_dir():
         raise NotAStoreError(f"{path} is a directory, not a telemetry database; pass a file path")
-    if path.stat().st_size == 0:
-        return
-    with open(path, "rb") as f:
-        header = f.read(16)
-    if header != SQLITE_HEADER:
-        raise NotAStoreError(
-            f"{path} is not a kagura telemetry store (not a SQLite file); move it away or pass another --db"
-        )
 
 
 def create_private_file(path: Path) -> None:
@@ -220,8 +218,18 @@ class Wal:
         self.writes = 0  # bumped by this process's own commits: cache keys use it
         self._last: _Tail | None = None
         self._snapshot_lock = threading.Lock()
+        if path is not None:
+            check_store_file(path)
+            try:
+                create_private_file(path)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create {path}: {exc.strerror or exc}; check the folder's permissions"
+                ) from exc
         con = self._connect()
         self._migrate(con)
+        if path is not None:
+            self._local.con = con
 
     # --- connections -------------------------------------------------------
 
@@ -232,13 +240,6 @@ class Wal:
                     ":memory:", isolation_level=None, check_same_thread=False
                 )
             return self._memory_con
-        check_store_file(self.path)
-        try:
-            create_private_file(self.path)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot create {self.path}: {exc.strerror or exc}; check the folder's permissions"
-            ) from exc
         try:
             con = None
             con = sqlite3.connect(
@@ -258,6 +259,11 @@ class Wal:
         except sqlite3.DatabaseError as exc:
             if con is not None:
                 con.close()
+            if "readonly" in str(exc) or "read-only" in str(exc):
+                raise StoreError(
+                    f"cannot write {self.path}: the file or its folder is read-only; "
+                    "check the permissions or pass another --db"
+                ) from exc
             if isinstance(exc, sqlite3.OperationalError) and "locked" not in str(exc):
                 raise StoreError(
                     f"cannot open {self.path}: {exc}; check the folder's permissions and free space"
@@ -482,6 +488,8 @@ def _read_rev(con: sqlite3.Connection, sql: str, schema: pa.Schema) -> tuple[pa.
 
 
 class _WriteTxn:
+    """BEGIN IMMEDIATE ... COMMIT; SQLite's errors come out as StoreError naming the file."""
+
     def __init__(self, wal: Wal, con: sqlite3.Connection):
         self.wal, self.con = wal, con
 
@@ -490,22 +498,50 @@ class _WriteTxn:
             self.wal._memory_lock.acquire()
         try:
             self.con.execute("BEGIN IMMEDIATE")
-        except BaseException:
+        except BaseException as exc:
             if self.wal.path is None:
                 self.wal._memory_lock.release()
+            if isinstance(exc, sqlite3.Error):
+                raise _write_error(self.wal.path, exc) from exc
             raise
         return self.con
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
-                self.con.execute("COMMIT")
+                try:
+                    self.con.execute("COMMIT")
+                except sqlite3.Error as error:
+                    self._rollback()
+                    raise _write_error(self.wal.path, error) from error
                 self.wal.writes += 1
             else:
-                self.con.execute("ROLLBACK")
+                self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise _write_error(self.wal.path, exc) from exc
         finally:
             if self.wal.path is None:
                 self.wal._memory_lock.release()
+
+    def _rollback(self) -> None:
+        try:
+            self.con.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # SQLite has rolled back already (a failed COMMIT, a full disk)
+
+
+def _write_error(path: Path | None, exc: sqlite3.Error) -> StoreError:
+    where = path or ":memory:"
+    text = str(exc)
+    if "full" in text:
+        hint = "free some disk space"
+    elif "readonly" in text or "read-only" in text:
+        hint = "the file or its folder is read-only"
+    elif "locked" in text or "busy" in text:
+        hint = "another process held the database too long; try again"
+    else:
+        hint = "run `kagura monitor doctor`"
+    return StoreError(f"cannot write to {where}: {text}; {hint}")
 
 
 class _ReadTxn:
@@ -532,6 +568,6 @@ def _to_arrow(rows: list[tuple], schema: pa.Schema) -> pa.Table:
         return schema.empty_table()
     columns = list(zip(*rows, strict=True))
     arrays = []
-    for values, field in zip(columns, schema, strict=True):
-        arrays.append(pa.array(values, type=field.type))
+    for values, column in zip(columns, schema, strict=True):
+        arrays.append(pa.array(values, type=column.type))
     return pa.Table.from_arrays(arrays, schema=schema)
