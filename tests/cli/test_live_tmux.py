@@ -60,12 +60,6 @@ def _line(screen: str, word: str) -> str:
     return next((line for line in screen.splitlines() if word in line), "")
 
 
-# wal.check_store_file() open()s and close()s the database file each time a connection is made,
-# which drops the POSIX locks SQLite holds in this process: another process's commits can then go
-# unseen (or be lost). Remove this mark with the fix in the store.
-@pytest.mark.xfail(
-    reason="store: header check closes the db file under SQLite's locks", strict=False
-)
 def test_live_view_shows_runs_as_they_are_recorded_and_exits_on_ctrl_c(small, tmp_path):
     command = f"{sys.executable} -m kagura.cli monitor --refresh 0.3; echo EXIT=$?; sleep 60"
     pane = Pane(str(tmp_path / "tmux.sock"), command)
