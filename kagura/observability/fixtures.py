@@ -768,14 +768,18 @@ def generate_arrow(
     midnights = np.array([d for d, _ in day_list])
     day_p = np.array([w for _, w in day_list])
     day_p /= day_p.sum()
-    starts = np.empty(0)
+    # Under a day the shape of the day hardly matters: spread runs evenly.
+    starts = rng.uniform(start, end_time, n) if days < 1 else np.empty(0)
+    kept = 1.0  # share of draws that land in the window
     while starts.size < n:
-        k = int((n - starts.size) * 1.3) + 64
+        k = int((n - starts.size) / kept * 1.2) + 64
         day = rng.choice(midnights.size, size=k, p=day_p)
         busy = rng.random(k) < BUSY_SHARE
         hour = np.where(busy, np.mod(rng.normal(BUSY_HOUR, 3.5, k), 24.0), rng.random(k) * 24.0)
         moment = midnights[day] + hour * 3600.0
-        starts = np.concatenate([starts, moment[(moment >= start) & (moment < end_time)]])
+        inside = moment[(moment >= start) & (moment < end_time)]
+        kept = max(inside.size / k, 1e-6)
+        starts = np.concatenate([starts, inside])
     starts = starts[:n]
     agent = rng.choice(len(AGENTS), size=n, p=table.weight)
     duration = table.median[agent] * np.exp(table.sigma[agent] * rng.standard_normal(n))

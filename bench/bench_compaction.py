@@ -1,0 +1,173 @@
+"""Compaction: settled executions (each with 3 events) moved from the SQLite tail to Parquet.
+
+Bulk: a tail of N executions from the last day, moved by one
+EventStore.compact(). Steady: the tail reaches the auto-compaction threshold
+(config.COMPACT_TAIL_ROWS) and is moved, five times. Raw: the least work that
+does the same move (read both tables with sqlite3, build Arrow columns, write
+one zstd Parquet file each, delete the rows), with no manifest, partitions or
+fsync: the limit. The naive store has no compaction.
+Run: python bench/bench_compaction.py [--n 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sqlite3
+import statistics
+import time
+from typing import Any
+
+import common
+
+TMP = common.OUT / "tmp_compaction"
+
+
+def _rows(n: int, seed: int) -> list[tuple[dict, list[dict]]]:
+    pairs: list[tuple[dict, list[dict]]] = []
+    for executions, events in common.arrow_chunks(n, seed=seed, days=1, end=time.time() - 60):
+        pairs.extend(common.pairs_of(executions, events))
+    return pairs
+
+
+def bulk(n: int) -> dict[str, Any]:
+    """One compact() of a tail of `n` executions."""
+    from kagura.observability.store import EventStore
+
+    data = _rows(n, 21)
+    with EventStore(TMP / "bulk.db", auto_compact=False) as store:
+        for at in range(0, n, 10_000):
+            store.append_many(data[at : at + 10_000])
+        del data
+        start = time.perf_counter()
+        report = store.compact()
+        seconds = time.perf_counter() - start
+        left = store.tail_size()
+        lake = common.dir_bytes(store.lake / "executions") + common.dir_bytes(store.lake / "events")
+        counted = store.get_summary_stats()["total_executions"]
+    return {
+        "n": n,
+        "seconds": seconds,
+        "per_second": report["executions"] / seconds,
+        "moved": report["executions"],
+        "events": report["events"],
+        "segments": report["segments"],
+        "left_in_tail": left["settled"],
+        "counted_back": counted,
+        "lake_bytes": lake,
+    }
+
+
+def steady(rounds: int = 5) -> dict[str, Any]:
+    """Fill the tail to the auto-compaction threshold and compact, `rounds` times."""
+    from kagura.config import COMPACT_TAIL_ROWS
+    from kagura.observability.store import EventStore
+
+    per_round = []
+    with EventStore(TMP / "steady.db", auto_compact=False) as store:
+        for r in range(rounds):
+            data = _rows(COMPACT_TAIL_ROWS, 40 + r)
+            store.append_many(data)
+            start = time.perf_counter()
+            report = store.compact()
+            per_round.append(report["executions"] / (time.perf_counter() - start))
+    return {
+        "batch": COMPACT_TAIL_ROWS,
+        "rounds": rounds,
+        "per_second": statistics.median(per_round),
+    }
+
+
+def raw(n: int) -> dict[str, Any]:
+    """The same move without the store: sqlite3 -> Arrow -> one Parquet file per table -> DELETE."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from bench_ingest import RAW_SCHEMA
+
+    from kagura.observability import fixtures
+    from kagura.observability.model import EVENT_NAMES, EXECUTION_NAMES
+
+    db = TMP / "raw.db"
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA journal_mode = WAL")
+    con.execute("PRAGMA synchronous = NORMAL")
+    con.executescript(
+        RAW_SCHEMA.format(exec_cols=", ".join(EXECUTION_NAMES), event_cols=", ".join(EVENT_NAMES))
+    )
+    data = _rows(n, 21)
+    con.execute("BEGIN IMMEDIATE")
+    con.executemany(
+        f"INSERT INTO executions VALUES ({', '.join('?' * len(EXECUTION_NAMES))})",
+        [tuple(r[k] for k in EXECUTION_NAMES) for r, _ in data],
+    )
+    con.executemany(
+        f"INSERT INTO events VALUES ({', '.join('?' * len(EVENT_NAMES))})",
+        [tuple(e[k] for k in EVENT_NAMES) for _, evs in data for e in evs],
+    )
+    con.execute("COMMIT")
+    del data
+    exec_schema, event_schema = fixtures.arrow_schemas()
+    start = time.perf_counter()
+    tables = []
+    con.execute("BEGIN")
+    for table, names, schema in (
+        ("executions", EXECUTION_NAMES, exec_schema),
+        ("events", EVENT_NAMES, event_schema),
+    ):
+        rows = con.execute(f"SELECT {', '.join(names)} FROM {table}").fetchall()
+        columns = list(zip(*rows, strict=True))
+        tables.append(
+            pa.Table.from_arrays(
+                [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)],
+                schema=schema,
+            )
+        )
+    con.execute("COMMIT")
+    read = time.perf_counter() - start
+    for name, table in zip(("executions", "events"), tables, strict=True):
+        pq.write_table(table, TMP / f"raw_{name}.parquet", compression="zstd")
+    written = time.perf_counter() - start
+    con.execute("BEGIN IMMEDIATE")
+    con.execute("DELETE FROM events")
+    con.execute("DELETE FROM executions")
+    con.execute("COMMIT")
+    seconds = time.perf_counter() - start
+    con.close()
+    return {
+        "n": n,
+        "seconds": seconds,
+        "per_second": n / seconds,
+        "read_seconds": read,
+        "write_seconds": written - read,
+        "delete_seconds": seconds - written,
+        "bytes": sum((TMP / f"raw_{t}.parquet").stat().st_size for t in ("executions", "events")),
+    }
+
+
+def run(n: int, log=print) -> dict[str, Any]:
+    """Every compaction figure; temporary stores are removed afterwards."""
+    shutil.rmtree(TMP, ignore_errors=True)
+    TMP.mkdir(parents=True)
+    out: dict[str, Any] = {}
+    try:
+        out["bulk"] = bulk(n)
+        log(f"  compaction bulk {common.size_label(n)}: {out['bulk']['per_second']:,.0f}/s")
+        out["steady"] = steady()
+        log(f"  compaction steady: {out['steady']['per_second']:,.0f}/s")
+        out["raw"] = raw(n)
+        log(f"  compaction raw {common.size_label(n)}: {out['raw']['per_second']:,.0f}/s")
+    finally:
+        shutil.rmtree(TMP, ignore_errors=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    args = parser.parse_args()
+    print(json.dumps(run(args.n), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Shared pieces of the benchmarks: the machine, timing, and the big stores they query.
+
+Datasets come from `fixtures.generate_arrow` (seed 0, 90 days ending BENCH_END)
+and are cached under bench/out/data/, so a second run skips building them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+DATA = OUT / "data"
+BENCH_END = "2025-06-30T00:00:00+00:00"
+BENCH_END_TS = 1751241600.0
+SEED = 0
+# Bump when the generator or the way stores are built changes: cached datasets are rebuilt.
+DATASET_VERSION = 1
+
+sys.path.insert(0, str(ROOT))
+
+
+def machine() -> dict[str, Any]:
+    """CPU, cores, RAM, Python and library versions, date: what a figure was measured on."""
+    import duckdb
+    import polars
+    import pyarrow
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                ram = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    disk = shutil.disk_usage(OUT if OUT.exists() else ROOT)
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gb": ram,
+        "disk_free_gb": round(disk.free / 1e9, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "polars": polars.__version__,
+        "pyarrow": pyarrow.__version__,
+        "sqlite": sqlite3.sqlite_version,
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "commit": _git_commit(),
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            or None
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def measure(fn: Callable[[], Any], repeat: int = 7, budget: float = 20.0) -> dict[str, float]:
+    """Milliseconds of the first call and the median of up to `repeat` more (fewer past `budget` s)."""
+    start = time.perf_counter()
+    fn()
+    first = (time.perf_counter() - start) * 1000
+    times = []
+    deadline = time.perf_counter() + budget
+    for _ in range(repeat):
+        if times and time.perf_counter() > deadline:
+            break
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    # With repeat=0 (calls that take many seconds) the one call stands for both.
+    warm = statistics.median(times) if times else first
+    return {"first_ms": first, "warm_ms": warm, "runs": len(times) + (0 if times else 1)}
+
+
+def size_label(n: int) -> str:
+    """1000000 -> '1M', 100000 -> '100k'."""
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n >= 1_000 and n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return str(n)
+
+
+def dir_bytes(path: Path) -> int:
+    """Bytes of every file under `path` (or of the file itself)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# --- datasets ------------------------------------------------------------------------
+
+
+def arrow_chunks(
+    n: int, chunk: int = 250_000, seed: int = SEED, days: float = 90, end: Any = BENCH_END
+) -> Iterator[tuple[Any, Any]]:
+    """The benchmark rows as (executions, events) Arrow chunks, oldest first, ending at `end`."""
+    from kagura.observability import fixtures
+
+    yield from fixtures.generate_arrow(n, seed=seed, days=days, end=end, chunk=chunk)
+
+
+def pairs_of(executions: Any, events: Any) -> list[tuple[dict, list[dict]]]:
+    """(row, events) pairs of one Arrow chunk (3 events per execution, in order)."""
+    rows = executions.to_pylist()
+    evs = events.to_pylist()
+    return [(row, evs[3 * i : 3 * i + 3]) for i, row in enumerate(rows)]
+
+
+def _ready(folder: Path, n: int) -> dict[str, Any] | None:
+    meta_path = folder / "meta.json"
+    if not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text())
+    if meta.get("n") != n or meta.get("version") != DATASET_VERSION:
+        return None
+    return meta
+
+
+def build_store(n: int, log: Callable[[str], None] = print) -> tuple[Path, dict[str, Any]]:
+    """A store of `n` executions, all compacted into the lake; (db path, build figures)."""
+    from kagura.observability.store import EventStore
+
+    folder = DATA / f"store_{size_label(n)}"
+    db = folder / "telemetry.db"
+    meta = _ready(folder, n)
+    if meta is not None:
+        return db, meta
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    append_s = compact_s = convert_s = 0.0
+    compacted = 0
+    store = EventStore(db, auto_compact=False)
+    try:
+        for executions, events in arrow_chunks(n):
+            t0 = time.perf_counter()
+            pairs = pairs_of(executions, events)
+            t1 = time.perf_counter()
+            for start in range(0, len(pairs), 10_000):
+                store.append_many(pairs[start : start + 10_000])
+            t2 = time.perf_counter()
+            report = store.compact()
+            t3 = time.perf_counter()
+            convert_s += t1 - t0
+            append_s += t2 - t1
+            compact_s += t3 - t2
+            compacted += report["executions"]
+            log(
+                f"  store {size_label(n)}: {compacted:,} executions in the lake ({compact_s:.0f} s compacting)"
+            )
+    finally:
+        store.close()
+    meta = {
+        "n": n,
+        "version": DATASET_VERSION,
+        "append_seconds": append_s,
+        "compact_seconds": compact_s,
+        "convert_seconds": convert_s,
+        "compacted": compacted,
+    }
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+    return db, meta
+
+
+def build_naive(n: int, log: Callable[[str], None] = print) -> Path:
+    """A naive store (bench/naive.py) holding the same `n` executions."""
+    from naive import NaiveStore, blob_row
+
+    folder = DATA / f"naive_{size_label(n)}"
+    db = folder / "naive.db"
+    if _ready(folder, n) is not None:
+        return db
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    store = NaiveStore(db)
+    done = 0
+    for executions, events in arrow_chunks(n):
+        store.bulk_load([blob_row(row, evs) for row, evs in pairs_of(executions, events)])
+        done += executions.num_rows
+        log(f"  naive {size_label(n)}: {done:,} executions")
+    (folder / "meta.json").write_text(json.dumps({"n": n, "version": DATASET_VERSION}))
+    return db
