@@ -28,18 +28,10 @@ WRITERS = 4
 READERS = 2
 
 
-# Diagnosis of the lost runs, for whoever fixes them: wal.check_store_file() opens and
-# closes the database file with open() each time a connection is made (every new
-# thread). Closing any descriptor of a file drops all of this process's POSIX locks on
-# it (https://www.sqlite.org/howtocorrupt.html section 2.2), including the SHARED lock
-# its other SQLite connection holds. Another process that then closes its connection
-# believes it is the last one, checkpoints and deletes the WAL, and every later commit
-# of this process goes to the deleted file. Fix: read the header once, before the
-# first connection of the Wal exists (and keep the __init__ connection as the thread's).
-LOCKS_DROPPED = pytest.mark.xfail(
-    strict=True, reason="check_store_file() drops this process's SQLite locks (see diagnosis)"
-)
-
+# Regression: wal.check_store_file() used to open and close the database file for each
+# new connection; closing any descriptor of a file drops all of the process's POSIX locks
+# on it (https://www.sqlite.org/howtocorrupt.html section 2.2), so another process's
+# close deleted the WAL under this one and its later commits were lost.
 READER = (
     "import sqlite3, sys\n"
     "con = sqlite3.connect(sys.argv[1])\n"
@@ -48,7 +40,6 @@ READER = (
 )
 
 
-@LOCKS_DROPPED
 def test_commits_survive_another_process_closing_the_database(db):
     store = EventStore(db, auto_compact=False)
     started = time.time() - 60
@@ -71,7 +62,6 @@ def test_commits_survive_another_process_closing_the_database(db):
         con.close()
 
 
-@LOCKS_DROPPED
 def test_a_second_thread_keeps_the_first_threads_lock(db):
     store = EventStore(db, auto_compact=False)
     store.tail_size()  # the main thread's connection
@@ -152,9 +142,6 @@ def reader_loop(db, stop: threading.Event, seen: list, errors: list) -> None:
         seen.append((stats["total_executions"], stats["total_tokens"], stats["total_cost"]))
 
 
-@pytest.mark.xfail(
-    strict=False, reason="lost runs and I/O errors while check_store_file() drops locks"
-)
 def test_writers_compactor_and_readers_together(db, tmp_path, children):
     logs = [tmp_path / f"writer-{i}.jsonl" for i in range(WRITERS)]
     writers = [

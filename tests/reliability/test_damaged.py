@@ -216,14 +216,6 @@ def test_doctor_reports_and_repairs_a_damaged_listed_file(db, how, kind):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "query.Runner._cursor creates the views outside run()'s try, so DuckDB's multi-line "
-        "InvalidInputException/IOException escapes; wrap it as a StoreError naming the file "
-        "and `kagura monitor doctor`, and print only the first line of a QueryError"
-    ),
-)
 @pytest.mark.parametrize("how", ["cut", "deleted"])
 def test_a_damaged_listed_file_gives_a_one_line_error_naming_it(db, how):
     build(db)

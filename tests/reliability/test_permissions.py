@@ -111,6 +111,7 @@ def record_secrets(store: EventStore) -> str:
             collector.record_event("custom", detail=f"token {GITHUB}")
             collector.record_metric("client_secret", PASSWORD)
             raise RuntimeError(f"auth failed for {OPENAI}")
+    assert collector.flush(), "the recorder did not write the run in time"
     return run.id
 
 
