@@ -589,6 +589,54 @@ def render_monthly_estimate(projection: dict[str, Any]) -> Text:
 # --- the dashboard ----------------------------------------------------------------
 
 
+class LiveCounts:
+    """Run counts by status for the live header, cheap at any size.
+
+    Runs that began more than WINDOW seconds before the newest one are counted
+    once, and again every REBASE seconds; each frame counts only the runs since
+    then (the tail and the newest lake files). So a change to an older run (a long
+    run finishing, a prune, a back-dated import) shows within REBASE seconds.
+    """
+
+    WINDOW = 600.0
+    REBASE = 60.0
+
+    def __init__(self, store: EventStore, agent_name: str | None = None):
+        self.store = store
+        self.agent_name = agent_name
+        self.cut: float | None = None
+        self.base: dict[str, int] = {}
+        self.base_at = -math.inf
+        self._query: bool | None = None
+
+    def counts(self, newest: float | None, now: float | None = None) -> dict[str, int]:
+        """{total_executions, completed, failed, running} as of `now`; `newest` is the newest run's start."""
+        now = time.time() if now is None else now
+        if self.cut is None or now - self.base_at >= self.REBASE:
+            self.cut = min(now, newest if newest is not None else now) - self.WINDOW
+            self.base = self._count(until=self.cut)
+            self.base_at = now
+        recent = self._count(since=self.cut)
+        merged = {key: self.base.get(key, 0) + recent.get(key, 0) for key in {*self.base, *recent}}
+        return {
+            "total_executions": sum(merged.values()),
+            **{key: merged.get(key, 0) for key in ("completed", "failed", "running")},
+        }
+
+    def _count(self, since: float | None = None, until: float | None = None) -> dict[str, int]:
+        if self._query is None:
+            self._query = "status_counts" in {q["name"] for q in self.store.catalogue()}
+        if self._query:  # counting statuses skips the summary's percentiles
+            rows = self.store.run(
+                "status_counts", agent=self.agent_name, since=since, until=until
+            ).rows()
+            return {row["status"]: row["runs"] for row in rows}
+        stats = self.store.get_summary_stats(agent_name=self.agent_name, since=since, until=until)
+        counts = {key: stats.get(key) or 0 for key in ("completed", "failed", "running")}
+        counts["other"] = (stats.get("total_executions") or 0) - sum(counts.values())
+        return counts
+
+
 class Dashboard:
     """Prints the telemetry of an EventStore to a rich Console: live view, lists, stats, traces, cost."""
 
@@ -599,31 +647,20 @@ class Dashboard:
             store = EventStore()
         self.store = store
         self.console = console or Console(highlight=False)
-        self._counts_query: bool | None = None  # does the store have sql/status_counts.sql?
+        self._live_counts: dict[str | None, LiveCounts] = {}
 
     # data, shared by the renderers and the CLI's --json
 
     def live_data(
-        self, agent_name: str | None = None, limit: int = 15
+        self, agent_name: str | None = None, limit: int = 15, now: float | None = None
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """(run counts by status, newest executions) for one frame of the live view."""
-        if self._counts_query is None:
-            names = {query["name"] for query in self.store.catalogue()}
-            self._counts_query = "status_counts" in names
-        if self._counts_query:
-            # Counting statuses is several times cheaper than the full summary (no percentiles).
-            counts = {
-                row["status"]: row["runs"]
-                for row in self.store.run("status_counts", agent=agent_name).rows()
-            }
-            stats = {
-                "total_executions": sum(counts.values()),
-                **{s: counts.get(s, 0) for s in ("completed", "failed", "running")},
-            }
-        else:
-            stats = self.store.get_summary_stats(agent_name=agent_name)
         rows = self.store.get_executions(agent_name=agent_name, limit=limit)
-        return stats, rows
+        counter = self._live_counts.get(agent_name)
+        if counter is None:
+            counter = self._live_counts[agent_name] = LiveCounts(self.store, agent_name)
+        newest = rows[0]["started_at"] if rows else None
+        return counter.counts(newest, now), rows
 
     def trace_data(self, execution_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         """(the execution with its events and children, every run of its trace)."""

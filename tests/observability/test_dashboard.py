@@ -440,3 +440,50 @@ def test_show_live_once_prints_one_frame(store):
     out = board.console.export_text()
     assert out.count("Kagura Agent Monitor") == 1
     assert "Total: 1 | Completed: 0 | Failed: 1" in out
+
+
+def test_live_counts_match_the_store_and_old_changes_show_after_a_rebase(tmp_path):
+    store = EventStore(tmp_path / "counts.db")
+    now = time.time()
+
+    def add(ago: float, status: str) -> None:
+        ended = None if status == "running" else now - ago + 1
+        store.append(
+            model.execution_row(
+                id=model.new_execution_id(now - ago),
+                agent_name="a",
+                started_at=now - ago,
+                ended_at=ended,
+                status=status,
+            )
+        )
+
+    for ago, status in [
+        (86400, "completed"),
+        (7200, "failed"),
+        (3000, "completed"),
+        (100, "completed"),
+        (50, "running"),
+    ]:
+        add(ago, status)
+    counter = dash.LiveCounts(store)
+    newest = now - 50
+    assert counter.counts(newest, now) == {
+        "total_executions": 5,
+        "completed": 3,
+        "failed": 1,
+        "running": 1,
+    }
+    assert counter.cut == newest - dash.LiveCounts.WINDOW
+    add(10, "failed")  # a new run: counted at the next frame
+    assert counter.counts(now - 10, now + 1)["failed"] == 2
+    add(5000, "completed")  # an old run imported late: counted once the base is recounted
+    assert counter.counts(now - 10, now + 2)["completed"] == 3
+    assert counter.counts(now - 10, now + 2 + dash.LiveCounts.REBASE)["completed"] == 4
+    full = store.get_summary_stats()
+    assert (
+        counter.counts(now - 10, now + 3 + dash.LiveCounts.REBASE)["total_executions"]
+        == full["total_executions"]
+        == 7
+    )
+    store.close()
