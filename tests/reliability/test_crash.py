@@ -89,7 +89,7 @@ def test_random_kills_lose_nothing(db, tmp_path, children):
         assert ready == b"ready\n", child.stderr.read().decode()
         # Files planted at the last check are gone: the child's open tidied the lake.
         assert not [p for p in planted if p.exists()], "unlisted files survived an open"
-        time.sleep(rng.uniform(0.0, 0.5))
+        time.sleep(rng.uniform(0.0, 0.35))
         child.send_signal(signal.SIGKILL)
         child.wait()
         assert child.returncode == -signal.SIGKILL, child.stderr.read().decode()

@@ -29,8 +29,27 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+_BUILT: dict[int, tuple[Path, harness.Truth]] = {}
+
+
 def build(db: Path, seed: int = 3) -> harness.Truth:
-    """A store with four dates of runs: most in the lake (several segments), some in the tail."""
+    """A store at `db` with four dates of runs: most in the lake (several segments), some in the tail.
+
+    Built once per seed and copied, so that each test damages its own copy.
+    """
+    if seed not in _BUILT:
+        import tempfile
+
+        master = Path(tempfile.mkdtemp(prefix="kagura-damaged-")) / "telemetry.db"
+        _BUILT[seed] = (master, _build(master, seed))
+    master, truth = _BUILT[seed]
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(master, db)
+    shutil.copytree(harness.lake_of(master), harness.lake_of(db))
+    return truth
+
+
+def _build(db: Path, seed: int) -> harness.Truth:
     rng = random.Random(seed)
     truth = harness.Truth()
     store = EventStore(db, auto_compact=False)
