@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -59,6 +59,26 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain help: rich formatting would double `kagura --help` time
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from kagura import __version__
+
+        sys.stdout.write(f"kagura-ai {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def kagura(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Kagura: local-first telemetry for LLM agents. Record runs with @agent, then inspect them here."""
 
 
 def _register() -> None:

@@ -58,3 +58,10 @@ def test_help_runs_through_the_entry_point(cli):
     assert result.returncode == 0
     for name in ("live", "list", "stats", "trace", "cost", "compact", "prune"):
         assert re.search(rf"^\s+{name}\s+\S", result.stdout, re.M), name
+
+
+def test_version(cli):
+    import kagura
+
+    result = cli("--version")
+    assert (result.returncode, result.stdout) == (0, f"kagura-ai {kagura.__version__}\n")
