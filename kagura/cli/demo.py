@@ -311,6 +311,8 @@ def demo(
     target = db_path(db)
     out = console()
     items = plan(runs, seed)
+    # Said first: loading litellm takes a few seconds before anything else shows.
+    out.print(f"Recording {runs} agent runs against a local demo model (offline, no API key)...")
 
     import litellm
 
