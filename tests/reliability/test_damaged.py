@@ -280,3 +280,23 @@ def test_doctor_tightens_loose_permissions(db):
     for path in loose:
         assert path.stat().st_mode & 0o077 == 0, path
     shutil.rmtree(lake / "damaged", ignore_errors=True)
+
+
+def test_doctor_repair_through_the_command_line(db):
+    truth = build(db)
+    lake = harness.lake_of(db)
+    stray = lake / "executions" / "date=2000-01-01" / "left-by-a-crash.parquet.tmp"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"PAR1 half written")
+    lost = segment_ids(db, first_segment(db))
+    seg, path = damage(db, "deleted", "executions")
+    checked = cli("monitor", "doctor", "--db", str(db), "--json")
+    assert checked.returncode == 1, checked.stderr
+    assert json.loads(checked.stdout)["missing"][0]["segment"] == seg.id
+    assert not stray.exists()  # opening the store already removed the unlisted file
+    repaired = cli("monitor", "doctor", "--repair", "--db", str(db))
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert f"unlisted segment {seg.id}" in repaired.stdout
+    assert f"{len(lost)} runs lost" in repaired.stdout
+    assert cli("monitor", "doctor", "--db", str(db)).returncode == 0
+    harness.assert_exact(db, without(truth, lost))
