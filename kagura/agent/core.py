@@ -9,7 +9,6 @@ recorded by the global telemetry: the run, its LLM calls, tool calls and memory.
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import os
 import time
@@ -55,6 +54,8 @@ class AgentSpec:
         max_iterations: int,
         litellm_kwargs: dict[str, Any],
     ):
+        import inspect  # here, not at import: `import kagura` stays light
+
         self.fn = fn
         self.name = name or fn.__name__
         if not isinstance(model, str) or not model:
@@ -307,6 +308,8 @@ def agent(
         return agent()(model)
 
     def decorate(fn: Callable[..., Any]) -> Any:
+        import inspect
+
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(
                 f"@agent needs an async function: declare {getattr(fn, '__name__', fn)!r} with 'async def'"

@@ -7,7 +7,6 @@ other type (list, dict, pydantic models, ...) is validated from JSON, with
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 from typing import Any
@@ -24,6 +23,8 @@ class AgentOutputError(ValueError):
 
 def returns_text(annotation: Any) -> bool:
     """True when the reply is returned as the raw text."""
+    import inspect
+
     return annotation in (inspect.Signature.empty, str, Any, None, type(None))
 
 

@@ -9,7 +9,6 @@ a `@tool` function records its own `tool_call` event.
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import re
 import time
@@ -27,6 +26,8 @@ class Tool:
     def __init__(
         self, fn: Callable[..., Any], name: str | None = None, description: str | None = None
     ):
+        import inspect
+
         if not callable(fn):
             raise TypeError(f"a tool must be a function, got {type(fn).__name__}")
         self.fn = fn
@@ -53,6 +54,8 @@ class Tool:
 
     async def invoke(self, arguments: dict[str, Any]) -> Any:
         """The tool's result for keyword `arguments` (awaited when the tool is async)."""
+        import inspect
+
         result = self.fn(**arguments)
         if inspect.isawaitable(result):
             result = await result
@@ -181,6 +184,8 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
 
 def _parameters_schema(fn: Callable[..., Any], docs: dict[str, str]) -> dict[str, Any]:
     """JSON Schema of a function's keyword parameters, through a pydantic model."""
+    import inspect
+
     from pydantic import ConfigDict, create_model
 
     signature = inspect.signature(fn)

@@ -13,20 +13,27 @@ import atexit
 import contextlib
 import contextvars
 import functools
-import inspect
 import itertools
-import logging
 import os
 import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kagura import config
 from kagura.observability import model, redact
 
-logger = logging.getLogger("kagura.telemetry")
+if TYPE_CHECKING:
+    import inspect
+
+
+def _logger() -> Any:
+    """The "kagura.telemetry" logger (logging is imported on the first message)."""
+    import logging
+
+    return logging.getLogger("kagura.telemetry")
+
 
 _current: contextvars.ContextVar[Run | None] = contextvars.ContextVar(
     "kagura_current_execution", default=None
@@ -570,10 +577,10 @@ class TelemetryCollector:
         """Log the first failure of a kind as a warning, the rest at debug level."""
         key = (key, type(exc).__name__)
         if key in self._warned:
-            logger.debug("telemetry not recorded: %s: %s", type(exc).__name__, exc)
+            _logger().debug("telemetry not recorded: %s: %s", type(exc).__name__, exc)
             return
         self._warned.add(key)
-        logger.warning(
+        _logger().warning(
             "telemetry not recorded (%s: %s); the agent goes on, further failures are logged at debug level",
             type(exc).__name__,
             exc,
@@ -614,6 +621,8 @@ class Telemetry:
         """A decorator recording each call of a function as an execution named `agent_name`."""
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            import inspect
+
             name = agent_name or fn.__name__
             signature = _signature(fn)
 
@@ -637,6 +646,8 @@ class Telemetry:
 
 
 def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    import inspect
+
     try:
         return inspect.signature(fn)
     except (TypeError, ValueError):

@@ -9,7 +9,6 @@ cost is None (unknown), never 0 and never a guess.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import threading
@@ -17,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from kagura import config
-
-logger = logging.getLogger("kagura.telemetry")
 
 Price = tuple[float, float]  # (input cost per token, output cost per token)
 
@@ -81,7 +78,9 @@ def _file_prices() -> dict[str, Price]:
                     _price_value(entry.get("output_cost_per_token"), model),
                 )
         except (OSError, ValueError, AttributeError) as exc:
-            logger.warning("ignoring %s: %s", path, exc)
+            import logging
+
+            logging.getLogger("kagura.telemetry").warning("ignoring %s: %s", path, exc)
             prices = {}
         _file_cache.update(key=key, prices=prices)
         return prices
