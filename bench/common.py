@@ -6,6 +6,7 @@ and are cached under bench/out/data/, so a second run skips building them.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +142,18 @@ def pairs_of(executions: Any, events: Any) -> list[tuple[dict, list[dict]]]:
     return [(row, evs[3 * i : 3 * i + 3]) for i, row in enumerate(rows)]
 
 
+@contextmanager
+def _building(folder: Path) -> Iterator[None]:
+    """Hold the build lock of one dataset: two benchmark processes never build it at once."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    fd = os.open(DATA / f".{folder.name}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another process builds it
+        yield
+    finally:
+        os.close(fd)
+
+
 def _ready(folder: Path, n: int) -> dict[str, Any] | None:
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
@@ -152,13 +166,18 @@ def _ready(folder: Path, n: int) -> dict[str, Any] | None:
 
 def build_store(n: int, log: Callable[[str], None] = print) -> tuple[Path, dict[str, Any]]:
     """A store of `n` executions, all compacted into the lake; (db path, build figures)."""
+    folder = DATA / f"store_{size_label(n)}"
+    with _building(folder):
+        meta = _ready(folder, n)
+        if meta is None:
+            meta = _build_store(folder, n, log)
+    return folder / "telemetry.db", meta
+
+
+def _build_store(folder: Path, n: int, log: Callable[[str], None]) -> dict[str, Any]:
     from kagura.observability.store import EventStore
 
-    folder = DATA / f"store_{size_label(n)}"
     db = folder / "telemetry.db"
-    meta = _ready(folder, n)
-    if meta is not None:
-        return db, meta
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -193,17 +212,23 @@ def build_store(n: int, log: Callable[[str], None] = print) -> tuple[Path, dict[
         "compacted": compacted,
     }
     (folder / "meta.json").write_text(json.dumps(meta, indent=2))
-    return db, meta
+    return meta
 
 
 def build_naive(n: int, log: Callable[[str], None] = print) -> Path:
     """A naive store (bench/naive.py) holding the same `n` executions."""
-    from naive import NaiveStore, blob_row
-
     folder = DATA / f"naive_{size_label(n)}"
     db = folder / "naive.db"
-    if _ready(folder, n) is not None:
-        return db
+    with _building(folder):
+        if _ready(folder, n) is None:
+            _build_naive(folder, n, log)
+    return db
+
+
+def _build_naive(folder: Path, n: int, log: Callable[[str], None]) -> None:
+    from naive import NaiveStore, blob_row
+
+    db = folder / "naive.db"
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -214,4 +239,3 @@ def build_naive(n: int, log: Callable[[str], None] = print) -> Path:
         done += executions.num_rows
         log(f"  naive {size_label(n)}: {done:,} executions")
     (folder / "meta.json").write_text(json.dumps({"n": n, "version": DATASET_VERSION}))
-    return db
