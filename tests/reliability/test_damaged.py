@@ -106,6 +106,23 @@ def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(db):
     assert sorted(p.name for p in db.parent.iterdir()) == [db.name]
 
 
+def test_another_programs_sqlite_database_is_refused_untouched(db):
+    import sqlite3
+
+    db.parent.mkdir(parents=True)
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE notes (body TEXT)")
+    con.execute("INSERT INTO notes VALUES ('keep me')")
+    con.commit()
+    con.close()
+    before = digest(db)
+    with pytest.raises(StoreError) as error:
+        EventStore(db)
+    assert str(db) in str(error.value)
+    assert_one_line_error(cli("monitor", "stats", "--db", str(db)), str(db))
+    assert digest(db) == before  # not even switched to WAL mode (header bytes 18-19)
+
+
 @pytest.mark.parametrize("keep", [0.5, 0.1])
 def test_a_cut_sqlite_file_is_refused_with_its_name(db, keep):
     build(db)
