@@ -2,8 +2,9 @@
 -- grain: one row per matching execution
 -- params: $prefix (an id or the start of one)
 -- reads: executions
+-- `id >= $prefix` lets the Parquet reader skip row groups by their id statistics.
 SELECT *
 FROM executions
-WHERE starts_with(id, $prefix)
+WHERE id >= $prefix AND starts_with(id, $prefix)
 ORDER BY id
 LIMIT 20

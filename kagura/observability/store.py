@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,17 @@ log = logging.getLogger("kagura.telemetry")
 
 # How often (in appended executions) the writer checks whether the tail wants compacting.
 _CHECK_EVERY = 500
+# Called with a store's path before every read: the recorder registers one that
+# waits for its background writer, so a read sees every run that has returned.
+_BEFORE_READ: list[Callable[[Path | None], Any]] = []
+
+
+def before_read(hook: Callable[[Path | None], Any]) -> None:
+    """Have `hook(path)` run before each read of a store (once per hook)."""
+    if hook not in _BEFORE_READ:
+        _BEFORE_READ.append(hook)
+
+
 # Margin (seconds) around the time an id encodes, for ids made a little before the run's start.
 _ID_MARGIN = 60.0
 
@@ -194,6 +205,8 @@ class EventStore(Analytics):
 
     def _tail(self, with_events: bool) -> TailSnapshot:
         """The current tail snapshot (the wal reuses and extends its last one)."""
+        for hook in _BEFORE_READ:
+            hook(self.path)
         snap = self._wal.snapshot(with_events=with_events)
         if not snap.marked:
             snap.executions = _mark_abandoned(snap.executions)
@@ -294,12 +307,19 @@ class EventStore(Analytics):
         """One execution with its events and child runs, by full id or unique prefix; None if absent."""
         if not isinstance(execution_id, str) or not execution_id.strip():
             raise ValueError("execution id must be a non-empty string")
-        row = self._find(execution_id.strip())
-        if row is None:
+        found = self._find(execution_id.strip())
+        if found is None:
             return None
+        row, searched = found
+        # Its events lie in its own segment; its children start while it runs.
+        snap = self._tail(with_events=True)
+        needed = _overlapping(
+            snap.segments, row["started_at"] - 1.0, (row["ended_at"] or time.time()) + 1.0
+        )
+        if searched is not None and {s.id for s in needed} <= {s.id for s in searched}:
+            needed = searched  # the same files: the same views, already made
+        views = self._views(segments=needed, events=True)
         result = model.execution_dict(row)
-        window = (row["started_at"] - 1.0, (row["ended_at"] or time.time()) + 1.0)
-        views = self._views(window[0], None, events=True)
         events = self._run_sql(
             load_sql("execution_events"),
             "sql/execution_events.sql",
@@ -308,33 +328,35 @@ class EventStore(Analytics):
         ).rows()
         result["events"] = [model.event_dict(e) for e in events]
         children = self._run_sql(
-            load_sql("child_executions"),
-            "sql/child_executions.sql",
-            self._views(window[0], window[1]),
-            {"parent": row["id"]},
+            load_sql("child_executions"), "sql/child_executions.sql", views, {"parent": row["id"]}
         ).rows()
         result["children"] = [model.execution_dict(c) for c in children]
         return result
 
-    def _find(self, prefix: str) -> dict[str, Any] | None:
+    def _find(self, prefix: str) -> tuple[dict[str, Any], list[Segment] | None] | None:
+        """The one execution whose id starts with `prefix`, and the segments searched."""
         text = load_sql("find_execution")
         span = model.id_time_range(prefix)
         rows: list[dict[str, Any]] = []
+        searched: list[Segment] | None = None
         if span is not None:
-            views = self._views(span[0] - _ID_MARGIN, span[1] + _ID_MARGIN)
+            snap = self._tail(with_events=True)
+            searched = _overlapping(snap.segments, span[0] - _ID_MARGIN, span[1] + _ID_MARGIN)
+            views = self._views(segments=searched, events=True)
             rows = self._run_sql(text, "sql/find_execution.sql", views, {"prefix": prefix}).rows()
         if not rows:
             # Ids given by callers need not encode their start time: look everywhere.
+            searched = None
             rows = self._run_sql(
                 text, "sql/find_execution.sql", self._views(), {"prefix": prefix}
             ).rows()
         exact = [r for r in rows if r["id"] == prefix]
         if exact:
-            return exact[0]
+            return exact[0], searched
         ids = sorted({r["id"] for r in rows})
         if len(ids) > 1:
             raise AmbiguousIdError(prefix, ids)
-        return rows[0] if rows else None
+        return (rows[0], searched) if rows else None
 
     def get_trace(self, trace_id: str) -> list[dict[str, Any]]:
         """Every execution of a trace, oldest first, each with its events."""
