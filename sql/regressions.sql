@@ -7,18 +7,20 @@
 -- reads: executions
 --
 -- Tests (all one-sided, looking for things getting worse):
---   latency:  Mann-Whitney rank test on the durations of completed runs (normal approximation,
---             mid-ranks for ties, no tie correction: conservative); flagged when significant and
---             the median grew by at least min_change (0.2 = 20%).
+--   latency:  Mann-Whitney rank test on the durations of completed runs (normal approximation;
+--             durations are ranked at 1% resolution, tied values get mid-ranks, no tie
+--             correction, which is conservative); flagged when significant and the median grew
+--             by at least min_change (0.2 = 20%).
 --   tail:     Fisher's exact test on the share of completed runs slower than the baseline p95;
 --             flagged when significant and the p95 grew by at least min_change.
 --   failures: Fisher's exact test on failed / settled runs; flagged when significant and the
 --             failure rate rose by at least min_failure_change (absolute: 0.05 = 5 points).
---   cost:     Mann-Whitney rank test on the cost of completed, priced runs; flagged when
+--   cost:     the same rank test on the cost of completed, priced runs; flagged when
 --             significant and the mean cost per run grew by at least min_change.
 -- Significant means p < alpha_per_test = alpha / the number of tests in the report (Bonferroni),
 -- so alpha bounds the chance that noise flags anything at all. A test runs only when both
 -- windows hold at least min_runs runs (completed runs for latency, tail and cost).
+-- Medians and p95s are read at the same 1% resolution (the first step holding the share).
 -- latency_effect and cost_effect are rank-biserial effect sizes in [-1, 1]: 0 no shift, 1 every
 -- recent run above every baseline run.
 WITH settings AS (
@@ -69,91 +71,127 @@ runs AS (
     UNION ALL
     SELECT * FROM by_count
 ),
-split_by_model AS (
-    SELECT agent_name FROM runs GROUP BY agent_name HAVING count(DISTINCT model) > 1
-),
-grouped AS (
-    SELECT 'agent' AS scope, agent_name, NULL::VARCHAR AS model, recent, duration, status, total_cost
-    FROM runs
-    UNION ALL
-    SELECT 'agent_model', agent_name, model, recent, duration, status, total_cost
-    FROM runs
-    WHERE agent_name IN (SELECT agent_name FROM split_by_model)
-),
-counts AS (
+-- Per agent and model: runs and failures on each side, and the cost of completed runs.
+tallies AS (
     SELECT
-        scope, agent_name, model,
+        agent_name,
+        model,
+        hash(agent_name, model) AS pair,
         count(*) FILTER (WHERE recent) AS recent_runs,
         count(*) FILTER (WHERE NOT recent) AS baseline_runs,
         count(*) FILTER (WHERE recent AND status = 'failed') AS recent_failed,
-        count(*) FILTER (WHERE NOT recent AND status = 'failed') AS baseline_failed
-    FROM grouped
-    GROUP BY ALL
+        count(*) FILTER (WHERE NOT recent AND status = 'failed') AS baseline_failed,
+        sum(total_cost) FILTER (WHERE recent AND status = 'completed') AS recent_cost,
+        count(total_cost) FILTER (WHERE recent AND status = 'completed') AS recent_priced,
+        sum(total_cost) FILTER (WHERE NOT recent AND status = 'completed') AS baseline_cost,
+        count(total_cost) FILTER (WHERE NOT recent AND status = 'completed') AS baseline_priced
+    FROM runs
+    GROUP BY agent_name, model
 ),
--- durations of completed runs with mid-ranks: (rank + rows at or below) / 2
-latency_ranked AS (
+-- Completed runs per value step on each side (metric 0: duration, 1: cost). A step holds the
+-- values within 1% of each other: step = round(ln(value) * 100); zero is its own step.
+-- Ranks and percentiles are read from these counts, so no run-by-run sort is needed.
+histogram AS (
     SELECT
-        scope, agent_name, model, recent, duration,
-        rank() OVER w AS low_rank,
-        cume_dist() OVER w AS at_or_below
-    FROM grouped
-    WHERE status = 'completed' AND duration IS NOT NULL
-    WINDOW w AS (PARTITION BY scope, agent_name, model ORDER BY duration)
+        pair,
+        metric,
+        step,
+        count(*) FILTER (WHERE recent) AS r,
+        count(*) FILTER (WHERE NOT recent) AS b
+    FROM (
+        -- (agent, model) as a 64-bit hash: grouping by numbers is much faster than by text.
+        SELECT hash(agent_name, model) AS pair, recent, 0 AS metric,
+               CASE WHEN duration > 0 THEN round(ln(duration) * 100)::INTEGER ELSE -1000000000 END AS step
+        FROM runs
+        WHERE status = 'completed' AND duration IS NOT NULL
+        UNION ALL
+        SELECT hash(agent_name, model), recent, 1,
+               CASE WHEN total_cost > 0 THEN round(ln(total_cost) * 100)::INTEGER ELSE -1000000000 END
+        FROM runs
+        WHERE status = 'completed' AND total_cost IS NOT NULL
+    )
+    GROUP BY pair, metric, step
 ),
-latency AS (
+-- Comparison groups, numbered: each agent, and each (agent, model) of agents that ran several models.
+groups AS (
+    SELECT row_number() OVER (ORDER BY scope, agent_name, model NULLS FIRST) AS gid, *
+    FROM (
+        SELECT DISTINCT 'agent' AS scope, agent_name, NULL::VARCHAR AS model FROM tallies
+        UNION ALL
+        SELECT 'agent_model', agent_name, model FROM tallies
+        WHERE agent_name IN (
+            SELECT agent_name FROM tallies GROUP BY agent_name HAVING count(DISTINCT model) > 1
+        )
+    )
+),
+counts AS (
     SELECT
-        scope, agent_name, model,
-        count(*) FILTER (WHERE recent) AS n1,
-        count(*) FILTER (WHERE NOT recent) AS n2,
-        quantile_cont(duration, 0.5) FILTER (WHERE recent) AS recent_median,
-        quantile_cont(duration, 0.5) FILTER (WHERE NOT recent) AS baseline_median,
-        quantile_cont(duration, 0.95) FILTER (WHERE recent) AS recent_p95,
-        quantile_cont(duration, 0.95) FILTER (WHERE NOT recent) AS baseline_p95,
-        0.5 * (coalesce(sum(low_rank) FILTER (WHERE recent), 0)
-               + count(*) * coalesce(sum(at_or_below) FILTER (WHERE recent), 0)) AS rank_sum
-    FROM latency_ranked
-    GROUP BY ALL
+        g.gid,
+        sum(t.recent_runs)::BIGINT AS recent_runs,
+        sum(t.baseline_runs)::BIGINT AS baseline_runs,
+        sum(t.recent_failed)::BIGINT AS recent_failed,
+        sum(t.baseline_failed)::BIGINT AS baseline_failed,
+        sum(t.recent_cost) / nullif(sum(t.recent_priced), 0) AS recent_cost_per_run,
+        sum(t.baseline_cost) / nullif(sum(t.baseline_priced), 0) AS baseline_cost_per_run
+    FROM groups g
+    JOIN tallies t
+      ON t.agent_name = g.agent_name AND (g.scope = 'agent' OR t.model IS NOT DISTINCT FROM g.model)
+    GROUP BY g.gid
 ),
+cumulative AS (
+    SELECT
+        *,
+        (sum(r) OVER upto)::BIGINT AS r_upto,
+        (sum(b) OVER upto)::BIGINT AS b_upto,
+        (sum(r) OVER whole)::BIGINT AS n1,
+        (sum(b) OVER whole)::BIGINT AS n2,
+        CASE WHEN step = -1000000000 THEN 0.0 ELSE exp(step / 100.0) END AS value
+    FROM (
+        SELECT g.gid, h.metric, h.step, sum(h.r)::BIGINT AS r, sum(h.b)::BIGINT AS b
+        FROM groups g
+        JOIN tallies t
+          ON t.agent_name = g.agent_name AND (g.scope = 'agent' OR t.model IS NOT DISTINCT FROM g.model)
+        JOIN histogram h ON h.pair = t.pair
+        GROUP BY g.gid, h.metric, h.step
+    )
+    WINDOW upto AS (PARTITION BY gid, metric ORDER BY step ROWS UNBOUNDED PRECEDING),
+           whole AS (PARTITION BY gid, metric)
+),
+-- Per group and metric: sizes, percentiles (the first step holding the share), and the rank
+-- sum of the recent runs with mid-ranks within a step.
+ranked AS (
+    SELECT
+        gid,
+        metric,
+        max(n1) AS n1,
+        max(n2) AS n2,
+        arg_min(value, step) FILTER (WHERE r_upto >= 0.5 * n1 AND n1 > 0) AS recent_median,
+        arg_min(value, step) FILTER (WHERE b_upto >= 0.5 * n2 AND n2 > 0) AS baseline_median,
+        arg_min(value, step) FILTER (WHERE r_upto >= 0.95 * n1 AND n1 > 0) AS recent_p95,
+        arg_min(value, step) FILTER (WHERE b_upto >= 0.95 * n2 AND n2 > 0) AS baseline_p95,
+        min(step) FILTER (WHERE b_upto >= 0.95 * n2 AND n2 > 0) AS baseline_p95_step,
+        sum(r * (r_upto + b_upto - r - b + (r + b + 1) / 2.0)) AS rank_sum
+    FROM cumulative
+    GROUP BY gid, metric
+),
+latency AS (SELECT * FROM ranked WHERE metric = 0),
+cost AS (SELECT * FROM ranked WHERE metric = 1),
+-- Completed runs in steps above the baseline p95's step, on each side.
 tail AS (
     SELECT
-        r.scope, r.agent_name, r.model,
-        count(*) FILTER (WHERE r.recent AND r.duration > l.baseline_p95) AS recent_slow,
-        count(*) FILTER (WHERE NOT r.recent AND r.duration > l.baseline_p95) AS baseline_slow
-    FROM latency_ranked r
-    JOIN latency l
-      ON l.scope = r.scope AND l.agent_name = r.agent_name AND l.model IS NOT DISTINCT FROM r.model
-    GROUP BY ALL
-),
-cost_ranked AS (
-    SELECT
-        scope, agent_name, model, recent, total_cost,
-        rank() OVER w AS low_rank,
-        cume_dist() OVER w AS at_or_below
-    FROM grouped
-    WHERE status = 'completed' AND total_cost IS NOT NULL
-    WINDOW w AS (PARTITION BY scope, agent_name, model ORDER BY total_cost)
-),
-cost AS (
-    SELECT
-        scope, agent_name, model,
-        count(*) FILTER (WHERE recent) AS n1,
-        count(*) FILTER (WHERE NOT recent) AS n2,
-        avg(total_cost) FILTER (WHERE recent) AS recent_mean,
-        avg(total_cost) FILTER (WHERE NOT recent) AS baseline_mean,
-        0.5 * (coalesce(sum(low_rank) FILTER (WHERE recent), 0)
-               + count(*) * coalesce(sum(at_or_below) FILTER (WHERE recent), 0)) AS rank_sum
-    FROM cost_ranked
-    GROUP BY ALL
+        c.gid,
+        coalesce(sum(c.r) FILTER (WHERE c.step > l.baseline_p95_step), 0)::BIGINT AS recent_slow,
+        coalesce(sum(c.b) FILTER (WHERE c.step > l.baseline_p95_step), 0)::BIGINT AS baseline_slow
+    FROM cumulative c
+    JOIN latency l USING (gid)
+    WHERE c.metric = 0
+    GROUP BY c.gid
 ),
 -- Mann-Whitney U of the recent window, its z score and rank-biserial effect size
 rank_tests AS (
-    SELECT
-        scope, agent_name, model, 'latency' AS test,
-        rank_sum - n1 * (n1 + 1) / 2.0 AS u, n1, n2
-    FROM latency
-    UNION ALL
-    SELECT scope, agent_name, model, 'cost', rank_sum - n1 * (n1 + 1) / 2.0, n1, n2
-    FROM cost
+    SELECT gid, CASE metric WHEN 0 THEN 'latency' ELSE 'cost' END AS test,
+           rank_sum - n1 * (n1 + 1) / 2.0 AS u, n1, n2
+    FROM ranked
 ),
 rank_z AS (
     SELECT
@@ -182,19 +220,18 @@ rank_p AS (
 ),
 -- Fisher's exact test, one-sided: P(X >= a) for X hypergeometric (N runs, K marked, n1 drawn)
 fisher_tables AS (
-    SELECT scope, agent_name, model, 'failures' AS test,
+    SELECT gid, 'failures' AS test,
            recent_failed AS a, recent_runs AS n1, recent_failed + baseline_failed AS k,
            recent_runs + baseline_runs AS n
     FROM counts
     UNION ALL
-    SELECT t.scope, t.agent_name, t.model, 'tail', t.recent_slow, l.n1, t.recent_slow + t.baseline_slow, l.n1 + l.n2
+    SELECT t.gid, 'tail', t.recent_slow, l.n1, t.recent_slow + t.baseline_slow, l.n1 + l.n2
     FROM tail t
-    JOIN latency l
-      ON l.scope = t.scope AND l.agent_name = t.agent_name AND l.model IS NOT DISTINCT FROM t.model
+    JOIN latency l USING (gid)
 ),
 fisher AS (
     SELECT
-        scope, agent_name, model, test,
+        gid, test,
         least(1.0, sum(exp(
             lgamma(k + 1) - lgamma(x + 1) - lgamma(k - x + 1)
             + lgamma(n - k + 1) - lgamma(n1 - x + 1) - lgamma(n - k - n1 + x + 1)
@@ -206,9 +243,9 @@ fisher AS (
 ),
 joined AS (
     SELECT
-        c.scope,
-        c.agent_name,
-        c.model,
+        g.scope,
+        g.agent_name,
+        g.model,
         c.baseline_runs,
         c.recent_runs,
         l.baseline_median,
@@ -224,24 +261,25 @@ joined AS (
         c.baseline_failed / nullif(c.baseline_runs, 0) AS baseline_failure_rate,
         c.recent_failed / nullif(c.recent_runs, 0) AS recent_failure_rate,
         fp.p AS failure_p,
-        k.baseline_mean AS baseline_cost_per_run,
-        k.recent_mean AS recent_cost_per_run,
-        k.recent_mean / nullif(k.baseline_mean, 0) AS cost_ratio,
+        c.baseline_cost_per_run,
+        c.recent_cost_per_run,
+        c.recent_cost_per_run / nullif(c.baseline_cost_per_run, 0) AS cost_ratio,
         kp.rank_biserial AS cost_effect,
         kp.p AS cost_p,
         coalesce(l.n1, 0) >= s.min_runs AND coalesce(l.n2, 0) >= s.min_runs AS latency_testable,
         c.recent_runs >= s.min_runs AND c.baseline_runs >= s.min_runs AS failures_testable,
         coalesce(k.n1, 0) >= s.min_runs AND coalesce(k.n2, 0) >= s.min_runs AS cost_testable,
         s.*
-    FROM counts c
+    FROM groups g
+    JOIN counts c USING (gid)
     CROSS JOIN settings s
-    LEFT JOIN latency l ON l.scope = c.scope AND l.agent_name = c.agent_name AND l.model IS NOT DISTINCT FROM c.model
-    LEFT JOIN tail t ON t.scope = c.scope AND t.agent_name = c.agent_name AND t.model IS NOT DISTINCT FROM c.model
-    LEFT JOIN cost k ON k.scope = c.scope AND k.agent_name = c.agent_name AND k.model IS NOT DISTINCT FROM c.model
-    LEFT JOIN rank_p lp ON lp.test = 'latency' AND lp.scope = c.scope AND lp.agent_name = c.agent_name AND lp.model IS NOT DISTINCT FROM c.model
-    LEFT JOIN rank_p kp ON kp.test = 'cost' AND kp.scope = c.scope AND kp.agent_name = c.agent_name AND kp.model IS NOT DISTINCT FROM c.model
-    LEFT JOIN fisher fp ON fp.test = 'failures' AND fp.scope = c.scope AND fp.agent_name = c.agent_name AND fp.model IS NOT DISTINCT FROM c.model
-    LEFT JOIN fisher tp ON tp.test = 'tail' AND tp.scope = c.scope AND tp.agent_name = c.agent_name AND tp.model IS NOT DISTINCT FROM c.model
+    LEFT JOIN latency l USING (gid)
+    LEFT JOIN tail t USING (gid)
+    LEFT JOIN cost k USING (gid)
+    LEFT JOIN rank_p lp ON lp.gid = g.gid AND lp.test = 'latency'
+    LEFT JOIN rank_p kp ON kp.gid = g.gid AND kp.test = 'cost'
+    LEFT JOIN fisher fp ON fp.gid = g.gid AND fp.test = 'failures'
+    LEFT JOIN fisher tp ON tp.gid = g.gid AND tp.test = 'tail'
 ),
 -- Bonferroni: alpha is the chance of any false flag in the whole report, shared by its tests.
 corrected AS (

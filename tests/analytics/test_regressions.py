@@ -1,8 +1,9 @@
 """sql/regressions.sql: the rank test, Fisher's test, the windows and the flags, checked independently.
 
-The statistics are recomputed here in plain Python (mid-ranks, U, the normal tail,
-hypergeometric sums with math.comb) on small random inputs; the fixture telemetry
-shows the rule flags nothing on noise and exactly the planted slowdown.
+The statistics are recomputed here in plain Python (values at 1% resolution,
+mid-ranks, U, the normal tail, hypergeometric sums with math.comb) on small random
+inputs; the fixture telemetry shows the rule flags nothing on noise and exactly the
+planted slowdown.
 """
 
 from __future__ import annotations
@@ -17,9 +18,17 @@ from analytics_rows import DAY, PLANTED, run
 NOW = 1_749_729_600.0  # 2025-06-12 12:00 UTC
 
 
+def step(value):
+    """The 1% step of a value: round(ln(value) * 100), half away from zero; zero apart."""
+    if value <= 0:
+        return -1_000_000_000
+    x = math.log(value) * 100
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
 def mann_whitney(recent, baseline):
-    """(U, one-sided p, rank-biserial) of `recent` being larger, with mid-ranks for ties."""
-    pooled = sorted([(v, True) for v in recent] + [(v, False) for v in baseline])
+    """(U, one-sided p, rank-biserial) of `recent` being larger, values tied within a step."""
+    pooled = sorted([(step(v), True) for v in recent] + [(step(v), False) for v in baseline])
     rank_sum, i = 0.0, 0
     while i < len(pooled):
         j = i
@@ -42,11 +51,10 @@ def fisher_greater(a, n1, b, n2):
 
 
 def quantile(values, q):
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    """The value of the first step holding a share q of the values."""
+    steps = sorted(step(v) for v in values)
+    first = next(s for i, s in enumerate(steps) if i + 1 >= q * len(steps))
+    return math.exp(first / 100)
 
 
 def spread(count, start, end):
@@ -92,17 +100,17 @@ def test_statistics_match_an_independent_computation(make_store):
     u, p, effect = mann_whitney(recent_d, base_d)
     assert a["latency_p"] == pytest.approx(p, rel=1e-5)
     assert a["latency_effect"] == pytest.approx(effect, abs=1e-12)
-    assert a["baseline_median"] == pytest.approx(statistics.median(base_d))
-    assert a["recent_median"] == pytest.approx(statistics.median(recent_d))
-    assert a["median_ratio"] == pytest.approx(
-        statistics.median(recent_d) / statistics.median(base_d)
-    )
+    assert a["baseline_median"] == pytest.approx(quantile(base_d, 0.5))
+    assert a["recent_median"] == pytest.approx(quantile(recent_d, 0.5))
+    # Within the 1% resolution of the exact medians.
+    assert a["baseline_median"] == pytest.approx(statistics.median(base_d), rel=0.011)
+    assert a["median_ratio"] == pytest.approx(quantile(recent_d, 0.5) / quantile(base_d, 0.5))
     assert a["baseline_p95"] == pytest.approx(quantile(base_d, 0.95))
     assert a["p95_ratio"] == pytest.approx(quantile(recent_d, 0.95) / quantile(base_d, 0.95))
-    # Tail: completed runs slower than the baseline p95, recent against baseline.
-    p95 = quantile(base_d, 0.95)
-    slow_recent = sum(d > p95 for d in recent_d)
-    slow_base = sum(d > p95 for d in base_d)
+    # Tail: completed runs in steps above the baseline p95's, recent against baseline.
+    p95 = step(quantile(base_d, 0.95))
+    slow_recent = sum(step(d) > p95 for d in recent_d)
+    slow_base = sum(step(d) > p95 for d in base_d)
     assert a["recent_share_over_baseline_p95"] == pytest.approx(slow_recent / 30)
     assert a["tail_p"] == pytest.approx(fisher_greater(slow_recent, 30, slow_base, 60), rel=1e-9)
     # Failures: 12 of 42 recent against 3 of 63.
@@ -177,8 +185,8 @@ def test_compare_by_count(make_store):
     (row,) = store.regressions(now=NOW, recent_runs=10, baseline_runs=25)
     recent, base = durations[-10:], durations[-35:-10]
     assert (row["recent_runs"], row["baseline_runs"]) == (10, 25)
-    assert row["recent_median"] == pytest.approx(statistics.median(recent))
-    assert row["baseline_median"] == pytest.approx(statistics.median(base))
+    assert row["recent_median"] == pytest.approx(quantile(recent, 0.5))
+    assert row["baseline_median"] == pytest.approx(quantile(base, 0.5))
     assert row["latency_p"] == pytest.approx(mann_whitney(recent, base)[1], rel=1e-5)
     # Without baseline_runs the baseline is the 5 x recent_runs runs before the recent ones.
     (row,) = store.regressions(now=NOW, recent_runs=5)
