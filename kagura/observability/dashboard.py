@@ -190,7 +190,9 @@ def render_activity_table(
     table = _table(*columns)
     for row in rows:
         running = row.get("status") == "running"
-        duration = fmt_duration(row.get("duration"))
+        # A run that never ended (its process died) has no duration to show.
+        unended = row.get("status") == "abandoned" and row.get("ended_at") is None
+        duration = "-" if unended else fmt_duration(row.get("duration"))
         cells: list[Any] = [
             fmt_time(row.get("started_at"), now),
             row.get("agent_name") or "?",
