@@ -249,8 +249,10 @@ def _view_sql(name: str, files: list[str], tail: str) -> str:
     if not files:
         return f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {tail}"
     listed = ", ".join(_quote(f) for f in files)
+    # The lake stores a root run's trace_id as NULL: it is the run's own id.
+    star = "* REPLACE (coalesce(trace_id, id) AS trace_id)" if name == "executions" else "*"
     return (
         f"CREATE OR REPLACE TEMP VIEW {name} AS "
-        f"SELECT * FROM read_parquet([{listed}], hive_partitioning = false) "
+        f"SELECT {star} FROM read_parquet([{listed}], hive_partitioning = false) "
         f"UNION ALL SELECT * FROM {tail}"
     )
