@@ -3,7 +3,8 @@
 -- params: $now (epoch seconds, default the current time), $last (runs per agent, default 20),
 --         $degraded (failure rate above which an agent is degraded, default 0.2),
 --         $unhealthy (failure rate above which it is unhealthy, default 0.5),
---         $silent_after (seconds, default 86400), $silent_factor (default 10), $agent (exact name or glob, optional)
+--         $silent_after (seconds, default 86400), $silent_factor (default 10), $agent (exact name or glob, optional),
+--         $since (epoch seconds, optional: only agents that ran since then, judged on those runs)
 -- reads: executions
 -- A failure is a failed or abandoned run (its process died). An agent is silent when its last run
 -- started longer ago than both $silent_after and $silent_factor times its mean gap between runs.
@@ -27,6 +28,7 @@ per_agent AS (
         max(started_at) AS last_run_at
     FROM executions
     WHERE ($agent IS NULL OR agent_name = $agent OR agent_name GLOB $agent)
+      AND ($since IS NULL OR started_at >= $since)
       AND started_at < (SELECT now FROM settings)
     GROUP BY agent_name
 ),

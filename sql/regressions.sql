@@ -1,7 +1,8 @@
 -- regressions: per agent (and per agent and model), a recent window against a baseline window: latency, tail latency, failure rate and cost per run
 -- grain: one row per agent, plus one per (agent, model) for agents that ran more than one model
 -- params: $since (baseline start, epoch seconds), $split (recent start), $until (recent end, optional),
---         $recent_runs, $baseline_runs (compare by count instead: the newest runs of each agent, optional),
+--         $recent_runs, $baseline_runs (compare by count instead: the newest runs of each agent among
+--         those since $since, optional),
 --         $agent (exact name or glob, optional), $min_runs (default 20), $min_change (default 0.2),
 --         $min_failure_change (default 0.05), $alpha (chance of any false flag in the report, default 0.01)
 -- reads: executions
@@ -35,12 +36,13 @@ scoped AS (
     FROM executions
     WHERE status <> 'running'
       AND ($agent IS NULL OR agent_name = $agent OR agent_name GLOB $agent)
+      AND ($since IS NULL OR started_at >= $since)
       AND ($until IS NULL OR started_at < $until)
 ),
 by_time AS (
     SELECT *, started_at >= $split AS recent
     FROM scoped
-    WHERE $recent_runs IS NULL AND started_at >= $since
+    WHERE $recent_runs IS NULL
 ),
 -- by count: the newest recent_runs + baseline_runs runs of each agent, newest first
 newest AS (

@@ -558,6 +558,12 @@ def regressions(
             "--alpha", min=0.0, max=1.0, help="Chance that noise flags anything in the report."
         ),
     ] = 0.01,
+    lookback: Annotated[
+        str,
+        typer.Option(
+            "--lookback", help="With --recent-runs: look for runs this far back (e.g. 30d, 90d)."
+        ),
+    ] = "30d",
     at: AtOpt = None,
     db: DbOpt = None,
     json: JsonOpt = False,
@@ -572,7 +578,11 @@ def regressions(
         "alpha": alpha,
     }
     if recent_runs is not None:
-        options.update(recent_runs=recent_runs, baseline_runs=baseline_runs)
+        options.update(
+            recent_runs=recent_runs,
+            baseline_runs=baseline_runs,
+            lookback=parse_span(lookback, "--lookback"),
+        )
         window = f"Newest {recent_runs} runs of each agent against the {baseline_runs or 5 * recent_runs} before them"
     else:
         if baseline_runs is not None:
@@ -621,6 +631,12 @@ def health(
             help="Call an agent silent after this long without a run (and 10x its usual gap).",
         ),
     ] = "24h",
+    lookback: Annotated[
+        str,
+        typer.Option(
+            "--lookback", help="Judge the agents that ran within this span (e.g. 30d, 90d)."
+        ),
+    ] = "30d",
     at: AtOpt = None,
     db: DbOpt = None,
     json: JsonOpt = False,
@@ -638,6 +654,7 @@ def health(
         unhealthy=unhealthy,
         silent_after=parse_span(silent_after, "--silent-after"),
         now=now,
+        lookback=parse_span(lookback, "--lookback"),
     )
     if not rows:
         check_agent(store, agent, db)

@@ -96,7 +96,8 @@ class Analytics:
 
         Options: recent (seconds or timedelta, default 2 days), baseline (the
         span before it, default 14 days), or recent_runs / baseline_runs to
-        compare each agent's newest runs by count; now; min_runs (20),
+        compare each agent's newest runs by count (among the runs of the last
+        `lookback`, default 30 days; None: all); now; min_runs (20),
         min_change (0.2), min_failure_change (0.05), alpha (0.01, for the whole report).
         """
         return self._regressions(agent_name, **options).rows()
@@ -113,6 +114,7 @@ class Analytics:
         baseline: Any = 14 * DAY,
         recent_runs: int | None = None,
         baseline_runs: int | None = None,
+        lookback: Any = 30 * DAY,
         now: Any = None,
         min_runs: int = 20,
         min_change: float = 0.2,
@@ -124,7 +126,9 @@ class Analytics:
         if by_count:
             recent_runs = _whole(recent_runs, "recent_runs")
             baseline_runs = _whole(baseline_runs, "baseline_runs") if baseline_runs else None
-            since = split = None
+            # Newest runs are recent ones: looking back a bounded span keeps this fast.
+            since = None if lookback is None else until - _seconds(lookback, "lookback")
+            split = None
         else:
             if baseline_runs is not None:
                 raise ValueError("baseline_runs needs recent_runs (compare by count on both sides)")
@@ -155,10 +159,14 @@ class Analytics:
         silent_after: Any = DAY,
         silent_factor: float = 10.0,
         now: Any = None,
+        lookback: Any = 30 * DAY,
     ) -> list[dict[str, Any]]:
-        """healthy / degraded / unhealthy per agent from its last runs, and silence (sql/agent_health.sql)."""
+        """healthy / degraded / unhealthy per agent from its last runs, and silence (sql/agent_health.sql).
+
+        Agents that ran within `lookback` (default 30 days; None: all history) are judged.
+        """
         return self._health(
-            agent_name, last, degraded, unhealthy, silent_after, silent_factor, now
+            agent_name, last, degraded, unhealthy, silent_after, silent_factor, now, lookback
         ).rows()
 
     def agent_health_frame(
@@ -170,21 +178,26 @@ class Analytics:
         silent_after: Any = DAY,
         silent_factor: float = 10.0,
         now: Any = None,
+        lookback: Any = 30 * DAY,
     ) -> pl.DataFrame:
         """agent_health() as a Polars frame."""
         return self._health(
-            agent_name, last, degraded, unhealthy, silent_after, silent_factor, now
+            agent_name, last, degraded, unhealthy, silent_after, silent_factor, now, lookback
         ).pl()
 
-    def _health(self, agent_name, last, degraded, unhealthy, silent_after, silent_factor, now):
+    def _health(
+        self, agent_name, last, degraded, unhealthy, silent_after, silent_factor, now, lookback
+    ):
         degraded = _fraction(degraded, "degraded")
         unhealthy = _fraction(unhealthy, "unhealthy")
         if degraded > unhealthy:
             raise ValueError(f"degraded ({degraded}) must not be above unhealthy ({unhealthy})")
+        at = _epoch(now, "now") if now is not None else time.time()
         return self.run(
             "agent_health",
             agent=agent_name,
-            now=_epoch(now, "now") if now is not None else time.time(),
+            now=at,
+            since=None if lookback is None else at - _seconds(lookback, "lookback"),
             last=_whole(last, "last"),
             degraded=degraded,
             unhealthy=unhealthy,
