@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import time
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -651,12 +652,19 @@ class Dashboard:
         self.console = console or Console(highlight=False)
         self._live_counts: dict[str | None, LiveCounts] = {}
 
+    def _settle(self) -> None:
+        """Wait briefly for runs this process recorded to reach the store, so reads include them."""
+        collector = sys.modules.get("kagura.observability.collector")
+        if collector is not None:  # agents ran here: their rows go through a background writer
+            collector.flush(self.store, timeout=2.0)
+
     # data, shared by the renderers and the CLI's --json
 
     def live_data(
         self, agent_name: str | None = None, limit: int = 15, now: float | None = None
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """(run counts by status, newest executions) for one frame of the live view."""
+        self._settle()
         rows = self.store.get_executions(agent_name=agent_name, limit=limit)
         counter = self._live_counts.get(agent_name)
         if counter is None:
@@ -666,6 +674,7 @@ class Dashboard:
 
     def trace_data(self, execution_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         """(the execution with its events and children, every run of its trace)."""
+        self._settle()
         execution = self.store.get_execution(execution_id)
         if execution is None:
             return None, []
@@ -679,6 +688,7 @@ class Dashboard:
         until: float | None = None,
     ) -> dict[str, Any]:
         """{group_by, rows, total, estimate}: cost per group and the monthly projection."""
+        self._settle()
         if group_by == "model":  # over LLM calls: runs that began just before `since` count too
             rows = self.store.cost_by_model_rows(since, agent_name, until=until)
         else:
@@ -749,6 +759,7 @@ class Dashboard:
         until: float | None = None,
     ) -> list[dict[str, Any]]:
         """Print the Execution History table; returns the rows shown."""
+        self._settle()
         rows = self.store.get_executions(
             agent_name=agent_name, status=status, since=since, limit=limit, until=until
         )
@@ -763,6 +774,7 @@ class Dashboard:
         until: float | None = None,
     ) -> dict[str, Any]:
         """Print the Summary Statistics; returns the stats shown."""
+        self._settle()
         stats = self.store.get_summary_stats(agent_name=agent_name, since=since, until=until)
         self.console.print(render_stats(stats, agent_name))
         return stats

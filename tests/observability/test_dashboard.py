@@ -487,3 +487,23 @@ def test_live_counts_match_the_store_and_old_changes_show_after_a_rebase(tmp_pat
         == 7
     )
     store.close()
+
+
+def test_dashboard_reads_include_runs_this_process_just_recorded(tmp_path):
+    from kagura.observability import Telemetry
+
+    path = tmp_path / "recorded.db"
+    telemetry = Telemetry(EventStore(path))
+
+    @telemetry.instrument("quick")
+    def quick(i: int) -> int:
+        telemetry.collector.record_llm_call("gpt-4o-mini", 10, 5, 0.01, cost=0.00001)
+        return i
+
+    for i in range(50):
+        quick(i)
+    board = dash.Dashboard(EventStore(path), console=recording())
+    stats = (
+        board.show_stats()
+    )  # the background writer may still hold some: the Dashboard waits for it
+    assert (stats["total_executions"], stats["completed"], stats["llm_calls"]) == (50, 50, 50)
