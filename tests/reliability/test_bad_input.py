@@ -20,10 +20,12 @@ from kagura.cli import app
 from kagura.observability import EventStore, TelemetryCollector, model
 
 from . import harness
-from .conftest import assert_one_line_error, cli
+from .conftest import LONG, assert_one_line_error, cli
+
+SCALE = 10 if LONG else 1  # KAGURA_LONG_TESTS=1 tries ten times as many inputs
 
 FAST = settings(
-    max_examples=40,
+    max_examples=40 * SCALE,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -258,7 +260,7 @@ def every_query_works(store, run_id) -> None:
 TIMES: list[str] = []
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25 * SCALE, deadline=None, suppress_health_check=list(HealthCheck))
 @given(started=st.floats(min_value=model.MIN_TIME, max_value=model.MAX_TIME))
 def test_times_from_year_1_to_9999_are_stored_and_queried(store, started):
     stored = row(started_at=started, ended_at=min(started + 1.0, model.MAX_TIME))
@@ -296,7 +298,7 @@ hostile = st.one_of(st.sampled_from(HOSTILE), st.text(min_size=1, max_size=30))
 KNOWN_IDS: set[str] = set()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25 * SCALE, deadline=None, suppress_health_check=list(HealthCheck))
 @given(run_id=hostile)
 def test_any_id_is_found_exactly_and_prefixes_are_literal(store, run_id):
     assume(run_id.strip() == run_id and run_id)
@@ -347,7 +349,7 @@ COMMANDS = [
 ]
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=50 * SCALE, deadline=None, suppress_health_check=list(HealthCheck))
 @given(command=st.sampled_from(COMMANDS), value=hostile)
 def test_hostile_cli_arguments_never_give_a_traceback(cli_store, command, value):
     db, _ = cli_store

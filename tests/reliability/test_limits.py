@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,15 @@ def read_only_home(db, kagura_home):
     make_read_only(kagura_home)
     yield truth
     make_writable(kagura_home)
+    harness.assert_exact(db, truth)
+    # Permission is back: writing resumes.
+    import random
+
+    run = harness.new_run(random.Random(4), time.time() - 3600, time.time() - 60)
+    store = EventStore(db, auto_compact=False)
+    store.append(*run.rows())
+    store.close()
+    truth.apply([run])
     harness.assert_exact(db, truth)
 
 
