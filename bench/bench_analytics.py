@@ -1,9 +1,11 @@
 """Each analytic of sql/ at 1M and 10M executions: EventStore against raw DuckDB on the same files.
 
-The store answers through its methods (snapshot, views over the listed lake files
-and the tail, params, dicts); raw DuckDB runs the very same SQL file with the same
-params over the same listed Parquet files (no snapshot, no tail, no dicts): the
-limit. Warm figures are the median of several calls on an open store.
+The data is the benchmarks' shared lake (bench/common.py build_lake: the fixture
+generator's runs written straight into lake segments). The store answers through
+its methods (snapshot, views over the listed lake files and the tail, params,
+dicts); raw DuckDB runs the very same SQL file with the same params over the same
+listed Parquet files (no snapshot, no tail, no dicts): the limit. Warm figures are
+the median of several calls on an open store.
 Run: python bench/bench_analytics.py [--sizes 1000000,10000000]
 Prints a markdown table and writes it to bench/out/analytics.md.
 """
@@ -53,13 +55,19 @@ def specs(store: Any, end: float) -> list[dict[str, Any]]:
             "store": lambda: store.regressions(now=end, recent_runs=100, baseline_runs=500),
             "raw": (
                 "regressions",
-                {"until": end, "recent_runs": 100, "baseline_runs": 500, "alpha": 0.01},
+                {
+                    "since": end - 30 * DAY,
+                    "until": end,
+                    "recent_runs": 100,
+                    "baseline_runs": 500,
+                    "alpha": 0.01,
+                },
             ),
         },
         {
             "label": "agent_health()",
             "store": lambda: store.agent_health(now=end),
-            "raw": ("agent_health", {"now": end, "last": 20}),
+            "raw": ("agent_health", {"now": end, "last": 20, "since": end - 30 * DAY}),
         },
         {
             "label": "budget_status(1.00, 30)",
@@ -139,10 +147,10 @@ class Raw:
 
 
 def run_size(n: int, log=print) -> dict[str, Any]:
-    """Build (or reuse) the store of n executions and time every analytic on it."""
+    """Build (or reuse) the benchmark lake of n executions and time every analytic on it."""
     from kagura.observability.store import EventStore
 
-    db, _ = common.build_store(n, log=log)
+    db, _ = common.build_lake(n, log=log)
     store = EventStore(db, auto_compact=False)
     raw = Raw(store.lake, store.segments())
     end = common.BENCH_END_TS
