@@ -284,7 +284,20 @@ def _writer_for(store: Any) -> _Writer:
             writer = _writers.get(id(store))
             if writer is None or writer.store is not store:
                 writer = _writers[id(store)] = _Writer(store)
+                _flush_before_reads(store)
     return writer
+
+
+def _flush_before_reads(store: Any) -> None:
+    """Make every read of a store in this process wait for runs still in flight to it."""
+    before_read = getattr(sys.modules.get(type(store).__module__), "before_read", None)
+    if before_read is not None:
+        before_read(_flush_for_reader)
+
+
+def _flush_for_reader(store: Any) -> None:
+    if _writers:
+        flush(store)
 
 
 def flush(store: Any = None, timeout: float | None = FLUSH_TIMEOUT) -> bool:

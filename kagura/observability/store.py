@@ -30,13 +30,13 @@ log = logging.getLogger("kagura.telemetry")
 
 # How often (in appended executions) the writer checks whether the tail wants compacting.
 _CHECK_EVERY = 500
-# Called with a store's path before every read: the recorder registers one that
-# waits for its background writer, so a read sees every run that has returned.
-_BEFORE_READ: list[Callable[[Path | None], Any]] = []
+# Called with the store before every read: the recorder registers one that waits
+# for its background writer, so a read sees every run that has returned.
+_BEFORE_READ: list[Callable[[EventStore], Any]] = []
 
 
-def before_read(hook: Callable[[Path | None], Any]) -> None:
-    """Have `hook(path)` run before each read of a store (once per hook)."""
+def before_read(hook: Callable[[EventStore], Any]) -> None:
+    """Have `hook(store)` run before each read of a store (once per hook)."""
     if hook not in _BEFORE_READ:
         _BEFORE_READ.append(hook)
 
@@ -206,7 +206,7 @@ class EventStore(Analytics):
     def _tail(self, with_events: bool) -> TailSnapshot:
         """The current tail snapshot (the wal reuses and extends its last one)."""
         for hook in _BEFORE_READ:
-            hook(self.path)
+            hook(self)
         snap = self._wal.snapshot(with_events=with_events)
         if not snap.marked:
             snap.executions = _mark_abandoned(snap.executions)
