@@ -1,4 +1,4 @@
--- find_execution: the executions whose id starts with a prefix (at most 20)
+-- find_execution: the executions whose id starts with a prefix (at most 21: more means "over 20")
 -- grain: one row per matching execution
 -- params: $prefix (an id or the start of one)
 -- reads: executions
@@ -7,4 +7,4 @@ SELECT *
 FROM executions
 WHERE id >= $prefix AND starts_with(id, $prefix)
 ORDER BY id
-LIMIT 20
+LIMIT 21

@@ -22,8 +22,9 @@ class AmbiguousIdError(StoreError, LookupError):
         self.prefix = prefix
         self.candidates = candidates
         shown = ", ".join(candidates[:10]) + (" ..." if len(candidates) > 10 else "")
+        many = "more than 20" if len(candidates) > 20 else str(len(candidates))
         super().__init__(
-            f"id prefix {prefix!r} matches {len(candidates)} executions: {shown}; give more characters"
+            f"id prefix {prefix!r} matches {many} executions: {shown}; give more characters"
         )
 
 

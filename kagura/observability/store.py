@@ -41,6 +41,8 @@ def before_read(hook: Callable[[EventStore], Any]) -> None:
         _BEFORE_READ.append(hook)
 
 
+# Seconds between checks that the processes of running runs are still alive.
+_ABANDON_RECHECK = 2.0
 # Margin (seconds) around the time an id encodes, for ids made a little before the run's start.
 _ID_MARGIN = 60.0
 
@@ -208,9 +210,14 @@ class EventStore(Analytics):
         for hook in _BEFORE_READ:
             hook(self)
         snap = self._wal.snapshot(with_events=with_events)
-        if not snap.marked:
+        now = time.monotonic()
+        # A process can die while nothing is written: look again every few seconds.
+        if snap.marked is None or (snap.has_running and now - snap.marked > _ABANDON_RECHECK):
             snap.executions = _mark_abandoned(snap.executions)
-            snap.marked = True
+            snap.has_running = bool(
+                pc.any(pc.equal(snap.executions.column("status"), "running")).as_py()
+            )
+            snap.marked = now
         return snap
 
     def _views(

@@ -182,7 +182,8 @@ class TailSnapshot:
     events: pa.Table
     segments: list[Segment]
     taken_at: float
-    marked: bool = False  # the store has marked runs of dead processes as abandoned
+    marked: float | None = None  # when the store last marked runs of dead processes abandoned
+    has_running: bool = False
     serial: int = field(default_factory=lambda: next(_SERIALS))  # never reused, unlike id()
 
 
