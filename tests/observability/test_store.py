@@ -263,3 +263,16 @@ def test_monthly_projection_by_hand(tmp_path):
     assert young.monthly_projection(days=7, now=now)["monthly_estimate"] == pytest.approx(15.0)
     empty = EventStore(tmp_path / "empty.db").monthly_projection(now=now)
     assert empty["monthly_estimate"] == 0.0 and empty["window_runs"] == 0
+
+
+def test_status_counts_by_hand(tmp_path):
+    store = EventStore(tmp_path / "t.db", auto_compact=False)
+    store.append_many([run("a", 1000.0 + i) for i in range(3)])
+    store.append_many([run("b", 2000.0 + i, status="failed", error="boom") for i in range(2)])
+    store.compact()
+    row, _ = run("a", 3000.0)
+    store.append(dict(row, status="running", ended_at=None, duration=None))
+    counts = {r["status"]: r["runs"] for r in store.run("status_counts").rows()}
+    assert counts == {"completed": 3, "failed": 2, "running": 1}
+    only_a = {r["status"]: r["runs"] for r in store.run("status_counts", agent="a", since=1001.0).rows()}
+    assert only_a == {"completed": 2, "running": 1}
