@@ -5,18 +5,31 @@
 -- reads: executions
 -- Spend counts on the day its run started. trailing_mean is the mean daily spend of the $window
 -- days ending on that day (days without runs count as zero; fewer days at the start of the range).
-WITH daily AS (
+WITH quarters AS (
+    -- 15-minute buckets first: every time zone's midnight falls on a quarter hour, so a bucket
+    -- never spans two local days, and dates are worked out once per bucket, not per run.
     SELECT
-        CAST(to_timestamp(started_at) AS DATE) AS date,
+        floor(started_at / 900)::BIGINT AS quarter,
         count(*) AS runs,
         count(*) FILTER (WHERE status = 'failed') AS failed,
-        coalesce(sum(total_tokens), 0)::BIGINT AS tokens,
-        coalesce(sum(total_cost), 0.0) AS cost,
-        coalesce(sum(unpriced_calls), 0)::BIGINT AS unpriced_calls
+        sum(total_tokens) AS tokens,
+        sum(total_cost) AS cost,
+        sum(unpriced_calls) AS unpriced_calls
     FROM executions
     WHERE ($agent IS NULL OR agent_name = $agent OR agent_name GLOB $agent)
       AND ($since IS NULL OR started_at >= $since)
       AND ($until IS NULL OR started_at < $until)
+    GROUP BY quarter
+),
+daily AS (
+    SELECT
+        CAST(to_timestamp(quarter * 900) AS DATE) AS date,
+        sum(runs)::BIGINT AS runs,
+        sum(failed)::BIGINT AS failed,
+        coalesce(sum(tokens), 0)::BIGINT AS tokens,
+        coalesce(sum(cost), 0.0) AS cost,
+        coalesce(sum(unpriced_calls), 0)::BIGINT AS unpriced_calls
+    FROM quarters
     GROUP BY date
 ),
 calendar AS (
