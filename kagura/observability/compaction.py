@@ -46,7 +46,7 @@ class LakeBusy(Exception):
 @contextmanager
 def lake_lock(lake: Path, wait: float = 0.0) -> Iterator[None]:
     """Hold the lake's exclusive lock (one compaction, merge or prune at a time)."""
-    lake.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _private_dirs(lake)
     fd = os.open(lake / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
     try:
         deadline = time.monotonic() + wait
@@ -87,8 +87,35 @@ def _fsync_dir(path: Path) -> None:
 
 def _write_parquet(table: pa.Table, final: Path) -> int:
     """Write `table` to `final` via a temporary name, fsynced; return its size in bytes."""
-    final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = final.with_name(final.name + ".tmp")
+    try:
+        return _write_parquet_file(table, final, tmp)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise StoreError(
+            f"cannot write lake file {final}: {exc.strerror or exc}; free some disk space or check the folder"
+        ) from exc
+
+
+def _private_dirs(path: Path) -> None:
+    """Create `path` and its missing parents, each owner-only (mkdir's mode meets the umask)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(folder, 0o700)
+
+
+def _write_parquet_file(table: pa.Table, final: Path, tmp: Path) -> int:
+    _private_dirs(final.parent)
     fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
     with os.fdopen(fd, "wb") as f:
         pq.write_table(

@@ -226,8 +226,15 @@ class EventStore(Analytics):
         until: float | None = None,
         events: bool = False,
         segments: list[Segment] | None = None,
+        snap: TailSnapshot | None = None,
     ) -> Views:
-        snap = self._tail(with_events=events)
+        """Views over `segments` (or those overlapping [since, until)) and a tail snapshot.
+
+        Queries that go together pass the same `snap`, so they see one state of
+        the store even while another process compacts.
+        """
+        if snap is None:
+            snap = self._tail(with_events=events)
         if segments is None:
             segments = _overlapping(snap.segments, since, until)
         lake = self.lake
@@ -298,7 +305,7 @@ class EventStore(Analytics):
         while True:
             chosen = candidates[:take]
             table = self._run_sql(
-                text, "sql/recent_executions.sql", self._views(segments=chosen), params
+                text, "sql/recent_executions.sql", self._views(segments=chosen, snap=snap), params
             ).arrow()
             rest = candidates[take:]
             if not rest:
@@ -314,18 +321,18 @@ class EventStore(Analytics):
         """One execution with its events and child runs, by full id or unique prefix; None if absent."""
         if not isinstance(execution_id, str) or not execution_id.strip():
             raise ValueError("execution id must be a non-empty string")
-        found = self._find(execution_id.strip())
+        snap = self._tail(with_events=True)
+        found = self._find(execution_id.strip(), snap)
         if found is None:
             return None
         row, searched = found
         # Its events lie in its own segment; its children start while it runs.
-        snap = self._tail(with_events=True)
         needed = _overlapping(
             snap.segments, row["started_at"] - 1.0, (row["ended_at"] or time.time()) + 1.0
         )
         if searched is not None and {s.id for s in needed} <= {s.id for s in searched}:
             needed = searched  # the same files: the same views, already made
-        views = self._views(segments=needed, events=True)
+        views = self._views(segments=needed, events=True, snap=snap)
         result = model.execution_dict(row)
         events = self._run_sql(
             load_sql("execution_events"),
@@ -340,22 +347,26 @@ class EventStore(Analytics):
         result["children"] = [model.execution_dict(c) for c in children]
         return result
 
-    def _find(self, prefix: str) -> tuple[dict[str, Any], list[Segment] | None] | None:
+    def _find(
+        self, prefix: str, snap: TailSnapshot
+    ) -> tuple[dict[str, Any], list[Segment] | None] | None:
         """The one execution whose id starts with `prefix`, and the segments searched."""
         text = load_sql("find_execution")
         span = model.id_time_range(prefix)
         rows: list[dict[str, Any]] = []
         searched: list[Segment] | None = None
         if span is not None:
-            snap = self._tail(with_events=True)
             searched = _overlapping(snap.segments, span[0] - _ID_MARGIN, span[1] + _ID_MARGIN)
-            views = self._views(segments=searched, events=True)
+            views = self._views(segments=searched, events=True, snap=snap)
             rows = self._run_sql(text, "sql/find_execution.sql", views, {"prefix": prefix}).rows()
         if not rows:
             # Ids given by callers need not encode their start time: look everywhere.
             searched = None
             rows = self._run_sql(
-                text, "sql/find_execution.sql", self._views(), {"prefix": prefix}
+                text,
+                "sql/find_execution.sql",
+                self._views(events=True, snap=snap),
+                {"prefix": prefix},
             ).rows()
         exact = [r for r in rows if r["id"] == prefix]
         if exact:
@@ -367,16 +378,21 @@ class EventStore(Analytics):
 
     def get_trace(self, trace_id: str) -> list[dict[str, Any]]:
         """Every execution of a trace, oldest first, each with its events."""
+        snap = self._tail(with_events=True)
+        segments = None
+        root = self._find(trace_id, snap) if isinstance(trace_id, str) and trace_id else None
+        if root is not None and root[0]["id"] == trace_id:
+            # Every run of a trace starts while its root runs.
+            row = root[0]
+            segments = _overlapping(
+                snap.segments, row["started_at"] - 1.0, (row["ended_at"] or time.time()) + 1.0
+            )
+        views = self._views(segments=segments, events=True, snap=snap)
         runs = self._run_sql(
-            load_sql("trace_executions"),
-            "sql/trace_executions.sql",
-            self._views(),
-            {"trace": trace_id},
+            load_sql("trace_executions"), "sql/trace_executions.sql", views, {"trace": trace_id}
         ).rows()
         if not runs:
             return []
-        since = min(r["started_at"] for r in runs) - 1.0
-        views = self._views(since, None, events=True)
         events = self._run_sql(
             load_sql("execution_events"),
             "sql/execution_events.sql",

@@ -315,6 +315,11 @@ class Wal:
             version = con.execute("PRAGMA user_version").fetchone()[0]
             tables = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         except sqlite3.DatabaseError as exc:
+            if "readonly" in str(exc) or "read-only" in str(exc):
+                raise StoreError(
+                    f"cannot open {self.path}: the file or its folder is read-only; "
+                    "check the permissions or pass another --db"
+                ) from exc
             raise NotAStoreError(
                 f"{self.path} is not a readable telemetry store ({exc}); move it away or pass another --db"
             ) from exc

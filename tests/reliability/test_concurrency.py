@@ -16,8 +16,6 @@ import sys
 import threading
 import time
 
-import pytest
-
 from kagura.observability import EventStore, model
 
 from . import harness
@@ -86,14 +84,6 @@ def test_a_second_thread_keeps_the_first_threads_lock(db):
     assert result.stdout.strip() == "shared"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "store._recent takes a snapshot, then calls self._views(segments=chosen) each round, "
-        "which re-snapshots the tail: runs compacted in between are in neither the new tail nor "
-        "the old candidate segments; build every round's views from the first snapshot"
-    ),
-)
 def test_listing_while_another_process_compacts_misses_no_run(db):
     import random
 

@@ -114,14 +114,6 @@ def test_a_read_only_home_gives_a_one_line_error_and_the_agent_goes_on(db, read_
     assert len(stats.stderr.strip().splitlines()) == 1, stats.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "wal.Wal._check_identity turns SQLite's 'attempt to write a readonly database' (a "
-        "read-only folder: no -shm can be made) into NotAStoreError ('not a readable telemetry "
-        "store ... move it away') before _connect's read-only branch sees it"
-    ),
-)
 def test_a_read_only_store_is_not_called_damaged(db, read_only_home):
     result = unprivileged([sys.executable, "-c", AGENT, str(db)])
     out = json.loads(result.stdout)
@@ -235,13 +227,6 @@ def test_a_full_disk_error_names_the_database(filled):
     assert str(db) in out["append_error"], out["append_error"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "compaction._write_parquet lets OSError('[Errno 27] File too large' / ENOSPC) escape "
-        "without a file name; wrap it as StoreError naming the lake file and the cause"
-    ),
-)
 def test_a_full_disk_during_compaction_names_the_file(filled):
     db, out, _ = filled
     assert str(harness.lake_of(db)) in out["compact_full"], out["compact_full"]

@@ -71,14 +71,6 @@ def test_home_and_every_file_are_owner_only_even_with_umask_0(modes):
     assert modes["home/telemetry/.lock"] == "0o600"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "compaction._write_parquet calls mkdir(parents=True, mode=0o700): parents "
-        "(telemetry/executions, telemetry/events) get the umask's mode (0o777 with umask 0); "
-        "create each level with 0o700 (the files inside stay 0600 and the lake 0700)"
-    ),
-)
 def test_every_folder_is_owner_only_even_with_umask_0(modes):
     loose = {p: m for p, m in modes.items() if m not in ("0o600", "0o700")}
     assert not loose, loose
