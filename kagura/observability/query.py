@@ -167,7 +167,10 @@ class Runner:
             self._con.execute(f"SET TimeZone = '{local_timezone()}'")
         except duckdb.Error:
             self._con.execute("SET TimeZone = 'UTC'")
-        self._con.execute("SET enable_progress_bar = false")
+        try:
+            self._con.execute("SET enable_progress_bar = false")
+        except duckdb.Error:
+            pass  # in Jupyter without ipywidgets DuckDB refuses to touch the setting at all
         # Lake files never change once written (new data gets new names).
         self._con.execute("SET parquet_metadata_cache = true")
         self._local = threading.local()

@@ -20,7 +20,6 @@ NOTEBOOKS = ROOT / "notebooks"
 @pytest.mark.parametrize("name", ["cost_analysis.ipynb", "performance_and_regressions.ipynb"])
 def test_notebook_runs(name, tmp_path, monkeypatch):
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
 
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("KAGURA_NOTEBOOK_DIR", str(tmp_path))
@@ -31,14 +30,7 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
         timeout=180,
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     )
-    try:
-        client.execute()
-    except CellExecutionError as error:
-        if "ipywidgets" in str(error):
-            # DuckDB refuses `SET enable_progress_bar` inside Jupyter when ipywidgets is missing;
-            # the store's runner must tolerate that before notebooks can open a store.
-            pytest.xfail("the query runner sets enable_progress_bar, which fails inside Jupyter")
-        raise
+    client.execute()  # a failing cell raises CellExecutionError with the cell's error
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any(o.output_type == "execute_result" for o in outputs)
