@@ -24,7 +24,7 @@ import polars as pl
 
 from kagura.observability import EventStore, fixtures
 
-# The fixture telemetry: 12,000 runs of about 20 agents over the 90 days before END.
+# Fixture telemetry: runs of about 20 agents over the 90 days before END.
 # Analytics take `now=END`, so the figures do not depend on the day you run this.
 END = fixtures.parse_end("2025-06-12T18:00:00+00:00")
 sample = json.loads((fixtures.SAMPLE_DIR / "sample.json").read_text())
@@ -48,7 +48,7 @@ def cost_notebook() -> nbformat.NotebookNode:
             SETUP
             + """
 store.clear_all()
-store.append_many(fixtures.generate(12_000, seed=1, end=END, prices=prices))
+store.append_many(fixtures.generate(6_000, seed=1, end=END, prices=prices))
 store.get_summary_stats(until=END + 1)
 """
         ),

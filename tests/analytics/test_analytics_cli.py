@@ -1,6 +1,8 @@
 """The analytics commands through the real entry point (`python -m kagura.cli`) in a subprocess.
 
-Usage errors, many and quick, go through typer's runner on the same app in process.
+Each command runs at least once that way; further checks of the same command (its
+JSON, other options, usage errors) go through typer's runner on the same app in
+process, which is much quicker.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -21,6 +24,27 @@ from kagura.observability.store import EventStore
 # 2025-06-12 12:00 UTC; the subprocesses run with TZ=UTC so "today" is that UTC day.
 AT = datetime(2025, 6, 12, 12, tzinfo=UTC).timestamp()
 AT_TEXT = "2025-06-12T12:00:00+00:00"
+
+
+@pytest.fixture
+def utc(monkeypatch):
+    """Local time is UTC in this process too (the in-process runs)."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def invoke(*args: str, db=None):
+    """`kagura monitor ARGS` in process: (exit code, stdout, stderr)."""
+    from typer.testing import CliRunner
+
+    from kagura.cli import app
+
+    extra = ["--db", str(db)] if db is not None else []
+    result = CliRunner().invoke(app, ["monitor", *args, *extra], env={"COLUMNS": "160"})
+    return result.exit_code, result.stdout, result.stderr
 
 
 def kagura(*args: str, db=None) -> subprocess.CompletedProcess:
@@ -60,15 +84,15 @@ def small(tmp_path_factory):
     return path
 
 
-def test_regressions_exit_1_and_name_the_planted_agent(slowed_store, fixture_end):
+def test_regressions_exit_1_and_name_the_planted_agent(slowed_store, fixture_end, utc):
     at = datetime.fromtimestamp(fixture_end, UTC).isoformat()
     result = kagura("regressions", "--at", at, db=slowed_store.path)
     assert result.returncode == 1, result.stderr
     assert "1 regression(s) flagged" in result.stdout
     line = next(x for x in result.stdout.splitlines() if x.strip().startswith(PLANTED))
     assert "✗ latency" in line
-    rows = json.loads(kagura("regressions", "--at", at, "--json", db=slowed_store.path).stdout)
-    assert [r["agent_name"] for r in rows if r["flagged"]] == [PLANTED]
+    code, out, _ = invoke("regressions", "--at", at, "--json", db=slowed_store.path)
+    assert code == 1 and [r["agent_name"] for r in json.loads(out) if r["flagged"]] == [PLANTED]
 
 
 def test_regressions_exit_0_on_plain_fixture_telemetry(fixture_store, fixture_end):
@@ -82,41 +106,39 @@ def test_regressions_exit_0_on_plain_fixture_telemetry(fixture_store, fixture_en
     )
 
 
-def test_health_exit_1_when_an_agent_is_unhealthy(small):
+def test_health_exit_1_when_an_agent_is_unhealthy(small, utc):
     result = kagura("health", "--at", AT_TEXT, db=small)
     assert result.returncode == 1
     lines = {x.split()[0]: x for x in result.stdout.splitlines() if x.strip()}
     assert "✗ unhealthy" in lines["flaky"] and "10/10" in lines["flaky"]
     assert "✓ healthy" in lines["steady"]
-    rows = json.loads(
-        kagura("health", "--at", AT_TEXT, "--json", "--agent", "steady", db=small).stdout
-    )
-    assert [(r["agent_name"], r["status"], r["failed"], r["considered"]) for r in rows] == [
-        ("steady", "healthy", 0, 20)
-    ]
-    assert kagura("health", "--at", AT_TEXT, "--agent", "steady", db=small).returncode == 0
+    code, out, _ = invoke("health", "--at", AT_TEXT, "--json", "--agent", "steady", db=small)
+    assert code == 0
+    assert [
+        (r["agent_name"], r["status"], r["failed"], r["considered"]) for r in json.loads(out)
+    ] == [("steady", "healthy", 0, 20)]
 
 
-def test_budget_exit_1_when_exceeded(small):
+def test_budget_exit_1_when_exceeded(small, utc):
     result = kagura("budget", "--daily", "1.00", "--monthly", "30", "--at", AT_TEXT, db=small)
     assert result.returncode == 1
     assert "$1.50 of $1.00 daily budget (150%)" in result.stdout and "EXCEEDED" in result.stdout
     assert "$3.50 of $30.00 monthly budget" in result.stdout
-    status = json.loads(
-        kagura(
-            "budget", "--daily", "2", "--monthly", "30", "--at", AT_TEXT, "--json", db=small
-        ).stdout
+    code, out, _ = invoke(
+        "budget", "--daily", "2", "--monthly", "30", "--at", AT_TEXT, "--json", db=small
     )
+    assert code == 0
+    status = json.loads(out)
     assert status["today_cost"] == pytest.approx(1.50) and status["month_cost"] == pytest.approx(
         3.50
     )
     assert status["daily_exceeded"] is False
-    ok = kagura("budget", "--daily", "2", "--monthly", "30", "--at", AT_TEXT, db=small)
-    assert ok.returncode == 0 and "Projected month end:" in ok.stdout
+    code, out, _ = invoke("budget", "--daily", "2", "--monthly", "30", "--at", AT_TEXT, db=small)
+    assert code == 0 and "Projected month end:" in out
 
 
-def test_errors_latency_and_trend(small):
-    groups = json.loads(kagura("errors", "--json", db=small).stdout)
+def test_errors_latency_and_trend(small, utc):
+    groups = json.loads(invoke("errors", "--json", db=small)[1])
     assert [(g["error_type"], g["message"], g["count"]) for g in groups] == [
         ("TimeoutError", "Timeout after <n>s (request_id=<id>)", 10)
     ]
@@ -124,9 +146,9 @@ def test_errors_latency_and_trend(small):
     assert table.returncode == 0 and "Timeout after <n>s" in table.stdout
     latency = json.loads(kagura("latency", "--json", "--agent", "steady", db=small).stdout)
     assert latency[0]["runs"] == 21 and latency[0]["max"] == pytest.approx(2.9)
-    by_model = json.loads(kagura("latency", "--by", "model", "--json", db=small).stdout)
+    by_model = json.loads(invoke("latency", "--by", "model", "--json", db=small)[1])
     assert {r["model"]: r["calls"] for r in by_model} == {"gpt-4o": 10, "gpt-4o-mini": 20}
-    trend = json.loads(kagura("trend", "--since", "2025-06-09", "--json", db=small).stdout)
+    trend = json.loads(invoke("trend", "--since", "2025-06-09", "--json", db=small)[1])
     assert [(r["date"], round(r["cost"], 2)) for r in trend["rows"]] == [
         ("2025-06-09", 2.0),
         ("2025-06-10", 0.0),
@@ -137,13 +159,13 @@ def test_errors_latency_and_trend(small):
     assert "Cost by day" in kagura("trend", "--since", "2025-06-09", db=small).stdout
 
 
-def test_sql_named_adhoc_csv_and_list(small):
+def test_sql_named_adhoc_csv_and_list(small, utc):
     listed = kagura("sql", "--list")
     assert listed.returncode == 0
     for name in ("regressions", "agent_health", "budget_status", "cost_by_model", "error_groups"):
         assert name in listed.stdout
     named = json.loads(
-        kagura("sql", "cost_by_model", "--param", "since=2025-06-12", "--json", db=small).stdout
+        invoke("sql", "cost_by_model", "--param", "since=2025-06-12", "--json", db=small)[1]
     )
     assert {r["model"]: r["calls"] for r in named} == {"gpt-4o": 10, "gpt-4o-mini": 20}
     out = kagura(
@@ -192,7 +214,7 @@ def test_a_refused_query_through_the_entry_point(small):
 
 
 def test_unknown_agent_and_missing_store(small, tmp_path):
-    result = kagura("errors", "--agent", "nobody", db=small)
-    assert result.returncode == 1 and "No runs of agent 'nobody'" in result.stderr
+    code, _, err = invoke("errors", "--agent", "nobody", db=small)
+    assert code == 1 and "No runs of agent 'nobody'" in err
     result = kagura("health", db=tmp_path / "missing.db")
     assert result.returncode == 1 and "No telemetry yet" in result.stderr
