@@ -325,11 +325,17 @@ def _flush_at_exit() -> None:
     flush(timeout=FLUSH_TIMEOUT)
 
 
+# The parent's writers, kept alive in a forked child: freeing them there would run
+# destructors (DuckDB's, SQLite's) for threads that only the parent has, and crash.
+_forked_away: list[dict[int, _Writer]] = []
+
+
 def _reset_after_fork() -> None:
     # The parent's writer threads do not exist in the child; its rows are the parent's to write.
-    global _writers_lock
+    global _writers_lock, _writers
+    _forked_away.append(_writers)
+    _writers = {}
     _writers_lock = threading.Lock()
-    _writers.clear()
 
 
 atexit.register(_flush_at_exit)
