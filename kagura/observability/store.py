@@ -41,6 +41,8 @@ def before_read(hook: Callable[[EventStore], Any]) -> None:
         _BEFORE_READ.append(hook)
 
 
+# How long before `since` a run may have started and still have events after it.
+_EVENT_MARGIN = 86400.0
 # Seconds between checks that the processes of running runs are still alive.
 _ABANDON_RECHECK = 2.0
 # Margin (seconds) around the time an id encodes, for ids made a little before the run's start.
@@ -260,6 +262,9 @@ class EventStore(Analytics):
         since = since if isinstance(since, (int, float)) and not isinstance(since, bool) else None
         until = until if isinstance(until, (int, float)) and not isinstance(until, bool) else None
         reads_events = "events" in _reads(text)
+        if reads_events and since is not None:
+            # An event lives in the segment of its run's start, which can be before `since`.
+            since -= _EVENT_MARGIN
         return self._run_sql(
             text, f"sql/{name}.sql", self._views(since, until, events=reads_events), params
         )

@@ -276,3 +276,15 @@ def test_status_counts_by_hand(tmp_path):
     assert counts == {"completed": 3, "failed": 2, "running": 1}
     only_a = {r["status"]: r["runs"] for r in store.run("status_counts", agent="a", since=1001.0).rows()}
     assert only_a == {"completed": 2, "running": 1}
+
+
+def test_events_after_since_are_found_when_their_run_started_before(tmp_path):
+    store = EventStore(tmp_path / "t.db", auto_compact=False)
+    midnight = 1_750_032_000.0  # 2025-06-16T00:00:00Z
+    row, events = run("a", midnight - 60, duration=180, costs=(0.1, 0.2))
+    events[1]["started_at"] = midnight + 60  # its second call comes after midnight
+    store.append(row, events)
+    store.compact()
+    assert store.segments()[0].date == "2025-06-15"
+    after = store.run("execution_events", since=midnight).rows()
+    assert [e["seq"] for e in after] == [1]
