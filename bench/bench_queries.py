@@ -33,6 +33,7 @@ def query_specs(store: Any, naive: Any, ids: dict[str, str]) -> list[dict[str, A
             "label": "get_executions(limit=100)",
             "store": lambda: store.get_executions(limit=100),
             "naive": lambda: naive.get_executions(limit=100),
+            "agree": _same_ids,
             "raw": ("SELECT * FROM executions ORDER BY started_at DESC LIMIT 100", {}),
         },
         {
@@ -40,6 +41,7 @@ def query_specs(store: Any, naive: Any, ids: dict[str, str]) -> list[dict[str, A
             "label": f"get_executions(agent_name='{AGENT}', limit=100)",
             "store": lambda: store.get_executions(agent_name=AGENT, limit=100),
             "naive": lambda: naive.get_executions(agent_name=AGENT, limit=100),
+            "agree": _same_ids,
             "raw": (
                 "SELECT * FROM executions WHERE agent_name = $agent ORDER BY started_at DESC LIMIT 100",
                 {"agent": AGENT},
@@ -50,6 +52,7 @@ def query_specs(store: Any, naive: Any, ids: dict[str, str]) -> list[dict[str, A
             "label": "get_executions(since=now-24h)",
             "store": lambda: store.get_executions(since=since),
             "naive": lambda: naive.get_executions(since=since),
+            "agree": _same_ids,
             "raw": (
                 "SELECT * FROM executions WHERE started_at >= $since ORDER BY started_at DESC LIMIT 100",
                 {"since": since},
@@ -60,6 +63,7 @@ def query_specs(store: Any, naive: Any, ids: dict[str, str]) -> list[dict[str, A
             "label": "get_executions(since=now-24h, limit=10000)",
             "store": lambda: store.get_executions(since=since, limit=10_000),
             "naive": lambda: naive.get_executions(since=since, limit=10_000),
+            "agree": _same_ids,
             "raw": (
                 "SELECT * FROM executions WHERE started_at >= $since ORDER BY started_at DESC LIMIT 10000",
                 {"since": since},
@@ -70,6 +74,7 @@ def query_specs(store: Any, naive: Any, ids: dict[str, str]) -> list[dict[str, A
             "label": "get_execution(full id)",
             "store": lambda: store.get_execution(ids["full"]),
             "naive": lambda: naive.get_execution(ids["full"]),
+            "agree": _same_run,
             "raw": (
                 "SELECT * FROM executions WHERE id = $id",
                 {"id": ids["full"]},
@@ -81,6 +86,7 @@ def query_specs(store: Any, naive: Any, ids: dict[str, str]) -> list[dict[str, A
             "label": f"get_execution('{ids['prefix']}')",
             "store": lambda: store.get_execution(ids["prefix"]),
             "naive": lambda: naive.get_execution(ids["prefix"]),
+            "agree": _same_run,
             "raw": (
                 "SELECT * FROM executions WHERE starts_with(id, $id) LIMIT 20",
                 {"id": ids["prefix"]},
@@ -92,6 +98,7 @@ def query_specs(store: Any, naive: Any, ids: dict[str, str]) -> list[dict[str, A
             "label": "get_summary_stats()",
             "store": lambda: store.get_summary_stats(),
             "naive": lambda: naive.get_summary_stats(),
+            "agree": _same_summary,
             "raw": ("@summary_stats", {}),
             "heavy": True,
         },
@@ -100,6 +107,7 @@ def query_specs(store: Any, naive: Any, ids: dict[str, str]) -> list[dict[str, A
             "label": "cost_by_agent()",
             "store": lambda: store.cost_by_agent(),
             "naive": lambda: naive.cost_by_agent(),
+            "agree": lambda s, n: _same_groups(s.rows(), n, "agent_name"),
             "raw": ("@cost_by_agent", {}),
             "heavy": True,
         },
@@ -108,6 +116,9 @@ def query_specs(store: Any, naive: Any, ids: dict[str, str]) -> list[dict[str, A
             "label": "cost_by_date()",
             "store": lambda: store.cost_by_date(),
             "naive": lambda: naive.cost_by_date(),
+            "agree": lambda s, n: _same_groups(
+                [dict(r, date=r["date"].isoformat()) for r in s.rows()], n, "date"
+            ),
             "raw": ("@cost_by_date", {}),
             "heavy": True,
         },
@@ -119,11 +130,59 @@ def query_specs(store: Any, naive: Any, ids: dict[str, str]) -> list[dict[str, A
                 "label": "run('latency_percentiles')",
                 "store": lambda: store.run("latency_percentiles").rows(),
                 "naive": lambda: naive.duration_percentiles(),
+                "agree": _same_percentiles,
                 "raw": ("@latency_percentiles", {}),
                 "heavy": True,
             }
         )
     return specs
+
+
+def _same_ids(store_rows: list[dict], naive_rows: list[dict]) -> bool:
+    return [r["id"] for r in store_rows] == [r["id"] for r in naive_rows]
+
+
+def _same_run(store_run: dict | None, naive_run: dict | None) -> bool:
+    if store_run is None or naive_run is None:
+        return False
+    return store_run["id"] == naive_run["id"] and len(store_run["events"]) == len(
+        naive_run["events"]
+    )
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-6 * max(abs(a), abs(b), 1e-9)
+
+
+def _same_summary(s: dict, n: dict) -> bool:
+    return (
+        s["total_executions"] == n["total_executions"]
+        and s["failed"] == n["failed"]
+        and s["llm_calls"] == n["llm_calls"]
+        and s["total_tokens"] == n["total_tokens"]
+        and _close(s["total_cost"], n["total_cost"])
+        and _close(s["avg_duration"], n["avg_duration"])
+    )
+
+
+def _same_groups(rows: list[dict], naive: dict[str, dict], key: str) -> bool:
+    if {r[key] for r in rows} != set(naive):
+        return False
+    return all(
+        r["calls"] == naive[r[key]]["calls"]
+        and r["tokens"] == naive[r[key]]["tokens"]
+        and _close(r["cost"], naive[r[key]]["cost"])
+        for r in rows
+    )
+
+
+def _same_percentiles(rows: list[dict], naive: dict[str, tuple[float, float]]) -> bool:
+    if {r["agent_name"] for r in rows} != set(naive):
+        return False
+    return all(
+        _close(r["p50"], naive[r["agent_name"]][0]) and _close(r["p95"], naive[r["agent_name"]][1])
+        for r in rows
+    )
 
 
 def _catalogue() -> list[dict[str, Any]]:
@@ -216,7 +275,7 @@ def run_size(n: int, naive_max: int, log=print) -> dict[str, Any]:
 
     from kagura.observability.store import EventStore
 
-    db, build = common.build_store(n, log=log)
+    db, build = common.build_lake(n, log=log)
     naive = None
     naive_bytes = None
     if n <= naive_max:
@@ -252,7 +311,14 @@ def run_size(n: int, naive_max: int, log=print) -> dict[str, Any]:
             heavy = spec.get("heavy", False)
             # The naive store's full scans take seconds to minutes and have no
             # warm state to build: one call stands for both figures.
-            row["naive"] = common.measure(spec["naive"], repeat=0 if heavy else 15)
+            answer: dict[str, Any] = {}
+
+            def ask(spec=spec, answer=answer):
+                answer["naive"] = spec["naive"]()
+
+            row["naive"] = common.measure(ask, repeat=0 if heavy else 15)
+            # The same question, the same answer (checked outside the timings).
+            row["agree"] = bool(spec["agree"](spec["store"](), answer["naive"]))
         results["queries"][name] = row
         log(
             f"  {common.size_label(n)} {name}: store {row['store']['warm_ms']:.2f} ms, raw {row['raw']['warm_ms']:.2f} ms"

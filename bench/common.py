@@ -31,6 +31,9 @@ BENCH_END_TS = 1751241600.0
 SEED = 0
 # Bump when the generator or the way stores are built changes: cached datasets are rebuilt.
 DATASET_VERSION = 1
+# generate_arrow's rows depend on its chunk size: every dataset is made with this one, so
+# the naive store and the lake of one size hold the very same executions.
+CHUNK = 1_000_000
 
 sys.path.insert(0, str(ROOT))
 
@@ -127,7 +130,7 @@ def dir_bytes(path: Path) -> int:
 
 
 def arrow_chunks(
-    n: int, chunk: int = 250_000, seed: int = SEED, days: float = 90, end: Any = BENCH_END
+    n: int, chunk: int = CHUNK, seed: int = SEED, days: float = 90, end: Any = BENCH_END
 ) -> Iterator[tuple[Any, Any]]:
     """The benchmark rows as (executions, events) Arrow chunks, oldest first, ending at `end`."""
     from kagura.observability import fixtures
@@ -154,12 +157,16 @@ def _building(folder: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _ready(folder: Path, n: int) -> dict[str, Any] | None:
+def _ready(folder: Path, n: int, same_rows: bool = True) -> dict[str, Any] | None:
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
         return None
     meta = json.loads(meta_path.read_text())
+    # same_rows: the dataset must hold exactly the rows of arrow_chunks(n) (it is compared
+    # with another one); otherwise rows of the same kind are enough.
     if meta.get("n") != n or meta.get("version") != DATASET_VERSION:
+        return None
+    if same_rows and meta.get("chunk") != CHUNK:
         return None
     return meta
 
@@ -168,7 +175,7 @@ def build_store(n: int, log: Callable[[str], None] = print) -> tuple[Path, dict[
     """A store of `n` executions, all compacted into the lake; (db path, build figures)."""
     folder = DATA / f"store_{size_label(n)}"
     with _building(folder):
-        meta = _ready(folder, n)
+        meta = _ready(folder, n, same_rows=False)
         if meta is None:
             meta = _build_store(folder, n, log)
     return folder / "telemetry.db", meta
@@ -210,6 +217,69 @@ def _build_store(folder: Path, n: int, log: Callable[[str], None]) -> dict[str, 
         "compact_seconds": compact_s,
         "convert_seconds": convert_s,
         "compacted": compacted,
+        "chunk": CHUNK,
+    }
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def build_lake(n: int, log: Callable[[str], None] = print) -> tuple[Path, dict[str, Any]]:
+    """A store of `n` executions written straight into the lake; (db path, build figures).
+
+    The store's own segment writer (compaction.write_segment: sorted, zstd,
+    root trace ids elided) makes one segment per UTC date of each generated
+    chunk, and the segments are listed in the manifest, skipping the trip
+    through SQLite: the layout a lake reaches once small segments are merged,
+    built in minutes where compacting 10M executions takes hours here.
+    """
+    folder = DATA / f"lake_{size_label(n)}"
+    with _building(folder):
+        meta = _ready(folder, n)
+        if meta is None:
+            meta = _build_lake(folder, n, log)
+    return folder / "telemetry.db", meta
+
+
+def _build_lake(folder: Path, n: int, log: Callable[[str], None]) -> dict[str, Any]:
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from kagura.observability import compaction
+    from kagura.observability.store import EventStore
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    db = folder / "telemetry.db"
+    written = 0
+    segments = 0
+    start = time.perf_counter()
+    store = EventStore(db, auto_compact=False)
+    try:
+        for executions, events in arrow_chunks(n):
+            days = pc.cast(pc.floor(pc.divide(executions.column("started_at"), 86400.0)), "int64")
+            # An event belongs to its execution's date (3 events per execution, in order).
+            event_days = np.repeat(days.to_numpy(), 3)
+            new = []
+            for day in pc.unique(days).to_pylist():
+                mask = pc.equal(days, day)
+                ex = executions.filter(mask)
+                ev = events.filter(np.equal(event_days, day))
+                date = time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
+                new.append(compaction.write_segment(store.lake, date, ex, ev))
+            with store._wal.write() as con:  # list the segments, as compaction does
+                for seg in new:
+                    compaction._insert_segment(con, seg)
+            written += executions.num_rows
+            segments += len(new)
+            log(f"  lake {size_label(n)}: {written:,} executions, {segments} segments")
+    finally:
+        store.close()
+    meta = {
+        "n": n,
+        "version": DATASET_VERSION,
+        "seconds": time.perf_counter() - start,
+        "segments": segments,
     }
     (folder / "meta.json").write_text(json.dumps(meta, indent=2))
     return meta
@@ -238,4 +308,6 @@ def _build_naive(folder: Path, n: int, log: Callable[[str], None]) -> None:
         store.bulk_load([blob_row(row, evs) for row, evs in pairs_of(executions, events)])
         done += executions.num_rows
         log(f"  naive {size_label(n)}: {done:,} executions")
-    (folder / "meta.json").write_text(json.dumps({"n": n, "version": DATASET_VERSION}))
+    (folder / "meta.json").write_text(
+        json.dumps({"n": n, "version": DATASET_VERSION, "chunk": CHUNK})
+    )
