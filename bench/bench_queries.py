@@ -288,8 +288,7 @@ def run_size(n: int, naive_max: int, log=print) -> dict[str, Any]:
     results: dict[str, Any] = {
         "n": n,
         "build": build,
-        "lake_bytes": common.dir_bytes(store.lake / "executions")
-        + common.dir_bytes(store.lake / "events"),
+        "lake_bytes": sum(seg.bytes for seg in store.segments()),
         "lake_files": 2 * len(store.segments()),
         "naive_bytes": naive_bytes,
         "queries": {},

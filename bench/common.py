@@ -157,69 +157,13 @@ def _building(folder: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _ready(folder: Path, n: int, same_rows: bool = True) -> dict[str, Any] | None:
+def _ready(folder: Path, n: int) -> dict[str, Any] | None:
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
         return None
     meta = json.loads(meta_path.read_text())
-    # same_rows: the dataset must hold exactly the rows of arrow_chunks(n) (it is compared
-    # with another one); otherwise rows of the same kind are enough.
-    if meta.get("n") != n or meta.get("version") != DATASET_VERSION:
+    if meta.get("n") != n or meta.get("version") != DATASET_VERSION or meta.get("chunk") != CHUNK:
         return None
-    if same_rows and meta.get("chunk") != CHUNK:
-        return None
-    return meta
-
-
-def build_store(n: int, log: Callable[[str], None] = print) -> tuple[Path, dict[str, Any]]:
-    """A store of `n` executions, all compacted into the lake; (db path, build figures)."""
-    folder = DATA / f"store_{size_label(n)}"
-    with _building(folder):
-        meta = _ready(folder, n, same_rows=False)
-        if meta is None:
-            meta = _build_store(folder, n, log)
-    return folder / "telemetry.db", meta
-
-
-def _build_store(folder: Path, n: int, log: Callable[[str], None]) -> dict[str, Any]:
-    from kagura.observability.store import EventStore
-
-    db = folder / "telemetry.db"
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    append_s = compact_s = convert_s = 0.0
-    compacted = 0
-    store = EventStore(db, auto_compact=False)
-    try:
-        for executions, events in arrow_chunks(n):
-            t0 = time.perf_counter()
-            pairs = pairs_of(executions, events)
-            t1 = time.perf_counter()
-            for start in range(0, len(pairs), 10_000):
-                store.append_many(pairs[start : start + 10_000])
-            t2 = time.perf_counter()
-            report = store.compact()
-            t3 = time.perf_counter()
-            convert_s += t1 - t0
-            append_s += t2 - t1
-            compact_s += t3 - t2
-            compacted += report["executions"]
-            log(
-                f"  store {size_label(n)}: {compacted:,} executions in the lake ({compact_s:.0f} s compacting)"
-            )
-    finally:
-        store.close()
-    meta = {
-        "n": n,
-        "version": DATASET_VERSION,
-        "append_seconds": append_s,
-        "compact_seconds": compact_s,
-        "convert_seconds": convert_s,
-        "compacted": compacted,
-        "chunk": CHUNK,
-    }
-    (folder / "meta.json").write_text(json.dumps(meta, indent=2))
     return meta
 
 
@@ -283,6 +227,11 @@ def _build_lake(folder: Path, n: int, log: Callable[[str], None]) -> dict[str, A
     }
     (folder / "meta.json").write_text(json.dumps(meta, indent=2))
     return meta
+
+
+def build_store(n: int, log: Callable[[str], None] = print) -> tuple[Path, dict[str, Any]]:
+    """A store of `n` executions, all in the lake (the same as build_lake)."""
+    return build_lake(n, log=log)
 
 
 def build_naive(n: int, log: Callable[[str], None] = print) -> Path:
