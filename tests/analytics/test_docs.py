@@ -96,7 +96,7 @@ def test_tutorial_commands_run(home, monkeypatch):
         if args[:2] == ["monitor", "trace"]:
             from kagura.observability.store import EventStore
 
-            args[2] = EventStore(home / "telemetry.db").get_executions(limit=1)[0]["id"][:16]
+            args[2] = EventStore(home / "telemetry.db").get_executions(limit=1)[0]["id"][:24]
         result = runner.invoke(app, args)
         allowed = (0, 1) if args[1] in ("regressions", "health", "budget") else (0,)
         assert result.exit_code in allowed, f"{line}: {result.stdout}{result.stderr}"
