@@ -6,12 +6,11 @@ import sqlite3
 import threading
 
 import pytest
+from store_rows import run
 
 from kagura.observability import model, wal
 from kagura.observability.errors import NotAStoreError, SchemaTooNewError
 from kagura.observability.store import EventStore
-
-from store_rows import run
 
 
 def test_migrating_an_empty_database_gives_the_model_columns(tmp_path):
