@@ -88,12 +88,14 @@ def main() -> int:
         log("ingest ...")
         results["ingest"] = bench_ingest.run(plan["ingest"], plan["naive_ingest"], log=log)
         results["loads"]["ingest"] = os.getloadavg()
+        save(results)
     if "compaction" in parts:
         import bench_compaction
 
         log("compaction ...")
         results["compaction"] = bench_compaction.run(plan["compaction"], log=log)
         results["loads"]["compaction"] = os.getloadavg()
+        save(results)
     if "queries" in parts:
         import bench_queries
 
@@ -102,9 +104,10 @@ def main() -> int:
             log(f"queries at {common.size_label(n)} ...")
             results["queries"][str(n)] = bench_queries.run_size(n, plan["naive_max"], log=log)
             results["loads"][f"queries {common.size_label(n)}"] = os.getloadavg()
+            save(results)
     results["load_after"] = os.getloadavg()
     results["seconds"] = time.time() - started
-    RESULTS.write_text(json.dumps(results, indent=2, default=str))
+    save(results)
     if "others" in parts:
         run_others(args.quick)
     text = render(results)
@@ -113,6 +116,13 @@ def main() -> int:
         DOC.write_text(text)
         log(f"wrote {DOC.relative_to(common.ROOT)} and {RESULTS.relative_to(common.ROOT)}")
     return 0
+
+
+def save(results: dict[str, Any]) -> None:
+    """Write the results so far (a crash later keeps what was measured)."""
+    results.setdefault("load_after", os.getloadavg())
+    results.setdefault("seconds", 0.0)
+    RESULTS.write_text(json.dumps(results, indent=2, default=str))
 
 
 def run_others(quick: bool) -> None:
@@ -416,6 +426,14 @@ def _queries(n: int, q: dict[str, Any], verdicts: list, mode: str) -> list[str]:
                 "—" if agree is None else ("yes" if agree else "**no**"),
             ]
         lines.append("| " + " | ".join(cells) + " |")
+    composite = q["queries"].get("newest_100_agent", {}).get("naive_composite")
+    if composite:
+        lines += [
+            "",
+            "The naive store answers the newest 100 of one agent from its agent_name index and then",
+            "sorts every run of that agent; with an `(agent_name, started_at)` index added it takes",
+            f"{_ms(composite['warm_ms'])} (Kagura's store had no such index).",
+        ]
     lines.append("")
     rows = q["queries"]
     if mode == "full" and n >= 10_000_000:
@@ -448,15 +466,17 @@ def _queries(n: int, q: dict[str, Any], verdicts: list, mode: str) -> list[str]:
                     )
                 )
         if "newest_100_agent" in rows:
-            warm, naive = (
-                rows["newest_100_agent"]["store"]["warm_ms"],
-                rows["newest_100_agent"]["naive"]["warm_ms"],
-            )
+            row = rows["newest_100_agent"]
+            warm, naive = row["store"]["warm_ms"], row["naive"]["warm_ms"]
+            composite = row.get("naive_composite", {}).get("warm_ms")
+            # The ~1.4 ms of the target is a lookup on an (agent_name, started_at) index; Kagura's
+            # separate indexes make SQLite sort every run of the agent. Judged on the faster one.
+            best = min(x for x in (naive, composite) if x is not None)
             verdicts.append(
                 (
-                    f"1M newest 100 of one agent no slower than naive's indexed lookup{scope}",
-                    f"{_ms(warm)} vs naive {_ms(naive)}",
-                    _mark(warm <= naive),
+                    f"1M newest 100 of one agent no slower than naive's indexed lookup (about 1.4 ms){scope}",
+                    f"{_ms(warm)} vs naive {_ms(naive)} (Kagura's indexes), {_ms(composite)} (with an (agent_name, started_at) index)",
+                    _mark(warm <= best),
                 )
             )
     return lines
