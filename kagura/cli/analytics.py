@@ -31,6 +31,7 @@ from kagura.cli.options import (
     db_path,
     inherited,
     open_store,
+    parse_span,
     parse_time,
     parse_window,
     print_json,
@@ -50,17 +51,6 @@ AtOpt = Annotated[
 ]
 
 # --- parsing ----------------------------------------------------------------------
-
-_SPAN = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)$", re.IGNORECASE)
-_SPAN_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_span(value: str, option: str) -> float:
-    """Seconds in a span such as 90m, 36h, 2d or 1w; UsageError otherwise."""
-    match = _SPAN.match(value.strip())
-    if not match or float(match.group(1)) <= 0:
-        raise UsageError(f"{option} {value!r} is not a span of time; use e.g. 90m, 36h, 2d or 1w")
-    return float(match.group(1)) * _SPAN_SECONDS[match.group(2).lower()]
 
 
 def parse_at(value: str | None) -> float:

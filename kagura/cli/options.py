@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
-import time
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from kagura.observability import timespec
+from kagura.observability.timespec import TimeSpecError
 
 if TYPE_CHECKING:  # pragma: no cover
     from kagura.observability.store import EventStore
@@ -61,7 +62,7 @@ SinceOpt = Annotated[
     str | None,
     typer.Option(
         "--since",
-        help="From this time: unix seconds, 2024-05-01, 2024-05-01T14:00, or 24h / 7d / 30m ago.",
+        help="From this time: unix seconds, 2024-05-01, 2024-05-01T14:00, or an age: 30min, 24h, 7d, 3mo.",
     ),
 ]
 UntilOpt = Annotated[
@@ -87,13 +88,8 @@ OnceOpt = Annotated[bool, typer.Option("--once", help="Render one frame and exit
 
 
 # --- time parsing ---------------------------------------------------------------
-
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)$", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
-TIME_FORMS = (
-    "unix seconds, a date (2024-05-01), a date and time (2024-05-01T14:00) or an age (30m, 24h, 7d)"
-)
+# One parser (kagura.observability.timespec) for every time and span, here and in
+# the Python API; these wrappers turn its errors into usage errors (exit 2).
 
 
 def parse_time(
@@ -109,29 +105,10 @@ def parse_time(
     or the start of the next one when `end_of_day` (so `--until 2024-05-01`
     includes that day).
     """
-    if value is None:
-        return None
-    text = value.strip()
-    now = time.time() if now is None else now
-    match = _RELATIVE.match(text)
-    if match:
-        return now - float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
-    if _NUMBER.match(text):
-        seconds = float(text)
-        if seconds > 1e11:  # milliseconds would land in the year 5000
-            raise UsageError(f"{option} {value!r} looks like milliseconds; give unix seconds")
-        return seconds
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            start = datetime(day.year, day.month, day.day)
-            if end_of_day:
-                start += timedelta(days=1)
-            return start.timestamp()
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"{option} {value!r} is not a time; use {TIME_FORMS}") from None
-    return moment.timestamp()
+        return timespec.parse_moment(value, option, end_of_day=end_of_day, now=now)
+    except TimeSpecError as error:
+        raise UsageError(str(error)) from None
 
 
 def parse_window(since: str | None, until: str | None) -> tuple[float | None, float | None]:
@@ -143,11 +120,20 @@ def parse_window(since: str | None, until: str | None) -> tuple[float | None, fl
     return start, end
 
 
+def parse_span(value: str, option: str) -> float:
+    """Seconds in a span such as 90min, 36h, 2d, 1w or 3mo; UsageError otherwise."""
+    try:
+        return timespec.parse_span(value, option)
+    except TimeSpecError as error:
+        raise UsageError(str(error)) from None
+
+
 def parse_age(value: str, option: str = "--older-than", *, now: float | None = None) -> float:
-    """The cutoff (epoch seconds) for an age such as 30d, or an absolute time."""
-    cutoff = parse_time(value, option, now=now)
-    assert cutoff is not None
-    return cutoff
+    """The cut-off (epoch seconds) for an age such as 30d or an earlier time; never now or later."""
+    try:
+        return timespec.parse_cutoff(value, option, now=now)
+    except TimeSpecError as error:
+        raise UsageError(str(error)) from None
 
 
 def check_status(status: str | None) -> str | None:

@@ -11,11 +11,11 @@ import json
 import re
 import threading
 import time
-from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from kagura.observability.errors import QueryError
 from kagura.observability.query import Result, catalogue, load_sql
+from kagura.observability.timespec import parse_moment, parse_span
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -446,14 +446,8 @@ def _qualified(table: dict[str, Any]) -> str:
 
 
 def _epoch(value: Any, name: str) -> float | None:
-    """Epoch seconds from epoch seconds, a datetime or a date; None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day).timestamp()
-    return _number(value, name)
+    """Epoch seconds from what the command line takes (timespec.parse_moment); None stays None."""
+    return parse_moment(value, name, end_of_day=name == "until")
 
 
 def _number(value: Any, name: str) -> float:
@@ -466,10 +460,8 @@ def _number(value: Any, name: str) -> float:
 
 
 def _seconds(value: Any, name: str) -> float:
-    """A positive span in seconds from seconds or a timedelta."""
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    return _positive(value, name)
+    """A positive span in seconds from seconds, a timedelta or text such as "7d" (timespec.parse_span)."""
+    return parse_span(value, name)
 
 
 def _positive(value: Any, name: str) -> float:

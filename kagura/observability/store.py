@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from kagura.observability.analytics import Analytics
 from kagura.observability.compaction import Compactor, LakeBusy, lake_lock, pid_alive
 from kagura.observability.errors import AmbiguousIdError
 from kagura.observability.query import Result, Runner, Views, load_sql
+from kagura.observability.timespec import parse_moment
 from kagura.observability.wal import Segment, TailSnapshot, Wal, bump_generation
 
 log = logging.getLogger("kagura.telemetry")
@@ -50,14 +51,13 @@ _ID_MARGIN = 60.0
 
 
 def epoch(value: Any, name: str) -> float | None:
-    """`value` (epoch seconds, datetime or date) as epoch seconds; None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day).timestamp()
-    return model.finite(value, name)
+    """`value` as epoch seconds (see timespec.parse_moment); None stays None.
+
+    Takes what the command line takes: epoch seconds, a datetime or date, an ISO
+    date or date-time, or an age such as "7d". A bare date given as `until`
+    means the end of that day, as `--until` does.
+    """
+    return parse_moment(value, name, end_of_day=name == "until")
 
 
 class EventStore(Analytics):

@@ -188,7 +188,7 @@ def test_sql_named_adhoc_csv_and_list(small, utc):
         (("sql", "no_such_query"), "no query named 'no_such_query'"),
         (("sql", "cost_by_date", "--param", "nope=1"), "takes no param nope"),
         (("sql", "cost_by_date", "--param", "since"), "write NAME=VALUE"),
-        (("regressions", "--recent", "2 weeks"), "--recent '2 weeks' is not a span"),
+        (("regressions", "--recent", "soon"), "--recent 'soon' is not a span"),
         (("regressions", "--baseline-runs", "5"), "--baseline-runs needs --recent-runs"),
         (("health", "--degraded", "0.6", "--unhealthy", "0.5"), "--degraded must not be above"),
         (("latency", "--by", "tool"), "unknown --by 'tool'"),
