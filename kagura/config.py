@@ -1,8 +1,9 @@
 """Where telemetry lives and whether it is recorded.
 
 `KAGURA_HOME` (default `~/.kagura`) holds `telemetry.db` and its Parquet lake
-`telemetry/`. `KAGURA_TELEMETRY=0` turns recording off. The home is created
-readable by its owner only: telemetry holds prompts and arguments.
+`telemetry/`. `KAGURA_TELEMETRY=0` turns recording off. `KAGURA_DURABILITY=buffered`
+(or `set_durability("buffered")`) lets a call return before its run is committed.
+The home is created readable by its owner only: telemetry holds prompts and arguments.
 """
 
 from __future__ import annotations
@@ -34,6 +35,29 @@ def telemetry_enabled() -> bool:
     """False when `KAGURA_TELEMETRY` is 0, false, off or no."""
     value = os.environ.get("KAGURA_TELEMETRY", "1").strip().lower()
     return value not in {"0", "false", "off", "no"}
+
+
+# "durable": a recorded call returns once its run is committed to the SQLite tail.
+# "buffered": it returns at once; a background writer commits the run a little later,
+# and a process killed meanwhile loses the runs still queued.
+DURABILITY_MODES = ("durable", "buffered")
+_durability: str | None = None  # set_durability(); None follows KAGURA_DURABILITY
+
+
+def durability() -> str:
+    """The recording mode: "durable" (the default) or "buffered"."""
+    if _durability is not None:
+        return _durability
+    value = os.environ.get("KAGURA_DURABILITY", "").strip().lower()
+    return "buffered" if value == "buffered" else "durable"
+
+
+def set_durability(mode: str | None) -> None:
+    """Set the recording mode for this process ("durable" or "buffered"; None: follow the environment)."""
+    global _durability
+    if mode is not None and mode not in DURABILITY_MODES:
+        raise ValueError(f"unknown durability {mode!r}; use one of: {', '.join(DURABILITY_MODES)}")
+    _durability = mode
 
 
 def ensure_private_dir(path: Path) -> Path:

@@ -331,7 +331,8 @@ def agent(
             arguments = spec.bind(args, kwargs)
             spec.prepare()  # the first call's imports are not part of its recorded duration
             collector = get_global_telemetry().collector
-            with collector.recording(spec.name, arguments, model=spec.model):
+            # The run is committed (awaited, the loop goes on) before the call returns.
+            async with collector.arecording(spec.name, arguments, model=spec.model):
                 return await spec.run(arguments, collector)
 
         run_agent.agent = spec  # type: ignore[attr-defined]

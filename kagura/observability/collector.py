@@ -2,9 +2,13 @@
 
 The current execution lives in a context variable, so concurrent agents (asyncio
 tasks, threads given a copied context) each see their own run, and a run started
-inside another becomes its child (`parent_id`, shared `trace_id`). A run is
-written twice: as `running` when it starts, and with its events when it ends,
-by a background writer per store, so recording never makes an agent wait.
+inside another becomes its child (`parent_id`, shared `trace_id`). When a run
+ends, its row and events are committed to the store before the call returns
+(durable mode, the default): a background writer per store commits every run
+that finished while it wrote the previous transaction in one transaction (group
+commit), and callers wait for theirs (async callers await it). A run that lasts
+is also shown as `running`. Buffered mode (`KAGURA_DURABILITY=buffered`) does
+not wait: a process killed before the writer's next commit loses those runs.
 """
 
 from __future__ import annotations
@@ -161,116 +165,264 @@ def default_store() -> Any:
     return new
 
 
-# --- the background writer -----------------------------------------------------
+# --- the group-commit writer ---------------------------------------------------
 
-Build = Callable[[], tuple[dict[str, Any], list[dict[str, Any]]]]
+Pair = tuple[dict[str, Any], list[dict[str, Any]]]
+Build = Callable[[], Pair]
 
-# Waiting writes per store before a recording call waits for the writer (backpressure).
+# Finished runs waiting per store before a recording call waits for room (backpressure).
 MAX_PENDING = 20_000
 # Seconds an idle writer thread lingers before it exits (it restarts on the next write).
 IDLE_SECONDS = 10.0
 FLUSH_TIMEOUT = 10.0
+# Seconds a recorded call waits for its commit before it logs a warning and goes on
+# (the run stays queued and is written when the store lets it).
+COMMIT_TIMEOUT = 5.0
+# A run's `running` row is written only once the run has lasted this long: most runs
+# end sooner, and their final row alone is one write instead of two.
+RUNNING_AFTER = 0.1
 
 
 class _Job:
-    __slots__ = ("run_id", "final", "build", "collector")
+    __slots__ = ("run_id", "build", "collector")
 
-    def __init__(self, run_id: str, final: bool, build: Build, collector: TelemetryCollector):
-        self.run_id, self.final, self.build, self.collector = run_id, final, build, collector
+    def __init__(self, run_id: str, build: Build, collector: TelemetryCollector):
+        self.run_id, self.build, self.collector = run_id, build, collector
+
+
+class Commit:
+    """One group commit: the runs that finished while the previous one was written.
+
+    `wait()` (threads) and `await commit` (asyncio) return True once the
+    transaction is committed, False if it failed or took longer than the timeout.
+    """
+
+    __slots__ = ("done", "ok", "_event", "_futures", "_lock")
+
+    def __init__(self, lock: threading.Condition):
+        self.done = False
+        self.ok = False
+        self._lock = lock  # the writer's: guards done, _event and _futures
+        self._event: threading.Event | None = None
+        self._futures: dict[Any, Any] | None = None  # event loop -> its future
+
+    def wait(self, timeout: float | None = COMMIT_TIMEOUT) -> bool:
+        """Block this thread until the commit (True) or a failure or timeout (False)."""
+        with self._lock:
+            if self.done:
+                return self.ok
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout) and self.ok
+
+    def __await__(self) -> Any:
+        return self.wait_async().__await__()
+
+    async def wait_async(self, timeout: float = COMMIT_TIMEOUT) -> bool:
+        """Await the commit without blocking the event loop; True once committed."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self.done:
+                return self.ok
+            if self._futures is None:
+                self._futures = {}
+            future = self._futures.get(loop)
+            if future is None:
+                # One future per loop and commit, whatever the number of runs in it.
+                future = self._futures[loop] = loop.create_future()
+                timer = loop.call_later(timeout, _settle, future, False)
+                future.add_done_callback(lambda _f, t=timer: t.cancel())
+        return await future
+
+    def _resolve(self, ok: bool) -> None:
+        """Mark the commit done and wake its waiters (called by the writer thread)."""
+        with self._lock:
+            self.done, self.ok = True, ok
+            event, futures = self._event, self._futures
+        if event is not None:
+            event.set()
+        if futures:
+            for loop, future in futures.items():
+                try:
+                    loop.call_soon_threadsafe(_settle, future, ok)
+                except RuntimeError:
+                    pass  # that loop is closed: nobody waits there any more
+
+
+def _settle(future: Any, ok: bool) -> None:
+    if not future.done():
+        future.set_result(ok)
+
+
+# Called after each commit with (store, pairs): the (execution row, event rows) just
+# committed, in commit order, `running` rows included. Runs on the writer thread.
+_AFTER_COMMIT: list[Callable[[Any, list[Pair]], Any]] = []
+
+
+def after_commit(hook: Callable[[Any, list[Pair]], Any]) -> Callable[[], None]:
+    """Call `hook(store, pairs)` after every commit of recorded runs; returns its remover.
+
+    The hook runs on the writer thread once the callers have been woken; it must
+    not block for long (forward the rows to a queue), and its exceptions are logged.
+    """
+    _AFTER_COMMIT.append(hook)
+
+    def remove() -> None:
+        with contextlib.suppress(ValueError):
+            _AFTER_COMMIT.remove(hook)
+
+    return remove
+
+
+def _run_after_commit(store: Any, pairs: list[Pair]) -> None:
+    for hook in list(_AFTER_COMMIT):
+        try:
+            hook(store, pairs)
+        except Exception as exc:
+            _logger().warning("after-commit hook %r failed: %s: %s", hook, type(exc).__name__, exc)
 
 
 class _Writer:
-    """Writes the runs of one store from a background thread, batch by batch, in order.
+    """Commits the runs of one store from a background thread, in groups.
 
-    Agents hand rows over and go on: a write costs them microseconds, a slow,
-    locked or full disk costs them nothing. A batch is one transaction; a run's
-    `running` row is skipped when its final row is in the same batch.
+    Every run that finishes while a transaction is being written joins the next
+    one (group commit), so concurrent runs share commits; callers wait for
+    their group's `Commit` (durable mode) or go on at once (buffered mode).
+    Runs in progress are listed in `started`; the writer writes the `running`
+    row of those that last longer than RUNNING_AFTER. One thread writes
+    everything, in order, so a run's final row always follows its running row.
     """
 
     def __init__(self, store: Any):
         self.store = store
         self._cond = threading.Condition()
         self._pending: list[_Job] = []
+        self._commit = Commit(self._cond)
         self._submitted = 0
         self._done = 0
         self._thread: threading.Thread | None = None
+        self._idle = False  # the thread sleeps IDLE_SECONDS: a new run must wake it
+        self._show_all = False  # flush(): write the running row of every run now
+        # Runs in progress whose running row is not written yet: id -> (run, collector).
+        self.started: dict[str, tuple[Run, TelemetryCollector]] = {}
 
-    def submit(self, job: _Job) -> None:
+    def begin(self, run: Run, collector: TelemetryCollector) -> None:
+        """Note a run in progress; its running row is written if it lasts."""
         with self._cond:
+            self.started[run.id] = (run, collector)
+            if not self._alive():
+                self._start_thread()
+            elif self._idle:
+                self._cond.notify_all()
+
+    def submit(self, job: _Job) -> Commit:
+        """Queue a finished run; returns the commit it will be part of."""
+        with self._cond:
+            self.started.pop(job.run_id, None)
             while len(self._pending) >= MAX_PENDING and self._alive():
                 self._cond.wait(0.05)
             self._pending.append(job)
             self._submitted += 1
             if not self._alive():
-                self._thread = threading.Thread(
-                    target=self._loop, name="kagura-telemetry-writer", daemon=True
-                )
-                self._thread.start()
+                self._start_thread()
             self._cond.notify_all()
+            return self._commit
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(
+            target=self._loop, name="kagura-telemetry-writer", daemon=True
+        )
+        self._thread.start()
 
     def flush(self, timeout: float | None = FLUSH_TIMEOUT) -> bool:
-        """Wait until everything submitted so far is written; False on timeout."""
+        """Wait until everything recorded so far is written, running rows included."""
         if self._thread is threading.current_thread():
             return True
         with self._cond:
+            if self.started and self._alive() and not self._show_all:
+                self._show_all = True
+                self._submitted += 1  # counted done once those rows are written
+                self._cond.notify_all()
             target = self._submitted
             return self._cond.wait_for(lambda: self._done >= target or not self._alive(), timeout)
 
     def _alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def _due(self, show_all: bool) -> list[tuple[Run, TelemetryCollector]]:
+        """Runs in progress whose running row is due now (removed from `started`)."""
+        if show_all:
+            due = list(self.started.values())
+            self.started.clear()
+            return due
+        now = time.perf_counter()
+        due = [(r, c) for r, c in self.started.values() if now - r._clock >= RUNNING_AFTER]
+        for run, _ in due:
+            del self.started[run.id]
+        return due
+
     def _loop(self) -> None:
         while True:
             with self._cond:
-                if not self._pending:
-                    self._cond.wait(IDLE_SECONDS)
-                if not self._pending:
-                    self._thread = None  # idle: exit; the next submit starts a new thread
+                if not self._pending and not self._show_all:
+                    self._idle = not self.started
+                    self._cond.wait(IDLE_SECONDS if self._idle else RUNNING_AFTER / 2)
+                    self._idle = False
+                show_all, self._show_all = self._show_all, False
+                running = self._due(show_all) if self.started else []
+                if not self._pending and not running and not show_all:
+                    if self.started:
+                        continue
+                    self._thread = None  # idle: exit; the next run starts a new thread
                     self._cond.notify_all()
                     return
-                batch, self._pending = self._pending, []
+                jobs, self._pending = self._pending, []
+                commit, self._commit = self._commit, Commit(self._cond)
                 self._cond.notify_all()  # room for producers held back by MAX_PENDING
+            ok = False
             try:
-                self._write(batch)
+                ok = self._write(running, jobs, commit)
             finally:
                 with self._cond:
-                    self._done += len(batch)
+                    self._done += len(jobs) + (1 if show_all else 0)
                     self._cond.notify_all()
+                if not commit.done:
+                    commit._resolve(ok)
 
-    def _write(self, batch: list[_Job]) -> None:
-        built: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
-        for i, job in enumerate(batch):
-            if job.final:
-                built[i] = self._build(job)
-        finished = {
-            job.run_id for i, job in enumerate(batch) if job.final and built.get(i) is not None
-        }
-        pairs = []
-        owners = []
-        for i, job in enumerate(batch):
-            if job.final:
-                pair = built[i]
-            elif job.run_id in finished:
-                continue  # its final row follows in this very transaction
-            else:
-                pair = self._build(job)
-            if pair is not None:
-                pairs.append(pair)
+    def _write(
+        self, running: list[tuple[Run, TelemetryCollector]], jobs: list[_Job], commit: Commit
+    ) -> bool:
+        pairs: list[Pair] = []
+        owners: list[TelemetryCollector] = []
+        for run, collector in running:
+            try:
+                pairs.append((collector._row(run, "running"), []))
+                owners.append(collector)
+            except Exception as exc:
+                collector._warn(_store_key(self.store), exc)
+        for job in jobs:
+            try:
+                pairs.append(job.build())
                 owners.append(job.collector)
+            except Exception as exc:
+                job.collector._warn(_store_key(self.store), exc)
         if not pairs:
-            return
+            commit._resolve(not jobs)
+            return not jobs
         try:
             self.store.append_many(pairs)
         except Exception as exc:
             for collector in {id(c): c for c in owners}.values():
                 collector._warn(_store_key(self.store), exc)
-
-    def _build(self, job: _Job) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-        try:
-            return job.build()
-        except Exception as exc:
-            job.collector._warn(_store_key(self.store), exc)
-            return None
+            commit._resolve(False)
+            return False
+        commit._resolve(True)
+        if _AFTER_COMMIT:
+            _run_after_commit(self.store, pairs)
+        return True
 
 
 _writers_lock = threading.Lock()
@@ -350,19 +502,34 @@ class TelemetryCollector:
     """Records executions and their events into a store (None: the default store)."""
 
     def __init__(
-        self, store: Any = None, *, redactor: redact.Redactor | None = None, background: bool = True
+        self,
+        store: Any = None,
+        *,
+        redactor: redact.Redactor | None = None,
+        background: bool = True,
+        durability: str | None = None,
     ):
         self._store = store
         self.redactor = redactor or redact.default_redactor
         # background: a writer thread does the store writes (see _Writer); False writes
         # in the caller's thread before the call returns.
         self.background = background
+        if durability is not None and durability not in config.DURABILITY_MODES:
+            raise ValueError(
+                f"unknown durability {durability!r}; use one of: {', '.join(config.DURABILITY_MODES)}"
+            )
+        # None follows config.durability() (KAGURA_DURABILITY, set_durability()) at each run.
+        self.durability = durability
         self._warned: set[Any] = set()
 
     @property
     def store(self) -> Any:
         """The store runs are written to (the default store is opened on first use)."""
         return self._store if self._store is not None else default_store()
+
+    def durable(self) -> bool:
+        """True when a recorded call returns only once its run is committed."""
+        return (self.durability or config.durability()) == "durable"
 
     # -- runs --
 
@@ -374,7 +541,7 @@ class TelemetryCollector:
         model: str | None = None,
         tags: dict[str, Any] | None = None,
     ) -> Run:
-        """A new run, child of the current one, written to the store as `running`."""
+        """A new run, child of the current one; shown as `running` once it lasts RUNNING_AFTER."""
         record = config.telemetry_enabled()
         cleaned = self._clean_mapping(kwargs) if record else {}
         run = Run(str(agent_name), cleaned, _current.get(), model, record)
@@ -382,13 +549,26 @@ class TelemetryCollector:
             for key, value in tags.items():
                 self._tag(run, key, value)
         if record:
-            self._write(run.id, False, lambda: (self._row(run, "running"), []))
+            store = None
+            try:
+                store = self.store
+                if self.background:
+                    _writer_for(store).begin(run, self)
+                else:
+                    store.append(self._row(run, "running"), [])
+            except Exception as exc:
+                self._warn(_store_key(store), exc)
         return run
 
-    def finish(self, run: Run, error: BaseException | None = None) -> None:
-        """Write the run's final row and events: completed, failed or cancelled."""
+    def finish(self, run: Run, error: BaseException | None = None) -> Commit | None:
+        """Queue the run's final row and events (completed, failed or cancelled).
+
+        Returns the commit the run is part of (None when nothing is queued:
+        telemetry off, a store that could not be opened, or background=False,
+        which has written the rows before returning).
+        """
         if not run.record:
-            return
+            return None
         duration = run.elapsed()
         if error is None:
             status = "completed"
@@ -396,12 +576,31 @@ class TelemetryCollector:
             status = "cancelled"
         else:
             status = "failed"
-        self._write(run.id, True, lambda: self._final_rows(run, status, duration, error))
+        return self._write(run.id, lambda: self._final_rows(run, status, duration, error))
+
+    def wait(self, commit: Commit | None) -> None:
+        """Block until `commit` is done, in durable mode; a slow store logs a warning."""
+        if commit is not None and self.durable() and not commit.wait(COMMIT_TIMEOUT):
+            self._late(commit)
+
+    async def await_commit(self, commit: Commit | None) -> None:
+        """Await `commit` without blocking the event loop, in durable mode."""
+        if commit is not None and self.durable() and not await commit.wait_async(COMMIT_TIMEOUT):
+            self._late(commit)
+
+    def _late(self, commit: Commit) -> None:
+        if not commit.done:  # a failed write has logged its own warning
+            self._warn(
+                "commit",
+                TimeoutError(f"the store did not commit within {COMMIT_TIMEOUT:g} s"),
+                "telemetry delayed (%s: %s); the agent goes on and the run stays queued, "
+                "further delays are logged at debug level",
+            )
 
     @contextlib.asynccontextmanager
     async def track_execution(self, agent_name: str, **kwargs: Any) -> AsyncIterator[str]:
         """Track one execution of `agent_name` called with `kwargs`; yields its id."""
-        with self.recording(agent_name, kwargs) as run:
+        async with self.arecording(agent_name, kwargs) as run:
             yield run.id
 
     @contextlib.contextmanager
@@ -413,18 +612,42 @@ class TelemetryCollector:
         model: str | None = None,
         tags: dict[str, Any] | None = None,
     ) -> Iterator[Run]:
-        """Track one execution around a block (sync or async code); yields the Run."""
+        """Track one execution around a block of sync code; yields the Run.
+
+        On leaving the block the run is committed before the code goes on
+        (durable mode); async code uses `arecording`, which does not block the loop.
+        """
         run = self.start(agent_name, kwargs, model=model, tags=tags)
         token = _current.set(run)
         try:
             yield run
         except BaseException as exc:
-            self.finish(run, exc)
-            raise
-        else:
-            self.finish(run)
-        finally:
             _current.reset(token)
+            self.wait(self.finish(run, exc))
+            raise
+        _current.reset(token)
+        self.wait(self.finish(run))
+
+    @contextlib.asynccontextmanager
+    async def arecording(
+        self,
+        agent_name: str,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        model: str | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> AsyncIterator[Run]:
+        """Track one execution around a block of async code; its commit is awaited on exit."""
+        run = self.start(agent_name, kwargs, model=model, tags=tags)
+        token = _current.set(run)
+        try:
+            yield run
+        except BaseException as exc:
+            _current.reset(token)
+            await self.await_commit(self.finish(run, exc))
+            raise
+        _current.reset(token)
+        await self.await_commit(self.finish(run))
 
     def get_current_execution(self) -> dict[str, Any] | None:
         """The execution running in this context as a dict, or None."""
@@ -579,31 +802,35 @@ class TelemetryCollector:
             return True  # no store could be opened: nothing is waiting for it
         return flush(store, timeout)
 
-    def _write(self, run_id: str, final: bool, build: Build) -> None:
-        """Hand rows to the store's writer (or append them now); failures are logged once."""
+    def _write(self, run_id: str, build: Build) -> Commit | None:
+        """Queue a run's final rows (or append them now); failures are logged once."""
         store = None
         try:
             store = self.store
             if self.background:
-                _writer_for(store).submit(_Job(run_id, final, build, self))
-            else:
-                row, events = build()
-                store.append(row, events)
+                return _writer_for(store).submit(_Job(run_id, build, self))
+            row, events = build()
+            store.append(row, events)
+            if _AFTER_COMMIT:
+                _run_after_commit(store, [(row, events)])
         except Exception as exc:
             self._warn(_store_key(store), exc)
+        return None
 
-    def _warn(self, key: Any, exc: Exception) -> None:
+    def _warn(
+        self,
+        key: Any,
+        exc: Exception,
+        message: str = "telemetry not recorded (%s: %s); the agent goes on, "
+        "further failures are logged at debug level",
+    ) -> None:
         """Log the first failure of a kind as a warning, the rest at debug level."""
         key = (key, type(exc).__name__)
         if key in self._warned:
-            _logger().debug("telemetry not recorded: %s: %s", type(exc).__name__, exc)
+            _logger().debug(message, type(exc).__name__, exc)
             return
         self._warned.add(key)
-        _logger().warning(
-            "telemetry not recorded (%s: %s); the agent goes on, further failures are logged at debug level",
-            type(exc).__name__,
-            exc,
-        )
+        _logger().warning(message, type(exc).__name__, exc)
 
 
 def _store_key(store: Any) -> Any:
@@ -649,7 +876,7 @@ class Telemetry:
 
                 @functools.wraps(fn)
                 async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                    with self.collector.recording(name, _arguments(signature, args, kwargs)):
+                    async with self.collector.arecording(name, _arguments(signature, args, kwargs)):
                         return await fn(*args, **kwargs)
 
                 return async_wrapper

@@ -20,6 +20,7 @@ from kagura.observability import (  # noqa: E402
     get_global_telemetry,
     set_global_telemetry,
 )
+from kagura.observability import collector as collector_module  # noqa: E402
 from kagura.observability.collector import current_execution_id, flush  # noqa: E402
 
 
@@ -320,7 +321,10 @@ def test_a_broken_store_logs_one_warning_and_the_agent_goes_on(kagura_home, capl
     assert "telemetry not recorded" in warnings[0].getMessage()
 
 
-def test_a_locked_store_does_not_hold_the_agent_back(tmp_path):
+def test_a_locked_store_holds_the_agent_back_no_longer_than_the_commit_timeout(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(collector_module, "COMMIT_TIMEOUT", 0.3)
     store = EventStore(tmp_path / "locked.db")
     store.get_executions()  # create the schema
     telemetry = Telemetry(store)
@@ -333,11 +337,14 @@ def test_a_locked_store_does_not_hold_the_agent_back(tmp_path):
     blocker.execute("BEGIN EXCLUSIVE")
     started = time.perf_counter()
     try:
-        assert asyncio.run(work()) == "done"
-        # The store waits up to its busy timeout (10 s) for the lock; the agent does not.
+        with caplog.at_level(logging.WARNING, logger="kagura.telemetry"):
+            assert asyncio.run(work()) == "done"
+        # The store waits up to its busy timeout (10 s) for the lock; the agent waits
+        # for its commit only COMMIT_TIMEOUT, then goes on with one warning.
         assert time.perf_counter() - started < 2.0
+        [warning] = telemetry_warnings(caplog)
+        assert "telemetry delayed" in warning.getMessage()
     finally:
-        time.sleep(0.2)
         blocker.execute("ROLLBACK")
         blocker.close()
     assert flush(store)

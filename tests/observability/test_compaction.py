@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -149,8 +150,11 @@ def test_a_second_compaction_waits_its_turn(store):
 def test_writers_compact_by_themselves_past_the_threshold(tmp_path, monkeypatch):
     monkeypatch.setattr("kagura.observability.store.COMPACT_TAIL_ROWS", 600)
     store = EventStore(tmp_path / "t.db")
+    # Recent runs, so only the row count can trigger compaction (not the tail's age,
+    # which would start one at the first check, at 500 rows, while more are written).
+    recent = time.time() - 1500
     for start in range(0, 1500, 100):
-        store.append_many([run("a", T0 + start + i) for i in range(100)])
+        store.append_many([run("a", recent + start + i) for i in range(100)])
     store.close()  # waits for a compaction in progress
     reopened = EventStore(tmp_path / "t.db", auto_compact=False)
     assert sum(s.executions for s in reopened.segments()) >= 600

@@ -274,7 +274,9 @@ def test_status_counts_by_hand(tmp_path):
     store.append(dict(row, status="running", ended_at=None, duration=None))
     counts = {r["status"]: r["runs"] for r in store.run("status_counts").rows()}
     assert counts == {"completed": 3, "failed": 2, "running": 1}
-    only_a = {r["status"]: r["runs"] for r in store.run("status_counts", agent="a", since=1001.0).rows()}
+    only_a = {
+        r["status"]: r["runs"] for r in store.run("status_counts", agent="a", since=1001.0).rows()
+    }
     assert only_a == {"completed": 2, "running": 1}
 
 
