@@ -2,8 +2,9 @@
 
 Run as a script it is one of the processes the tests start: `writer` records runs
 and logs each batch to a ground-truth file (fsynced before and after `append`
-returns), `compactor` compacts in a loop, `op` runs one store operation. Any of
-them can SIGKILL itself at a named point of the store's protocols (`--kill-at`),
+returns), `compactor` compacts in a loop, `op` runs one store operation, `zygote`
+forks recorders that record through `@agent` and `TelemetryCollector` and log each
+run to a side file once its call returned. Any of them can SIGKILL itself at a named point of the store's protocols (`--kill-at`),
 or note the point it is at in a phase file so a random kill can be placed.
 Imported, it builds runs, reads ground truth, and reads a store without the store.
 """
@@ -11,12 +12,14 @@ Imported, it builds runs, reads ground truth, and reads a store without the stor
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
 import signal
 import sqlite3
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -389,14 +392,30 @@ class Probes:
         self.kill_at = kill_at
         self.nth = nth
         self.widen = widen
-        self.context = "other"
+        self._local = threading.local()  # the recorder's writer and compaction run in threads
+        self.lake_byte = False  # also note lake operations in the second byte (see lake_idle)
         self.hits: dict[str, int] = {}
         self.renames = 0
         self.rng = random.Random()
 
+    @property
+    def context(self) -> str:
+        return getattr(self._local, "context", "other")
+
+    @context.setter
+    def context(self, value: str) -> None:
+        self._local.context = value
+
     def point(self, name: str) -> None:
         if self.fd is not None:
             os.pwrite(self.fd, bytes([PHASES.index(name)]), 0)
+            if self.lake_byte and name.split(":")[0] in (
+                "compact",
+                "merge",
+                "retention",
+                "cleanup",
+            ):
+                os.pwrite(self.fd, bytes([PHASES.index(name)]), 1)
         if name == self.kill_at:
             self.hits[name] = self.hits.get(name, 0) + 1
             if self.hits[name] == self.nth:
@@ -404,6 +423,12 @@ class Probes:
         if self.widen and name.endswith(("renamed-uncommitted", "first-renamed", "in-txn")):
             # Stretch the narrow windows so that random kills land in them often.
             time.sleep(self.rng.uniform(0, self.widen))
+
+    def lake_idle(self) -> None:
+        """Note (in the phase file's second byte) that no lake operation is under way."""
+        self.lake_byte = True
+        if self.fd is not None:
+            os.pwrite(self.fd, bytes([PHASES.index("idle")]), 1)
 
     def install(self) -> None:
         """Wrap the store's protocol steps (only observing them, never changing what they do)."""
@@ -469,13 +494,13 @@ class Probes:
             txn.__exit__ = exit_
 
 
-def read_phase(phase_file: Path) -> str:
-    """The last protocol point the child noted."""
+def read_phase(phase_file: Path, byte: int = 0) -> str:
+    """The last protocol point the child noted (byte 1: the last point of a lake operation)."""
     try:
         data = phase_file.read_bytes()
     except FileNotFoundError:
         return "idle"
-    return PHASES[data[0]] if data else "idle"
+    return PHASES[data[byte]] if len(data) > byte else "idle"
 
 
 # --- child roles -----------------------------------------------------------------
@@ -563,10 +588,158 @@ def role_op(args: argparse.Namespace, probes: Probes) -> None:
     print(json.dumps({"result": result}), flush=True)
 
 
+# --- recording through @agent and TelemetryCollector, killed at random ----------------
+
+AGENT_NAMES = {"echo": 1, "recorder": 3, "recorder-sync": 0}  # agent name -> events per run
+
+
+def record_loop(cfg: dict[str, Any]) -> None:
+    """Record runs in a tight loop until killed; log each key to the side file after its call returned.
+
+    Workers alternate between an `@agent` (litellm mock_response, one llm_call event)
+    and `TelemetryCollector.track_execution` (3 events); one thread records sync
+    runs; another thread compacts (and merges) every few milliseconds.
+    """
+    import asyncio
+
+    from kagura import agent, config
+    from kagura.observability import EventStore, TelemetryCollector, set_global_telemetry
+
+    probes = Probes(Path(cfg["phase"]), None, 1, cfg["widen"])
+    probes.install()
+    config.set_durability(cfg["durability"])
+    store = EventStore(cfg["db"], auto_compact=False)
+    collector = TelemetryCollector(store)
+    set_global_telemetry(collector)
+    side = os.open(cfg["side"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    returned = [0]
+    kill_after = cfg["kill_after_return"]
+
+    def note(key: str) -> None:
+        os.write(side, f"{key}\n".encode())
+        returned[0] += 1
+        if returned[0] == kill_after:
+            probes.point("log:committed")
+            os.kill(os.getpid(), signal.SIGKILL)  # right after a call returned
+
+    @agent(model="gpt-4o-mini", mock_response="ok")
+    async def echo(key: str) -> str:
+        """{{ key }}"""
+
+    async def worker(w: int) -> None:
+        for i in itertools.count():
+            key = f"{cfg['cycle']}-{w}-{i}"
+            if w % 2 == 0:
+                await echo(key)
+            else:
+                async with collector.track_execution("recorder", key=key):
+                    collector.record_llm_call("gpt-4o-mini", 10, 5, 0.01, cost=5 / 1024)
+                    collector.record_tool_call("search", 0.001)
+                    collector.record_memory_operation("load", 0.0001)
+            note(key)
+
+    def sync_worker() -> None:
+        for i in itertools.count():
+            key = f"{cfg['cycle']}-s-{i}"
+            with collector.recording("recorder-sync", {"key": key}):
+                pass
+            note(key)
+
+    def compactor() -> None:
+        while True:
+            store.compact()
+            probes.lake_idle()
+            time.sleep(cfg["compact_pause"])
+
+    probes.lake_idle()
+
+    threading.Thread(target=sync_worker, daemon=True).start()
+    if cfg["compact_pause"] > 0:
+        threading.Thread(target=compactor, daemon=True).start()
+
+    async def main() -> None:
+        await asyncio.gather(*(worker(w) for w in range(cfg["workers"])))
+
+    os.write(1, f"ready {os.getpid()}\n".encode())
+    asyncio.run(main())
+
+
+def role_zygote(args: argparse.Namespace, probes: Probes) -> None:
+    """Import litellm and kagura once, then fork one recorder per command line read on stdin.
+
+    Prints `pid N` after each fork and `exit N CODE` once that child is gone (the test
+    SIGKILLs it): forking skips the seconds an import of litellm costs per child.
+    """
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm  # noqa: F401
+
+    import kagura.agent  # noqa: F401
+    import kagura.observability.store  # noqa: F401
+
+    print("ready", flush=True)
+    for line in sys.stdin:
+        cfg = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                record_loop(cfg)
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                os._exit(1)
+        print(f"pid {pid}", flush=True)
+        _, status = os.waitpid(pid, 0)
+        print(f"exit {pid} {os.waitstatus_to_exitcode(status)}", flush=True)
+
+
+def read_keyed(db: Path) -> list[tuple[str, str, str, str, int]]:
+    """(key, id, agent, status, events) of every run of the recorders, read without the store.
+
+    The tail and the manifest are read in one SQLite transaction; only listed Parquet
+    files are read. A run appears once per place it is stored (duplicates show).
+    """
+    import pyarrow.parquet as pq
+
+    con = sqlite3.connect(db, isolation_level=None, timeout=30)
+    try:
+        con.execute("BEGIN")
+        rows = con.execute("SELECT id, agent_name, status, kwargs FROM executions").fetchall()
+        events = [r[0] for r in con.execute("SELECT execution_id FROM events")]
+        listed = con.execute("SELECT executions_path, events_path FROM segments").fetchall()
+        con.execute("COMMIT")
+    finally:
+        con.close()
+    lake = lake_of(db)
+    for exec_path, event_path in listed:
+        table = pq.read_table(lake / exec_path, columns=["id", "agent_name", "status", "kwargs"])
+        rows.extend(zip(*(table.column(i).to_pylist() for i in range(4)), strict=True))
+        events.extend(
+            pq.read_table(lake / event_path, columns=["execution_id"]).column(0).to_pylist()
+        )
+    per_run: dict[str, int] = {}
+    for execution_id in events:
+        per_run[execution_id] = per_run.get(execution_id, 0) + 1
+    return [
+        (json.loads(kwargs)["key"], run_id, agent_name, status, per_run.get(run_id, 0))
+        for run_id, agent_name, status, kwargs in rows
+        if agent_name in AGENT_NAMES
+    ]
+
+
+def read_side(path: Path) -> list[str]:
+    """The keys a recorder logged after their calls returned (a line cut by the kill is left out)."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    return data[: data.rfind(b"\n") + 1].decode().split()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("role", choices=("writer", "compactor", "op"))
-    parser.add_argument("--db", type=Path, required=True)
+    parser.add_argument("role", choices=("writer", "compactor", "op", "zygote"))
+    parser.add_argument("--db", type=Path)
     parser.add_argument("--log", type=Path)
     parser.add_argument("--phase", type=Path)
     parser.add_argument("--kill-at")
@@ -584,8 +757,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cutoff", type=float, default=0.0)
     args = parser.parse_args(argv)
     probes = Probes(args.phase, args.kill_at, args.nth, args.widen)
-    probes.install()
-    {"writer": role_writer, "compactor": role_compactor, "op": role_op}[args.role](args, probes)
+    if args.role != "zygote":
+        probes.install()
+    roles = {
+        "writer": role_writer,
+        "compactor": role_compactor,
+        "op": role_op,
+        "zygote": role_zygote,
+    }
+    roles[args.role](args, probes)
 
 
 def command(role: str, *options: Any) -> list[str]:
