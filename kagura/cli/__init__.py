@@ -82,10 +82,11 @@ def kagura(
 
 
 def _register() -> None:
-    from kagura.cli import demo, monitor
+    from kagura.cli import demo, monitor, otel
 
     app.add_typer(monitor.monitor_app, name="monitor")
     app.command("demo")(demo.demo)
+    otel.register(app, monitor.monitor_app)
 
 
 _register()

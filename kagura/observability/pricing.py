@@ -86,12 +86,49 @@ def _file_prices() -> dict[str, Price]:
         return prices
 
 
+_bundled: dict[str, Any] = {}
+
+
 def _model_cost_map() -> dict[str, dict[str, Any]]:
-    """litellm's bundled price map (imports litellm, offline)."""
+    """litellm's price map, offline.
+
+    When litellm is loaded already (an agent is running) its own map is used.
+    Otherwise the bundled price file is read as plain JSON: importing litellm
+    takes seconds, too much for a receiver or a command pricing ingested spans.
+    """
+    import sys
+
+    litellm = sys.modules.get("litellm")
+    if litellm is not None and hasattr(litellm, "model_cost"):
+        return litellm.model_cost
+    if "map" not in _bundled:
+        with _lock:
+            if "map" not in _bundled:
+                _bundled["map"] = _read_bundled_map()
+    found = _bundled["map"]
+    if found is not None:
+        return found
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
     return litellm.model_cost
+
+
+def _read_bundled_map() -> dict[str, Any] | None:
+    """The price file inside the installed litellm package, or None if it can't be read."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("litellm")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        folder = Path(next(iter(spec.submodule_search_locations)))
+        raw = json.loads(
+            (folder / "model_prices_and_context_window_backup.json").read_text(encoding="utf-8")
+        )
+    except (OSError, ValueError, ImportError):
+        return None
+    return raw if isinstance(raw, dict) else None
 
 
 def _map_entry(model: str) -> dict[str, Any] | None:

@@ -119,12 +119,16 @@ class EventStore(Analytics):
     def append_many(self, pairs: Iterable[tuple[dict[str, Any], Sequence[dict[str, Any]]]]) -> int:
         """Upsert many executions with their events in one transaction; return how many."""
         n = self._wal.append_many(pairs)
+        self._note_appended(n)
+        return n
+
+    def _note_appended(self, n: int) -> None:
+        """Count executions written; now and then, start a compaction if the tail wants one."""
         if self._auto_compact:
             before = self._appended
             self._appended += n
             if before // _CHECK_EVERY != self._appended // _CHECK_EVERY:
                 self._maybe_compact()
-        return n
 
     async def save_execution(self, execution: dict[str, Any]) -> None:
         """Store one execution given as Kagura's public dict (id, agent_name, events, metrics, ...)."""

@@ -1,0 +1,599 @@
+"""Spans of any OpenTelemetry-instrumented framework, landed in a store as runs.
+
+Agent spans (`invoke_agent`, OpenInference AGENT) and root spans become
+executions; LLM, tool and memory spans become events of their run; other spans
+become `custom` events of their run. Attributes are read under their gen_ai.*
+names, the deprecated ones (`gen_ai.system`, `gen_ai.usage.prompt_tokens`) and
+the OpenInference ones. A span's id decides its row, so the same span ingested
+twice is one row. A span with bad ids, times or attribute types is rejected
+whole and counted; the others are stored in one transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kagura.observability import model, redact
+from kagura.observability.otel import mapping as m
+
+MAX_INDEX = 200_000  # span ids remembered between requests, to find the run of a late child
+_CHUNK = 400  # ids per `IN (...)` list
+
+
+class BadData(ValueError):
+    """The payload is not an OTLP trace request (the receiver answers 400)."""
+
+
+@dataclass
+class Batch:
+    """Rows made from one request: executions and events by id, and what was rejected."""
+
+    executions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    own_counters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    spans: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def reject(self, message: str) -> None:
+        self.rejected += 1
+        if len(self.errors) < 5:
+            self.errors.append(message)
+
+    def error_message(self) -> str:
+        """What the first rejections were, for `partial_success.error_message`."""
+        if not self.rejected:
+            return ""
+        more = self.rejected - len(self.errors)
+        return "; ".join(self.errors) + (f"; and {more} more" if more > 0 else "")
+
+
+class SpanIndex:
+    """Which run each recently seen span belongs to (a child may arrive before or after its parent)."""
+
+    def __init__(self, size: int = MAX_INDEX):
+        self._runs: OrderedDict[str, str] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, span_hex: str) -> str | None:
+        return self._runs.get(span_hex)
+
+    def update(self, items: Iterable[tuple[str, str]]) -> None:
+        with self._lock:
+            runs = self._runs
+            for key, run in items:
+                runs[key] = run
+            while len(runs) > self._size:
+                runs.popitem(last=False)
+
+
+# --- decoding ---------------------------------------------------------------------
+
+
+def decode_protobuf(body: bytes) -> Any:
+    """An ExportTraceServiceRequest from protobuf bytes (BadData if they are not one)."""
+    from google.protobuf.message import DecodeError
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    try:
+        return trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise BadData(f"not an OTLP protobuf trace request: {exc}") from None
+
+
+def decode_json(body: bytes | str) -> Any:
+    """An ExportTraceServiceRequest from OTLP JSON (hex ids, as OTLP/HTTP and the file format use)."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadData(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise BadData("an OTLP JSON trace request must be an object with resourceSpans")
+    try:
+        _hex_ids_to_base64(value)
+        return json_format.ParseDict(
+            value, trace_service_pb2.ExportTraceServiceRequest(), ignore_unknown_fields=True
+        )
+    except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
+        raise BadData(f"not an OTLP JSON trace request: {exc}") from None
+
+
+_ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+
+
+def _hex_ids_to_base64(request: dict[str, Any]) -> None:
+    """OTLP JSON writes ids as hex where protobuf's JSON mapping expects base64: convert in place."""
+    for resource_spans in _list(request, "resourceSpans", "resource_spans"):
+        for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
+            for span in _list(scope_spans, "spans"):
+                if not isinstance(span, dict):
+                    continue
+                _fix_ids(span)
+                for link in _list(span, "links"):
+                    if isinstance(link, dict):
+                        _fix_ids(link)
+
+
+def _list(value: Any, *keys: str) -> list[Any]:
+    if not isinstance(value, dict):
+        return []
+    for key in keys:
+        items = value.get(key)
+        if isinstance(items, list):
+            return items
+    return []
+
+
+def _fix_ids(item: dict[str, Any]) -> None:
+    for key in _ID_KEYS:
+        text = item.get(key)
+        if isinstance(text, str) and text:
+            try:
+                item[key] = base64.b64encode(bytes.fromhex(text)).decode("ascii")
+            except ValueError:
+                item[key] = "!"  # not hex: ParseDict rejects the request, naming the field
+
+
+# --- spans to rows ------------------------------------------------------------------
+
+
+def _value(any_value: Any) -> Any:
+    kind = any_value.WhichOneof("value")
+    if kind == "string_value":
+        return any_value.string_value
+    if kind == "int_value":
+        return any_value.int_value
+    if kind == "double_value":
+        return any_value.double_value
+    if kind == "bool_value":
+        return any_value.bool_value
+    if kind == "array_value":
+        return [_value(v) for v in any_value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _value(kv.value) for kv in any_value.kvlist_value.values}
+    if kind == "bytes_value":
+        return any_value.bytes_value.hex()
+    return None
+
+
+def _attributes(items: Any) -> dict[str, Any]:
+    return {kv.key: _value(kv.value) for kv in items}
+
+
+def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+def _check_types(attrs: dict[str, Any]) -> str | None:
+    """Why the attributes can't be read (a known name holding the wrong type), or None."""
+    for key, value in attrs.items():
+        if key in m.STRING_KEYS:
+            if not isinstance(value, str):
+                return f"attribute {key} must be a string, got {type(value).__name__}"
+        elif key in m.INT_KEYS:
+            if isinstance(value, bool) or not isinstance(value, int):
+                return f"attribute {key} must be an integer, got {type(value).__name__}"
+            if value < 0:
+                return f"attribute {key} must not be negative, got {value}"
+        elif key in m.BOOL_KEYS:
+            if not isinstance(value, bool):
+                return f"attribute {key} must be a boolean, got {type(value).__name__}"
+        elif key in m.NUMBER_KEYS:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"attribute {key} must be a number, got {type(value).__name__}"
+            if not value >= 0 or value == float("inf"):
+                return f"attribute {key} must be a finite non-negative number, got {value!r}"
+    return None
+
+
+def _role(attrs: dict[str, Any]) -> str:
+    """What a span is: agent, llm_call, tool_call, memory_operation or other."""
+    operation = attrs.get("gen_ai.operation.name")
+    kind = attrs.get("openinference.span.kind")
+    if operation in m.AGENT_OPERATIONS or kind in m.OI_AGENT:
+        return "agent"
+    if operation in m.LLM_OPERATIONS or kind in m.OI_LLM:
+        return "llm_call"
+    if operation in m.TOOL_OPERATIONS or kind in m.OI_TOOL:
+        return "tool_call"
+    if operation in m.MEMORY_OPERATIONS or kind in m.OI_MEMORY:
+        return "memory_operation"
+    return "other"
+
+
+def _after(name: str, prefix: str) -> str:
+    return name[len(prefix) :].strip() if name.startswith(prefix) else name
+
+
+_NANO = 1e-9
+_MAX_NANO = int(model.MAX_TIME * 1e9)
+
+
+class _Span:
+    __slots__ = (
+        "trace",
+        "span",
+        "parent",
+        "name",
+        "start",
+        "end",
+        "attrs",
+        "code",
+        "message",
+        "resource",
+        "role",
+        "run",
+    )
+
+    def __init__(self, span: Any, resource: dict[str, Any]):
+        self.trace = span.trace_id.hex()
+        self.span = span.span_id.hex()
+        self.parent = span.parent_span_id.hex()
+        self.name = span.name
+        self.start = span.start_time_unix_nano
+        self.end = span.end_time_unix_nano
+        self.attrs = _attributes(span.attributes)
+        self.code = span.status.code
+        self.message = span.status.message
+        self.resource = resource
+        self.role = ""
+        self.run = ""
+
+
+def _problem(span: _Span) -> str | None:
+    if len(span.trace) != 32 or span.trace == "0" * 32:
+        return f"span {span.name!r}: trace id must be 16 bytes, not all zero"
+    if len(span.span) != 16 or span.span == "0" * 16:
+        return f"span {span.name!r}: span id must be 8 bytes, not all zero"
+    if span.parent and len(span.parent) != 16:
+        return f"span {span.name!r}: parent span id must be 8 bytes"
+    if span.start <= 0 or span.start > _MAX_NANO:
+        return f"span {span.name!r}: start time is missing or out of range"
+    if span.end and (span.end < span.start or span.end > _MAX_NANO):
+        return f"span {span.name!r}: end time is before its start or out of range"
+    return _check_types(span.attrs)
+
+
+def rows(request: Any, index: SpanIndex | None = None) -> Batch:
+    """Execution and event rows for every acceptable span of an OTLP trace request."""
+    batch = Batch()
+    spans: dict[str, _Span] = {}
+    for resource_spans in request.resource_spans:
+        resource = _attributes(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            for proto in scope_spans.spans:
+                batch.spans += 1
+                span = _Span(proto, resource)
+                problem = _problem(span)
+                if problem is not None:
+                    batch.reject(problem)
+                    continue
+                span.role = _role(span.attrs)
+                spans[span.span] = span
+    for span in spans.values():
+        try:
+            run = _run_of(span, spans, index, 0)
+            if _is_execution(span):
+                _execution(batch, span, spans, index)
+            if span.role != "agent" and (span.parent or span.role != "other"):
+                _event(batch, span, run)
+        except ValueError as exc:
+            batch.reject(f"span {span.name!r}: {exc}")
+            batch.executions.pop(_own_id(span), None)
+    if index is not None:
+        index.update((s.span, s.run) for s in spans.values())
+    return batch
+
+
+def _own_id(span: _Span) -> str:
+    """The execution id an execution span becomes."""
+    given = span.attrs.get("kagura.execution.id")
+    if given and span.role == "agent":
+        return given
+    return m.span_execution_id(span.span)
+
+
+def _is_execution(span: _Span) -> bool:
+    return span.role == "agent" or not span.parent
+
+
+def _run_of(span: _Span, spans: dict[str, _Span], index: SpanIndex | None, depth: int) -> str:
+    """The execution a span is, or belongs to."""
+    if span.run:
+        return span.run
+    given = span.attrs.get("kagura.execution.id")
+    if given:
+        span.run = given
+    elif _is_execution(span):
+        span.run = _own_id(span)
+    else:
+        span.run = _parent_run(span, spans, index, depth)
+    return span.run
+
+
+def _parent_run(span: _Span, spans: dict[str, _Span], index: SpanIndex | None, depth: int) -> str:
+    parent = spans.get(span.parent)
+    if parent is not None and depth < 256:
+        return _run_of(parent, spans, index, depth + 1)
+    known = index.get(span.parent) if index is not None else None
+    return known or m.span_execution_id(span.parent)
+
+
+def _status(span: _Span) -> str:
+    given = span.attrs.get("kagura.status")
+    if given in model.SETTLED:
+        return given
+    return "failed" if span.code == m.STATUS_ERROR else "completed"
+
+
+def _execution(batch: Batch, span: _Span, spans: dict[str, _Span], index: SpanIndex | None) -> None:
+    attrs = span.attrs
+    run_id = span.run
+    parent_id = attrs.get("kagura.parent.id")
+    if parent_id is None and span.parent:
+        parent_id = _parent_run(span, spans, index, 0)
+    agent = _first(attrs, m.AGENT_NAME) or _after(span.name, "invoke_agent ")
+    if not agent:
+        agent = span.resource.get("service.name") or "unknown"
+    status = _status(span)
+    session = _first(attrs, m.SESSION)
+    error = redact.redact_text(span.message) if span.message else None
+    end = span.end or span.start
+    row = model.execution_row(
+        id=run_id,
+        trace_id=attrs.get("kagura.trace.id") or m.store_trace_id(span.trace),
+        parent_id=parent_id,
+        agent_name=str(agent),
+        started_at=span.start * _NANO,
+        ended_at=end * _NANO,
+        duration=(end - span.start) * _NANO,
+        status=status,
+        error=error if status == "failed" else None,
+        error_type=(attrs.get("error.type") or "Error") if status == "failed" else None,
+        kwargs="{}",
+        tags=model.to_json({"session_id": session}) if session else None,
+        model=_first(attrs, m.REQUEST_MODEL),
+        host=_resource_text(span.resource, "host.name"),
+        pid=_resource_pid(span.resource),
+    )
+    if span.role == "agent":
+        prompt = _first(attrs, m.INPUT_TOKENS)
+        completion = _first(attrs, m.OUTPUT_TOKENS)
+        if prompt is not None or completion is not None:
+            batch.own_counters[run_id] = {
+                "prompt_tokens": prompt or 0,
+                "completion_tokens": completion or 0,
+                "total_tokens": (prompt or 0) + (completion or 0),
+            }
+    batch.executions[run_id] = row
+
+
+def _resource_text(resource: dict[str, Any], key: str) -> str | None:
+    value = resource.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _resource_pid(resource: dict[str, Any]) -> int | None:
+    value = resource.get("process.pid")
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= model.MAX_INT:
+        return value
+    return 0
+
+
+def _seq(span: _Span) -> int:
+    given = span.attrs.get("kagura.event.seq")
+    if given is not None:
+        return given
+    # Ordered by start time (microseconds), made distinct by the span id's last bits.
+    return ((span.start // 1000) << 10 | (int(span.span[-3:], 16) & 0x3FF)) & model.MAX_INT
+
+
+def _event(batch: Batch, span: _Span, run: str) -> None:
+    attrs = span.attrs
+    role = span.role
+    end = span.end or span.start
+    duration = (end - span.start) * _NANO
+    failed = span.code == m.STATUS_ERROR
+    fields: dict[str, Any] = {
+        "duration": duration,
+        "status": "failed" if failed else "completed",
+        "data": {"span_name": span.name, "span_id": span.span},
+    }
+    if failed:
+        fields["error"] = redact.redact_text(span.message) if span.message else None
+        fields["data"]["error_type"] = attrs.get("error.type") or "_OTHER"
+    if role == "llm_call":
+        name = _first(attrs, m.REQUEST_MODEL)
+        provider = _first(attrs, m.PROVIDER)
+        prompt = _first(attrs, m.INPUT_TOKENS)
+        completion = _first(attrs, m.OUTPUT_TOKENS)
+        total = _first(attrs, m.TOTAL_TOKENS)
+        cost = _cost(attrs, name, provider, prompt, completion)
+        fields.update(
+            name=name,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=total,
+            cost=cost,
+        )
+        data = fields["data"]
+        if provider:
+            data["provider"] = provider
+        if attrs.get("gen_ai.response.model") and attrs["gen_ai.response.model"] != name:
+            data["response_model"] = attrs["gen_ai.response.model"]
+        operation = attrs.get("gen_ai.operation.name")
+        if operation and operation != "chat":
+            data["operation"] = operation
+    elif role == "tool_call":
+        fields["name"] = _first(attrs, m.TOOL_NAME) or _after(span.name, "execute_tool ")
+        call_id = attrs.get("gen_ai.tool.call.id")
+        if isinstance(call_id, str):
+            fields["data"]["tool_call_id"] = call_id
+    elif role == "memory_operation":
+        fields["name"] = (
+            attrs.get("kagura.memory.operation") or attrs.get("gen_ai.operation.name") or span.name
+        )
+        fields.pop("status")
+    else:
+        given = attrs.get("kagura.event.type")
+        if given:
+            role = given
+            fields["name"] = attrs.get("kagura.event.name")
+            fields.pop("status")
+        else:
+            role = "custom"
+            fields["name"] = span.name
+            extra = {k: v for k, v in attrs.items() if not k.startswith("kagura.")}
+            if extra:
+                fields["data"]["attributes"] = redact.clean_mapping(extra)
+    if attrs.get("kagura.status"):
+        fields["status"] = attrs["kagura.status"]
+    seq = _seq(span)
+    batch.events[(run, seq)] = model.event_row(run, seq, role, span.start * _NANO, **fields)
+
+
+def _cost(
+    attrs: dict[str, Any], name: Any, provider: Any, prompt: Any, completion: Any
+) -> float | None:
+    """The span's own USD cost, else the price map's (None when the model has no known price)."""
+    amount = attrs.get("gen_ai.usage.cost.amount")
+    currency = attrs.get("gen_ai.usage.cost.currency")
+    if amount is not None and currency in (None, "USD", "usd"):
+        return float(amount)
+    if amount is None and attrs.get("llm.cost.total") is not None:
+        return float(attrs["llm.cost.total"])
+    if attrs.get("kagura.cost.known") is False:
+        return None
+    if not name or (prompt is None and completion is None):
+        return None
+    from kagura.observability import pricing
+
+    cached = _first(attrs, m.CACHED_TOKENS)
+    found = pricing.cost(name, prompt, completion, cached_tokens=cached)
+    if found is None and provider and "/" not in name:
+        found = pricing.cost(f"{provider}/{name}", prompt, completion, cached_tokens=cached)
+    return found
+
+
+# --- writing --------------------------------------------------------------------------
+
+_COUNTERS = """
+SELECT execution_id,
+       count(*) FILTER (WHERE type = 'llm_call'),
+       count(cost) FILTER (WHERE type = 'llm_call'),
+       sum(cost) FILTER (WHERE type = 'llm_call'),
+       count(*) FILTER (WHERE type = 'tool_call'),
+       coalesce(sum(total_tokens), 0),
+       coalesce(sum(prompt_tokens), 0),
+       coalesce(sum(completion_tokens), 0)
+FROM events WHERE execution_id IN ({}) GROUP BY execution_id
+"""
+
+
+def write(store: Any, batch: Batch) -> int:
+    """Store a batch in one transaction, the runs' counters summed over all their events; return spans stored."""
+    from kagura.observability.model import EVENT_NAMES, EXECUTION_NAMES
+
+    if not batch.executions and not batch.events:
+        return 0
+    exec_insert = (
+        f"INSERT OR REPLACE INTO executions ({', '.join(EXECUTION_NAMES)}) "
+        f"VALUES ({', '.join('?' for _ in EXECUTION_NAMES)})"
+    )
+    event_insert = (
+        f"INSERT OR REPLACE INTO events ({', '.join(EVENT_NAMES)}) "
+        f"VALUES ({', '.join('?' for _ in EVENT_NAMES)})"
+    )
+    touched = set(batch.executions) | {run for run, _ in batch.events}
+    with store._wal.write() as con:
+        if batch.events:
+            con.executemany(
+                event_insert,
+                [tuple(e[name] for name in EVENT_NAMES) for e in batch.events.values()],
+            )
+        runs = dict(batch.executions)
+        missing = [run for run in touched if run not in runs]
+        for part in _chunks(missing):
+            cursor = con.execute(
+                f"SELECT {', '.join(EXECUTION_NAMES)} FROM executions "
+                f"WHERE id IN ({', '.join('?' for _ in part)})",
+                part,
+            )
+            for values in cursor:
+                runs[values[0]] = dict(zip(EXECUTION_NAMES, values, strict=True))
+        counters: dict[str, tuple] = {}
+        for part in _chunks(list(runs)):
+            for values in con.execute(_COUNTERS.format(", ".join("?" for _ in part)), part):
+                counters[values[0]] = values[1:]
+        for run_id, row in runs.items():
+            found = counters.get(run_id)
+            if found is None:
+                row.update(batch.own_counters.get(run_id, {}))
+                continue
+            llm, priced, cost, tools, total, prompt, completion = found
+            row.update(
+                llm_calls=llm,
+                tool_calls=tools,
+                unpriced_calls=llm - priced,
+                total_cost=(cost or 0.0) if priced or not llm else None,
+                total_tokens=total,
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+            )
+        if runs:
+            con.executemany(
+                exec_insert, [tuple(r[name] for name in EXECUTION_NAMES) for r in runs.values()]
+            )
+    store._note_appended(len(batch.executions))
+    return batch.spans - batch.rejected
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def ingest_request(store: Any, request: Any, index: SpanIndex | None = None) -> Batch:
+    """Map and store one decoded request; return the batch (counts, rejections)."""
+    batch = rows(request, index)
+    write(store, batch)
+    return batch
+
+
+def ingest_file(store: Any, path: Any) -> dict[str, Any]:
+    """Ingest an OTLP JSON Lines file (one TracesData per line); return counts by line."""
+    index = SpanIndex()
+    stored = rejected = lines = 0
+    bad_lines: list[str] = []
+    with open(path, encoding="utf-8", errors="surrogateescape") as source:
+        for number, line in enumerate(source, 1):
+            if not line.strip():
+                continue
+            lines += 1
+            try:
+                request = decode_json(line)
+            except BadData as exc:
+                if len(bad_lines) < 5:
+                    bad_lines.append(f"line {number}: {exc}")
+                rejected += 1
+                continue
+            batch = ingest_request(store, request, index)
+            stored += batch.spans - batch.rejected
+            rejected += batch.rejected
+            if batch.rejected and len(bad_lines) < 5:
+                bad_lines.append(f"line {number}: {batch.error_message()}")
+    return {"lines": lines, "spans": stored, "rejected": rejected, "errors": bad_lines}
