@@ -77,6 +77,13 @@ def _print_report(out: Any, report: dict[str, Any], title: str) -> None:
         f"  unlisted files: {len(report['orphans'])}; retired, awaiting readers: {len(report['retired'])}; "
         f"quarantined: {lake['quarantined']}"
     )
+    forwarding = report.get("forwarding")
+    if forwarding:
+        out.print(
+            f"  OTLP forwarding to {forwarding.get('endpoint')}: {forwarding.get('sent', 0):,} spans sent, "
+            f"{forwarding.get('unsent', 0):,} unsent",
+            soft_wrap=True,
+        )
     for problem in report["problems"]:
         out.print(f"  [red]problem[/red]: {problem}", soft_wrap=True)
     for warning in report["warnings"]:

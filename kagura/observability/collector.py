@@ -933,3 +933,17 @@ def set_global_telemetry(telemetry: Telemetry | TelemetryCollector | None) -> No
     if isinstance(telemetry, TelemetryCollector):
         telemetry = Telemetry(collector=telemetry)
     _global = telemetry
+
+
+# Finished runs also go to an OTLP collector when one is configured (a cheap check otherwise).
+if any(
+    os.environ.get(name)
+    for name in (
+        "KAGURA_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    )
+):
+    from kagura.observability.otel import forward
+
+    forward.install_from_env()

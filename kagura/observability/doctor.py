@@ -169,6 +169,16 @@ def _check(store: EventStore, deep: bool) -> dict[str, Any]:
         warnings.append(
             f"{item['path']} is readable by others (mode {item['mode']}, want {item['want']})"
         )
+    from kagura.observability.otel.forward import read_status
+
+    report["forwarding"] = read_status(db)
+    if report["forwarding"] and report["forwarding"].get("unsent"):
+        forwarding = report["forwarding"]
+        warnings.append(
+            f"{forwarding['unsent']:,} span(s) could not be forwarded to {forwarding.get('endpoint')} "
+            f"(last error: {forwarding.get('last_error', '-')}); the runs are stored here, "
+            "`kagura monitor export --endpoint` sends them again"
+        )
     report["problems"] = problems
     report["warnings"] = warnings
     report["healthy"] = not problems

@@ -55,13 +55,28 @@ def _data(text: str | None, *keys: str) -> dict[str, Any]:
 
 def spans(executions: Any, events: Any) -> Iterator[Span]:
     """OTLP spans for settled executions and their events (two Arrow tables of store rows)."""
-    by_run: dict[str, list[int]] = {}
     ev = events.to_pydict() if events is not None and events.num_rows else None
+    return column_spans(executions.to_pydict(), executions.num_rows, ev)
+
+
+def row_spans(pairs: Iterable[tuple[dict[str, Any], list[dict[str, Any]]]]) -> Iterator[Span]:
+    """OTLP spans for (execution row, event rows) pairs, as the recorder commits them."""
+    from kagura.observability.model import EVENT_NAMES, EXECUTION_NAMES
+
+    runs = [row for row, _ in pairs]
+    events = [event for _, rows in pairs for event in rows]
+    ex = {name: [row[name] for row in runs] for name in EXECUTION_NAMES}
+    ev = {name: [event[name] for event in events] for name in EVENT_NAMES} if events else None
+    return column_spans(ex, len(runs), ev)
+
+
+def column_spans(ex: dict[str, list], n: int, ev: dict[str, list] | None) -> Iterator[Span]:
+    """OTLP spans for executions and events given as columns (name -> list of values)."""
+    by_run: dict[str, list[int]] = {}
     if ev is not None:
         for i, run_id in enumerate(ev["execution_id"]):
             by_run.setdefault(run_id, []).append(i)
-    ex = executions.to_pydict()
-    for i in range(executions.num_rows):
+    for i in range(n):
         status = ex["status"][i]
         if status == "running":
             continue  # a span is sent when it ends
