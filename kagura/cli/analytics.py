@@ -784,11 +784,31 @@ def sql(
         ),
     ] = False,
     csv_: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
+    time_limit: Annotated[
+        float | None,
+        typer.Option(
+            "--time-limit",
+            metavar="SECONDS",
+            help="Stop an ad-hoc SELECT after this many seconds (default 60).",
+        ),
+    ] = None,
+    memory_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--memory-limit",
+            metavar="SIZE",
+            help="Memory an ad-hoc SELECT may use, e.g. 512MB (default 2GB).",
+        ),
+    ] = None,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Run a named query of sql/ or a read-only SELECT over the views executions and events."""
+    """Run a named query of sql/ or a read-only SELECT over the views executions and events.
+
+    An ad-hoc SELECT runs in a sandbox: it reads only the store's own data, under a time and a memory limit.
+    """
     from kagura.observability import query as queries
+    from kagura.observability.sandbox import MEMORY_LIMIT, TIME_LIMIT, check_limits
 
     if json and csv_:
         raise UsageError("give one of --json and --csv")
@@ -811,8 +831,24 @@ def sql(
     params = dict(parse_param(p) for p in param or [])
     names = {e["name"] for e in queries.catalogue()}
     db = inherited(ctx, "db", db)
+    limits = {
+        "time_limit": TIME_LIMIT if time_limit is None else time_limit,
+        "memory_limit": MEMORY_LIMIT if memory_limit is None else memory_limit,
+    }
+    try:
+        check_limits(**limits)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if set(params) & set(limits):
+        raise UsageError(
+            "time_limit and memory_limit are options (--time-limit, --memory-limit), not params"
+        )
     if _NAME.match(query.strip()):
         name = query.strip()
+        if time_limit is not None or memory_limit is not None:
+            raise UsageError(
+                "--time-limit and --memory-limit are for an ad-hoc SELECT, not a named query"
+            )
         if name not in names:
             raise UsageError(f"no query named {name!r}; see `kagura monitor sql --list`")
         wanted = set(queries.param_names(queries.load_sql(name)))
@@ -823,14 +859,14 @@ def sql(
             )
         result = open_store(db).run(name, **params)
     else:
-        from kagura.observability.analytics import check_read_only
         from kagura.observability.errors import QueryError
+        from kagura.observability.sandbox import check_read_only
 
         try:
             check_read_only(query)
         except QueryError as error:
             raise UsageError(str(error)) from None
-        result = open_store(db).sql(query, **params)
+        result = open_store(db).sql(query, **limits, **params)
     rows = result.rows()
     if json:
         print_json(rows)

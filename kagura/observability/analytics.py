@@ -2,19 +2,22 @@
 
 Latency percentiles, regressions, agent health, budgets, error groups, cost by
 model and over time, the catalogue of `sql/`, and read-only ad-hoc SQL (`sql()`),
-whose guard reads the statement with DuckDB's own parser.
+which runs in the sandbox of `sandbox.py`.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from kagura.observability.errors import QueryError
 from kagura.observability.query import Result, catalogue, load_sql
+from kagura.observability.sandbox import (
+    MEMORY_LIMIT,
+    TIME_LIMIT,
+    check_limits,
+    check_read_only,
+    run_sandboxed,
+)
 from kagura.observability.timespec import parse_moment, parse_span
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,28 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
 DAY = 86400.0
 # A call starts after its run does: files of runs up to this long before `since` can hold calls after it.
 EVENT_MARGIN = DAY
-
-# What ad-hoc SQL may read: the two public views, the CTEs it defines, and these table functions.
-VIEWS = ("executions", "events")
-SAFE_TABLE_FUNCTIONS = frozenset(
-    {"range", "generate_series", "unnest", "json_each", "json_tree", "generate_subscripts"}
-)
-# Scalar functions that reach outside the query (files, settings, logs, other SQL).
-UNSAFE_FUNCTIONS = frozenset(
-    {
-        "getenv",
-        "getvariable",
-        "current_setting",
-        "write_log",
-        "json_execute_serialized_sql",
-        "json_deserialize_sql",
-        "read_text",
-        "read_blob",
-        "query",
-        "query_table",
-    }
-)
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class Analytics:
@@ -302,10 +283,23 @@ class Analytics:
         """Every query under sql/: name, summary, grain, params, reads (from its header)."""
         return catalogue()
 
-    def sql(self, text: str, **params: Any) -> Result:
-        """Run one read-only query over the views `executions` and `events`; QueryError for anything else."""
+    def sql(
+        self,
+        text: str,
+        *,
+        time_limit: float = TIME_LIMIT,
+        memory_limit: str = MEMORY_LIMIT,
+        **params: Any,
+    ) -> Result:
+        """Run one read-only SELECT over the views `executions` and `events` in a sandbox; QueryError otherwise.
+
+        The query reaches no file but the store's own data, and stops with a
+        QueryError after `time_limit` seconds or beyond `memory_limit` (e.g. "2GB").
+        """
+        check_limits(time_limit, memory_limit)
         reads = check_read_only(text)
-        return self._run_sql(text, "query", self._views(events="events" in reads), params)
+        views = self._views(events="events" in reads)
+        return run_sandboxed(text, params, views, "query", time_limit, memory_limit)
 
     def _run_events(self, name: str, since: Any, until: Any, **params: Any) -> Result:
         """Run a file over events: reads the lake files of runs that began up to a day before `since`."""
@@ -314,132 +308,6 @@ class Analytics:
         return self._run_sql(
             load_sql(name), f"sql/{name}.sql", views, {**params, "since": since, "until": until}
         )
-
-
-# --- the read-only guard ------------------------------------------------------------
-
-_parser_lock = threading.Lock()
-_parser = None
-
-
-def _parse(statement: str) -> dict[str, Any]:
-    """DuckDB's syntax tree of one SELECT statement, as JSON."""
-    global _parser
-    import duckdb
-
-    with _parser_lock:
-        if _parser is None:
-            # A connection that only parses: it never reads data or files.
-            _parser = duckdb.connect(
-                ":memory:",
-                config={
-                    "enable_external_access": False,
-                    "autoinstall_known_extensions": False,
-                    "autoload_known_extensions": False,
-                },
-            )
-        tree = _parser.execute("SELECT json_serialize_sql(?)", [statement]).fetchall()[0][0]
-    return json.loads(tree)
-
-
-def check_read_only(text: str) -> set[str]:
-    """The views a read-only query reads; QueryError saying why when it is not one SELECT over them."""
-    import duckdb
-
-    if not isinstance(text, str) or not text.strip():
-        raise QueryError("empty query: give one SELECT over the views executions and events")
-    try:
-        statements = duckdb.extract_statements(text)
-    except duckdb.Error as exc:
-        raise QueryError(f"query does not parse: {str(exc).splitlines()[0]}") from None
-    if len(statements) != 1:
-        raise QueryError(
-            f"give exactly one statement, not {len(statements)}: ad-hoc SQL runs a single SELECT"
-        )
-    kind = statements[0].type.name
-    if kind != "SELECT":
-        raise QueryError(
-            f"only SELECT queries may run here, this is a {kind} statement: "
-            "telemetry is read-only from `kagura monitor sql`"
-        )
-    tree = _parse(text)
-    if tree.get("error"):
-        raise QueryError(f"query does not parse: {tree.get('error_message')}")
-    ctes: set[str] = set()
-    tables: list[dict[str, Any]] = []
-    functions: list[tuple[str, str]] = []
-    _walk(tree, ctes, tables, functions)
-    reads: set[str] = set()
-    for kind, name in functions:
-        if kind == "table" and name not in SAFE_TABLE_FUNCTIONS:
-            raise QueryError(
-                f"table function {name}() is not allowed in ad-hoc SQL: read the views "
-                f"executions and events (table functions allowed: {', '.join(sorted(SAFE_TABLE_FUNCTIONS))})"
-            )
-        if kind == "scalar" and name in UNSAFE_FUNCTIONS:
-            raise QueryError(f"function {name}() is not allowed in ad-hoc SQL")
-    for table in tables:
-        name = table.get("table_name") or ""
-        if table.get("catalog_name") or table.get("schema_name"):
-            raise QueryError(
-                f"{_qualified(table)}: read the views executions and events, unqualified"
-            )
-        if not _IDENTIFIER.fullmatch(name) or (
-            name.lower() not in VIEWS and name.lower() not in ctes
-        ):
-            raise QueryError(
-                f"{name!r} is not a view: ad-hoc SQL reads the views executions and events "
-                "(and the CTEs it defines), never files or other tables"
-            )
-        if name.lower() in VIEWS:
-            reads.add(name.lower())
-    return reads
-
-
-def _walk(
-    node: Any, ctes: set[str], tables: list[dict[str, Any]], functions: list[tuple[str, str]]
-) -> None:
-    """Collect CTE names, table references and function calls anywhere in a syntax tree."""
-    if isinstance(node, list):
-        for item in node:
-            _walk(item, ctes, tables, functions)
-        return
-    if not isinstance(node, dict):
-        return
-    cte_map = node.get("cte_map")
-    if isinstance(cte_map, dict):
-        for entry in cte_map.get("map") or []:
-            if isinstance(entry, dict) and entry.get("key"):
-                ctes.add(str(entry["key"]).lower())
-    kind = node.get("type")
-    if kind == "BASE_TABLE":
-        tables.append(node)
-    elif kind == "TABLE_FUNCTION":
-        function = node.get("function") or {}
-        functions.append(("table", str(function.get("function_name", "")).lower()))
-        for key, value in function.items():
-            if key != "function_name":
-                _walk(value, ctes, tables, functions)
-        for key, value in node.items():
-            if key != "function":
-                _walk(value, ctes, tables, functions)
-        return
-    elif node.get("class") == "FUNCTION" and "function_name" in node:
-        functions.append(("scalar", str(node["function_name"]).lower()))
-    elif kind == "SHOW_REF" and node.get("query") is None and node.get("table_name"):
-        name = str(node["table_name"]).strip('"').lower()
-        if name not in VIEWS:
-            raise QueryError(
-                "SHOW and DESCRIBE work on the views executions and events only, "
-                "e.g. DESCRIBE executions"
-            )
-    for value in node.values():
-        _walk(value, ctes, tables, functions)
-
-
-def _qualified(table: dict[str, Any]) -> str:
-    parts = [table.get("catalog_name"), table.get("schema_name"), table.get("table_name")]
-    return ".".join(p for p in parts if p)
 
 
 # --- argument checks ------------------------------------------------------------------
