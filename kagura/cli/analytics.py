@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rich.console import RenderableType
     from rich.table import Table
 
+    from kagura.observability.dashboard import Col, FitTable
     from kagura.observability.store import EventStore
 
 DAY = 86400.0
@@ -106,14 +107,25 @@ def check_agent(store: EventStore, agent: str | None, db: Path | None) -> None:
 # --- rendering ----------------------------------------------------------------------
 
 
-def _table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:
-    from rich import box
-    from rich.table import Table
+def _table(title: str, *columns: Col) -> FitTable:
+    """A titled table that fits the console (see dashboard.FitTable)."""
 
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in columns:
-        table.add_column(column, justify="right" if column in right else "left", no_wrap=True)
-    return table
+    def make() -> Table:
+        from rich import box
+        from rich.table import Table
+
+        return Table(
+            title=title,
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            pad_edge=False,
+            padding=(0, 1, 0, 0),
+        )
+
+    from kagura.observability.dashboard import FitTable
+
+    return FitTable(list(columns), make=make)
 
 
 def _ratio(value: float | None) -> str:
@@ -130,16 +142,23 @@ def _change(before: Any, after: Any, fmt) -> str:
     return f"{fmt(before)} → {fmt(after)}"
 
 
-def render_latency(rows: list[dict[str, Any]], by: str = "agent") -> Table:
+def render_latency(rows: list[dict[str, Any]], by: str = "agent") -> FitTable:
     """p50/p90/p95/p99 per agent or model (and day): one row each."""
-    from kagura.observability.dashboard import fmt_duration
+    from kagura.observability.dashboard import Col, fmt_duration
 
     key, count = ("agent_name", "runs") if by == "agent" else ("model", "calls")
     per_day = any(r.get("date") is not None for r in rows)
-    columns = [by.capitalize()] + (["Date"] if per_day else []) + [count.capitalize(), "Failed"]
-    columns += ["p50", "p90", "p95", "p99", "Max"] + (["Tok/s"] if by == "model" else [])
-    numbers = tuple(columns[1 + per_day :])
-    table = _table(f"Latency by {by}", *columns, right=numbers)
+    columns = [Col(by.capitalize(), "text", keep=90, min_width=10)]
+    if per_day:
+        columns.append(Col("Date", "number", keep=85, justify="left"))
+    columns += [Col(count.capitalize(), "number", keep=60), Col("Failed", "number", keep=40)]
+    columns += [
+        Col(name, "number", keep=keep)
+        for name, keep in (("p50", 80), ("p90", 30), ("p95", 70), ("p99", 50), ("Max", 20))
+    ]
+    if by == "model":
+        columns.append(Col("Tok/s", "number", keep=35))
+    table = _table(f"Latency by {by}", *columns)
     for row in rows:
         cells = [str(row[key])] + ([str(row["date"])] if per_day else [])
         cells += [f"{row[count]:,}", f"{row['failed']:,}"]
@@ -156,18 +175,17 @@ def render_regressions(rows: list[dict[str, Any]], window: str) -> RenderableTyp
     from rich.console import Group
     from rich.text import Text
 
-    from kagura.observability.dashboard import fmt_duration
+    from kagura.observability.dashboard import Col, fmt_duration
 
     table = _table(
         "Regressions",
-        "Agent",
-        "Runs",
-        "Median",
-        "p95",
-        "Failed",
-        "Cost/run",
-        "Verdict",
-        right=("Runs",),
+        Col("Agent", "text", keep=90, min_width=10),
+        Col("Runs", "number", keep=30),
+        Col("Median", "number", keep=70, justify="left"),
+        Col("p95", "number", keep=40, justify="left"),
+        Col("Failed", "number", keep=60, justify="left"),
+        Col("Cost/run", "number", keep=35, justify="left"),
+        Col("Verdict", "wrap", keep=95, min_width=12),
     )
     for row in rows:
         if row["flagged"]:
@@ -203,11 +221,11 @@ def render_regressions(rows: list[dict[str, Any]], window: str) -> RenderableTyp
     return Group(table, Text(note, style="dim"), summary)
 
 
-def render_health(rows: list[dict[str, Any]], now: float) -> Table:
+def render_health(rows: list[dict[str, Any]], now: float) -> FitTable:
     """Agent, status, failures among its last runs, last run, and silence."""
     from rich.text import Text
 
-    from kagura.observability.dashboard import fmt_duration, fmt_time
+    from kagura.observability.dashboard import Col, fmt_duration, fmt_time
 
     looks = {
         "healthy": ("✓ healthy", "green"),
@@ -217,14 +235,13 @@ def render_health(rows: list[dict[str, Any]], now: float) -> Table:
     }
     table = _table(
         "Agent health",
-        "Agent",
-        "Status",
-        "Failed",
-        "Rate",
-        "Running",
-        "Last run",
-        "Silent",
-        right=("Failed", "Rate", "Running"),
+        Col("Agent", "text", keep=90, min_width=10),
+        Col("Status", "number", keep=95, justify="left"),
+        Col("Failed", "number", keep=70),
+        Col("Rate", "number", keep=50),
+        Col("Running", "number", keep=20, short="Run"),
+        Col("Last run", "number", keep=40, justify="left"),
+        Col("Silent", "wrap", keep=80, min_width=10),
     )
     for row in rows:
         label, style = looks.get(row["status"], (row["status"], ""))
@@ -297,22 +314,19 @@ def render_budget(status: dict[str, Any]) -> RenderableType:
     return out
 
 
-def render_errors(rows: list[dict[str, Any]], now: float) -> Table:
+def render_errors(rows: list[dict[str, Any]], now: float) -> FitTable:
     """Error groups, most frequent first, with a sample id for `kagura monitor trace`."""
-    from kagura.observability.dashboard import fmt_time, short_id
+    from kagura.observability.dashboard import Col, fmt_time, short_id
 
     table = _table(
         "Error groups",
-        "Count",
-        "Type",
-        "Message",
-        "Agents",
-        "Last seen",
-        "Sample",
-        right=("Count",),
+        Col("Count", "number", keep=90),
+        Col("Type", "text", keep=80, min_width=10),
+        Col("Message", "wrap", keep=85, min_width=16),
+        Col("Agents", "wrap", keep=40, min_width=10),
+        Col("Last seen", "number", keep=50, justify="left"),
+        Col("Sample", "id", keep=70),
     )
-    table.columns[2].no_wrap = False
-    table.columns[3].no_wrap = False
     for row in rows:
         agents = row["agents"]
         shown = ", ".join(agents[:3]) + (f" +{len(agents) - 3}" if len(agents) > 3 else "")
@@ -327,39 +341,41 @@ def render_errors(rows: list[dict[str, Any]], now: float) -> Table:
     return table
 
 
-def render_trend(rows: list[dict[str, Any]], window: int, bar_width: int = 24) -> Table:
+def render_trend(rows: list[dict[str, Any]], window: int, bar_width: int = 24) -> FitTable:
     """Spend per day with its trailing mean and a bar."""
-    from kagura.observability.dashboard import fmt_money
+    from kagura.observability.dashboard import Bar, Col, fmt_money
 
     table = _table(
-        "Cost by day", "Date", "Runs", "Cost", f"{window}-day mean", "", right=("Runs", "Cost")
+        "Cost by day",
+        Col("Date", "number", keep=90, justify="left"),
+        Col("Runs", "number", keep=50),
+        Col("Cost", "number", keep=85),
+        Col(f"{window}-day mean", "number", keep=40, short="Mean"),
+        Col("", "bar", keep=10, min_width=4),
     )
-    table.columns[3].justify = "right"
     peak = max((r["cost"] for r in rows), default=0.0)
     for row in rows:
-        share = row["cost"] / peak if peak > 0 else 0.0
         table.add_row(
             str(row["date"]),
             f"{row['runs']:,}",
             fmt_money(row["cost"]) + ("+" if row["unpriced_calls"] else ""),
             fmt_money(row["trailing_mean"]),
-            "█" * int(round(share * bar_width)),
+            Bar(row["cost"] / peak if peak > 0 else 0.0, bar_width),
         )
     return table
 
 
-def render_model_days(rows: list[dict[str, Any]]) -> Table:
+def render_model_days(rows: list[dict[str, Any]]) -> FitTable:
     """Spend per day and model of the LLM calls."""
-    from kagura.observability.dashboard import fmt_money
+    from kagura.observability.dashboard import Col, fmt_money
 
     table = _table(
         "Cost by day and model",
-        "Date",
-        "Model",
-        "Calls",
-        "Tokens",
-        "Cost",
-        right=("Calls", "Tokens", "Cost"),
+        Col("Date", "number", keep=90, justify="left"),
+        Col("Model", "text", keep=85, min_width=10),
+        Col("Calls", "number", keep=40),
+        Col("Tokens", "number", keep=30),
+        Col("Cost", "number", keep=80),
     )
     for row in rows:
         table.add_row(
@@ -392,24 +408,98 @@ def render_catalogue(entries: list[dict[str, Any]]) -> Table:
     return table
 
 
-def render_rows(rows: list[dict[str, Any]], columns: list[str]) -> Table:
-    """Any query result as a plain table."""
+def render_rows(rows: list[dict[str, Any]], columns: list[str]) -> RenderableType:
+    """Any query result: a table when every column fits whole enough, else one block per row.
+
+    Times (columns named *_at, since, until, now, last_seen, ... holding epoch
+    seconds) read as local ISO date-times; numbers are never cut.
+    """
+    from kagura.observability.dashboard import Col, FitTable
+
+    cells = [[_cell(c, row[c]) for c in columns] for row in rows]
+    numeric = [
+        bool(rows) and all(isinstance(row[c], (int, float)) or row[c] is None for row in rows)
+        for c in columns
+    ]
+    spec = [
+        Col(c, "id" if _is_id(c) else "number" if numeric[i] else "text", keep=100, min_width=12)
+        for i, c in enumerate(columns)
+    ]
+    table = FitTable(spec, [(line, {}) for line in cells], make=_rows_table)
+    return _RowsView(table, columns, cells)
+
+
+def _rows_table() -> Table:
     from rich import box
     from rich.table import Table
 
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*[_cell(row[c]) for c in columns])
-    return table
+    return Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
 
 
-def _cell(value: Any) -> str:
+class _RowsView:
+    """A query result laid out at print time: the table if it fits, else a record per row."""
+
+    def __init__(self, table: FitTable, columns: list[str], cells: list[list[str]]):
+        self.table, self.columns, self.cells = table, columns, cells
+
+    def __rich_console__(self, console: Any, options: Any):
+        if self.table.fits(console, options, options.max_width):
+            yield from self.table.__rich_console__(console, options)
+            return
+        from rich.table import Table
+        from rich.text import Text
+
+        name_width = max((len(c) for c in self.columns), default=0)
+        for number, line in enumerate(self.cells, 1):
+            label = f"-[ row {number} ]"
+            yield Text(label + "-" * max(0, min(options.max_width, 40) - len(label)), style="dim")
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(width=name_width, no_wrap=True, style="bold")
+            grid.add_column(overflow="fold")
+            for name, value in zip(self.columns, line, strict=True):
+                grid.add_row(Text(name), Text(value))
+            yield grid
+
+
+# Columns holding a moment: epoch seconds shown as local date-times.
+_TIME_COLUMNS = {
+    "since",
+    "until",
+    "now",
+    "split",
+    "timestamp",
+    "first_seen",
+    "last_seen",
+    "last_run",
+}
+
+
+def _is_id(column: str) -> bool:
+    name = column.lower()
+    return name == "id" or name.endswith("_id")
+
+
+def _is_time(column: str) -> bool:
+    name = column.lower()
+    return name.endswith("_at") or name in _TIME_COLUMNS
+
+
+def _cell(column: str, value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)) and _is_time(column) and 1e8 <= value < 1e11:
+        from datetime import datetime
+
+        return datetime.fromtimestamp(value).isoformat(sep=" ", timespec="seconds")
     if isinstance(value, float):
-        return f"{value:.6g}"
+        text = f"{value:.6g}"
+        if "e" in text:  # no 1.79e+09 or 3.6e-05 in a table: write the digits out
+            text = f"{value:.0f}" if abs(value) >= 1 else f"{value:.12f}".rstrip("0")
+        return text
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, default=str, ensure_ascii=False)
     return str(value)
 
 

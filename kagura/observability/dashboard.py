@@ -36,6 +36,15 @@ STATUS_LOOK = {
     "abandoned": ("✗ ABANDONED", "red dim"),
 }
 
+# The status labels of a narrow table.
+SHORT_STATUS = {
+    "completed": "✓ OK",
+    "failed": "✗ FAIL",
+    "running": "● RUN",
+    "cancelled": "⊘ CANC",
+    "abandoned": "✗ ABAN",
+}
+
 MONTH_DAYS = 30
 ESTIMATE_WINDOW_DAYS = 7
 _BLOCKS = " ▏▎▍▌▋▊▉█"
@@ -114,9 +123,11 @@ def fmt_datetime(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def status_text(status: str | None) -> Text:
-    """The coloured status label (✓ COMPLETED green, ✗ FAILED red, ● RUNNING yellow)."""
+def status_text(status: str | None, *, short: bool = False) -> Text:
+    """The coloured status label (✓ COMPLETED green, ✗ FAILED red, ● RUNNING yellow); `short`: ✓ OK, ✗ FAIL."""
     label, style = STATUS_LOOK.get(status or "", ((status or "?").upper(), ""))
+    if short:
+        label = SHORT_STATUS.get(status or "", label[:6])
     return Text(label, style=style)
 
 
@@ -141,27 +152,222 @@ def short_id(execution_id: str) -> str:
     return execution_id
 
 
-def _table(*columns: tuple[str, dict[str, Any]]) -> Table:
-    """A borderless table whose first row is the header (no rule under it, as in the tutorial)."""
-    table = Table(
+# --- tables that fit the width -------------------------------------------------------
+
+
+class Col:
+    """One column of a FitTable and how it gives way when the console is narrow.
+
+    kind: "text" (cut with an ellipsis down to `min_width`), "wrap" (wraps, at least
+    `min_width` wide), "number" and "id" (never cut: a number must read true and an id
+    must stay a prefix `kagura monitor trace` accepts), "bar" (shrinks first, down to
+    `min_width`). `keep` ranks usefulness: when even the narrowest layout does not
+    fit, the column with the lowest `keep` goes first. `short` is a narrower header.
+    """
+
+    def __init__(
+        self,
+        header: str,
+        kind: str = "text",
+        *,
+        keep: int = 50,
+        min_width: int = 8,
+        max_width: int | None = None,
+        justify: str | None = None,
+        short: str | None = None,
+        style: str = "",
+    ):
+        self.header = header
+        self.kind = kind
+        self.keep = keep
+        self.min_width = min_width
+        self.max_width = max_width
+        self.justify = justify or ("right" if kind == "number" else "left")
+        self.short = short
+        self.style = style
+
+
+class Bar:
+    """A bar cell: `share` (0-1) of whatever width its column gets."""
+
+    def __init__(self, share: float, natural: int = 24):
+        self.share = share
+        self.natural = natural
+
+
+class Alt:
+    """A cell with a narrower form, used when its column cannot show the full one."""
+
+    def __init__(self, full: Text | str, short: Text | str):
+        self.full = Text(full) if isinstance(full, str) else full
+        self.short = Text(short) if isinstance(short, str) else short
+
+
+def _cell_width(cell: Any) -> int:
+    if isinstance(cell, Bar):
+        return cell.natural
+    if isinstance(cell, Alt):
+        return cell.full.cell_len
+    if isinstance(cell, Text):
+        return max((Text(line).cell_len for line in cell.plain.splitlines()), default=0)
+    return Text(str(cell)).cell_len
+
+
+def _cell_min(cell: Any) -> int:
+    return cell.short.cell_len if isinstance(cell, Alt) else _cell_width(cell)
+
+
+class FitTable:
+    """A table that lays itself out for the width it is given (by rich, at print time).
+
+    Numbers and ids are never cut; bars shrink before data; text columns shrink
+    to their minimum; then the least useful columns are dropped, one at a time.
+    `make` builds the empty rich Table (its box, title, padding); with
+    `header_row` the header is printed as a bold first row (the ruled look).
+    """
+
+    def __init__(
+        self,
+        columns: list[Col],
+        rows: list[tuple[list[Any], dict[str, Any]]] | None = None,
+        *,
+        make: Any = None,
+        header_row: bool = False,
+    ):
+        self.columns = columns
+        self.rows: list[tuple[list[Any], dict[str, Any]]] = list(rows or [])
+        self.make = make
+        self.header_row = header_row
+
+    def add_row(self, *cells: Any, **options: Any) -> None:
+        """Add one row of cells (str, Text, Bar or Alt); options go to rich's add_row."""
+        self.rows.append((list(cells), options))
+
+    def _new_table(self) -> Table:
+        if self.make is not None:
+            return self.make()
+        return Table(box=box.SIMPLE_HEAD, pad_edge=False)
+
+    def _overhead(self, console: Console, options: Any, count: int) -> int:
+        """Columns the table's borders and padding take around `count` columns."""
+        from rich.measure import Measurement
+
+        table = self._new_table()
+        table.title = None
+        for _ in range(count):
+            table.add_column(width=1)
+        return Measurement.get(console, options, table).maximum - count
+
+    def _bounds(self, index: int) -> tuple[int, int]:
+        """(narrowest, natural) width of one column."""
+        col = self.columns[index]
+        cells = [cells[index] for cells, _ in self.rows]
+        header = len(col.header)
+        short = len(col.short) if col.short else header
+        natural = max([header, *(_cell_width(c) for c in cells)])
+        if col.max_width is not None:
+            natural = min(natural, max(col.max_width, short))
+        if col.kind in ("number", "id") or any(isinstance(c, Alt) for c in cells):
+            narrowest = max([min(short, header), *(_cell_min(c) for c in cells)])
+            return narrowest, max(natural, narrowest)
+        narrowest = min(natural, max(col.min_width, 1))
+        if col.kind != "bar":
+            narrowest = max(narrowest, min(short, natural))
+        return narrowest, natural
+
+    def layout(self, console: Console, options: Any, width: int) -> list[int | None]:
+        """The width of each column within `width`; None for a dropped one."""
+        bounds = [self._bounds(i) for i in range(len(self.columns))]
+        active = list(range(len(self.columns)))
+
+        def needed(indices: list[int]) -> int:
+            return sum(bounds[i][0] for i in indices) + self._overhead(
+                console, options, len(indices)
+            )
+
+        while len(active) > 1 and needed(active) > width:
+            weakest = min(active, key=lambda i: (self.columns[i].keep, -i))
+            active.remove(weakest)
+        widths: list[int | None] = [None] * len(self.columns)
+        for i in active:
+            widths[i] = bounds[i][0]
+        room = width - needed(active)
+        # Data grows to its natural width first (most useful first), bars last.
+        order = sorted(active, key=lambda i: (self.columns[i].kind == "bar", -self.columns[i].keep))
+        alts = {i for i in active if any(isinstance(cells[i], Alt) for cells, _ in self.rows)}
+        for i in order:
+            if room <= 0:
+                break
+            grow = min(room, bounds[i][1] - (widths[i] or 0))
+            if i in alts and grow < bounds[i][1] - (widths[i] or 0):
+                continue  # a cell with a short form uses it until the long one fits
+            widths[i] = (widths[i] or 0) + grow
+            room -= grow
+        return widths
+
+    def fits(self, console: Console, options: Any, width: int) -> bool:
+        """Whether every column fits within `width` at its narrowest."""
+        narrowest = sum(self._bounds(i)[0] for i in range(len(self.columns)))
+        return narrowest + self._overhead(console, options, len(self.columns)) <= width
+
+    def natural_width(self, console: Console, options: Any) -> int:
+        """The width of the table with every column at its natural width."""
+        naturals = [self._bounds(i)[1] for i in range(len(self.columns))]
+        return sum(naturals) + self._overhead(console, options, len(self.columns))
+
+    def build(self, console: Console, options: Any, width: int) -> Table:
+        """The rich Table laid out for `width` columns."""
+        widths = self.layout(console, options, width)
+        table = self._new_table()
+        shown = [i for i, w in enumerate(widths) if w is not None]
+        for i in shown:
+            col = self.columns[i]
+            wrap = col.kind == "wrap"
+            table.add_column(
+                "" if self.header_row else self._header(col, widths[i]),
+                justify=col.justify,
+                width=widths[i],
+                no_wrap=not wrap,
+                overflow="fold" if wrap else ("crop" if col.kind == "id" else "ellipsis"),
+                style=col.style or None,
+            )
+        if self.header_row:
+            table.add_row(
+                *(Text(self._header(self.columns[i], widths[i])) for i in shown), style="bold"
+            )
+        for cells, row_options in self.rows:
+            table.add_row(*(self._cell(cells[i], widths[i]) for i in shown), **row_options)
+        return table
+
+    @staticmethod
+    def _header(col: Col, width: int | None) -> str:
+        if width is not None and len(col.header) > width and col.short:
+            return col.short
+        return col.header
+
+    @staticmethod
+    def _cell(cell: Any, width: int | None) -> Any:
+        if isinstance(cell, Bar):
+            return _bar(cell.share, width or 0)
+        if isinstance(cell, Alt):
+            return cell.full if cell.full.cell_len <= (width or 0) else cell.short
+        return Text(cell) if isinstance(cell, str) else cell
+
+    def __rich_console__(self, console: Console, options: Any):
+        yield self.build(console, options, options.max_width)
+
+    def __rich_measure__(self, console: Console, options: Any):
+        from rich.measure import Measurement
+
+        natural = min(self.natural_width(console, options), options.max_width)
+        return Measurement(natural, natural)
+
+
+def _ruled() -> Table:
+    """The borderless look of the dashboard's tables: a rule only above the Total row."""
+    return Table(
         box=_RULED, show_header=False, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0)
     )
-    for _, options in columns:
-        table.add_column(**options)
-    _add(table, *[name for name, _ in columns], style="bold")
-    return table
-
-
-def _add(table: Table, *cells: Any, **options: Any) -> None:
-    """Add a row; plain strings become Text here, so rich skips markup and emoji parsing of each cell."""
-    table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells), **options)
-
-
-def _keep_whole(table: Table, skip: int) -> None:
-    """Give every column but `skip` room for its widest cell, so a narrow console shrinks only that one."""
-    for index, column in enumerate(table.columns):
-        if index != skip:  # a fixed width also spares rich from measuring every cell
-            column.width = max(cell.cell_len for cell in column.cells)
 
 
 def _panel(body: RenderableType, title: str) -> Panel:
@@ -178,17 +384,21 @@ def render_activity_table(
     show_id: bool = False,
     now: float | None = None,
 ) -> Panel:
-    """A panel of executions (Time, Agent, Status, Duration, Cost[, ID]), newest first as given."""
+    """A panel of executions (Time, Agent, Status, Duration, Cost[, ID]), newest first as given.
+
+    On a narrow console the status shortens and the agent name is cut first; then
+    Duration and Cost go. The id is never cut below the prefix `trace` accepts.
+    """
     columns = [
-        ("Time", {"no_wrap": True}),
-        ("Agent", {"overflow": "ellipsis", "min_width": 5, "max_width": 32}),
-        ("Status", {"no_wrap": True}),
-        ("Duration", {"no_wrap": True, "justify": "right"}),
-        ("Cost", {"no_wrap": True, "justify": "right"}),
+        Col("Time", "number", keep=60, justify="left"),
+        Col("Agent", "text", keep=70, min_width=8, max_width=32),
+        Col("Status", "text", keep=80),
+        Col("Duration", "number", keep=30, short="Dur."),
+        Col("Cost", "number", keep=40),
     ]
     if show_id:
-        columns.append(("ID", {"no_wrap": True, "overflow": "fold"}))
-    table = _table(*columns)
+        columns.append(Col("ID", "id", keep=90, style="cyan"))
+    table = FitTable(columns, make=_ruled, header_row=True)
     for row in rows:
         running = row.get("status") == "running"
         # A run that never ended (its process died) has no duration to show.
@@ -197,18 +407,17 @@ def render_activity_table(
         cells: list[Any] = [
             fmt_time(row.get("started_at"), now),
             row.get("agent_name") or "?",
-            status_text(row.get("status")),
+            Alt(status_text(row.get("status")), status_text(row.get("status"), short=True)),
             Text(duration + "…", style="yellow") if running else duration,
             "…"
             if running
             else fmt_cost(_metric(row, "total_cost"), _metric(row, "unpriced_calls")),
         ]
         if show_id:
-            cells.append(Text(short_id(row.get("id") or ""), style="cyan"))
-        _add(table, *cells)
+            cells.append(short_id(row.get("id") or ""))
+        table.add_row(*cells)
     if not rows:
-        _add(table, Text("no executions", style="dim"), *[""] * (len(columns) - 1))
-    _keep_whole(table, skip=1)
+        table.add_row(Text("no executions", style="dim"), *[""] * (len(columns) - 1))
     return _panel(table, title)
 
 
@@ -498,18 +707,21 @@ def render_cost_table(rows: list[dict[str, Any]], group_by: str = "agent") -> Pa
     """The "Cost by Agent" (or by model) panel: one row per group, then a Total row."""
     label = group_by.capitalize()
     key = {"agent": "agent_name"}.get(group_by, group_by)
-    table = _table(
-        (label, {"overflow": "ellipsis", "no_wrap": True, "max_width": 40}),
-        ("Calls", {"justify": "right", "no_wrap": True}),
-        ("Tokens", {"justify": "right", "no_wrap": True}),
-        ("Cost", {"justify": "right", "no_wrap": True}),
-        ("Share", {"justify": "right", "no_wrap": True}),
+    table = FitTable(
+        [
+            Col(label, "text", keep=90, min_width=8, max_width=40),
+            Col("Calls", "number", keep=40),
+            Col("Tokens", "number", keep=30),
+            Col("Cost", "number", keep=80),
+            Col("Share", "number", keep=50),
+        ],
+        make=_ruled,
+        header_row=True,
     )
     total = cost_totals(rows)
     for index, row in enumerate(rows):
         cost = row.get("cost") or 0.0
-        _add(
-            table,
+        table.add_row(
             str(row.get(key) if row.get(key) is not None else "?"),
             f"{row.get('calls') or 0:,}",
             fmt_tokens(row.get("tokens") or 0),
@@ -517,8 +729,7 @@ def render_cost_table(rows: list[dict[str, Any]], group_by: str = "agent") -> Pa
             fmt_percent(100.0 * cost / total["cost"]) if total["cost"] > 0 else "-",
             end_section=index == len(rows) - 1,
         )
-    _add(
-        table,
+    table.add_row(
         "Total",
         f"{total['calls']:,}",
         fmt_tokens(total["tokens"]),
@@ -537,34 +748,39 @@ def _bar(fraction: float, width: int) -> str:
 
 
 def render_cost_by_date(rows: list[dict[str, Any]], bar_width: int = 24) -> Panel:
-    """The "Cost by Date" panel: one row per local day with a bar of its spend, then a Total row."""
-    table = _table(
-        ("Date", {"no_wrap": True}),
-        ("Calls", {"justify": "right", "no_wrap": True}),
-        ("Tokens", {"justify": "right", "no_wrap": True}),
-        ("Cost", {"justify": "right", "no_wrap": True}),
-        ("", {"no_wrap": True, "min_width": bar_width, "style": "cyan"}),
+    """The "Cost by Date" panel: one row per local day with a bar of its spend, then a Total row.
+
+    The bar is `bar_width` cells wide when there is room; it shrinks before any number is cut.
+    """
+    table = FitTable(
+        [
+            Col("Date", "number", keep=90, justify="left"),
+            Col("Calls", "number", keep=40),
+            Col("Tokens", "number", keep=30),
+            Col("Cost", "number", keep=80),
+            Col("", "bar", keep=10, min_width=4, style="cyan"),
+        ],
+        make=_ruled,
+        header_row=True,
     )
     peak = max((row.get("cost") or 0.0 for row in rows), default=0.0)
     for index, row in enumerate(rows):
         day = row.get("date")
-        _add(
-            table,
+        table.add_row(
             day.isoformat() if isinstance(day, date) else str(day),
             f"{row.get('calls') or 0:,}",
             fmt_tokens(row.get("tokens") or 0),
             _cost_cell(row),
-            _bar((row.get("cost") or 0.0) / peak if peak > 0 else 0.0, bar_width),
+            Bar((row.get("cost") or 0.0) / peak if peak > 0 else 0.0, bar_width),
             end_section=index == len(rows) - 1,
         )
     total = cost_totals(rows)
-    _add(
-        table,
+    table.add_row(
         "Total",
         f"{total['calls']:,}",
         fmt_tokens(total["tokens"]),
         _cost_cell(total),
-        "",
+        Bar(0.0, bar_width),
         style="bold",
     )
     return _panel(table, "Cost by Date")
