@@ -177,14 +177,32 @@ def cost(
     """
     if not model:
         return None
-    prompt = prompt_tokens or 0
-    completion = completion_tokens or 0
+    priced = cost_function(model)
+    return None if priced is None else priced(prompt_tokens, completion_tokens, cached_tokens)
+
+
+def cost_function(model: str) -> Any:
+    """`f(prompt_tokens, completion_tokens, cached_tokens) -> USD` for `model`, its price source
+    looked up once (for many calls of one model); None when the model has no known price."""
     custom = _overrides.get(model) or _file_prices().get(model)
     if custom is not None:
-        return prompt * custom[0] + completion * custom[1]
+        input_price, output_price = custom
+
+        def linear(prompt: int | None, completion: int | None, cached: int | None = None) -> float:
+            return (prompt or 0) * input_price + (completion or 0) * output_price
+
+        return linear
     entry = _map_entry(model)
     if entry is None:
         return None
+    return lambda prompt, completion, cached=None: _map_cost(
+        entry, prompt or 0, completion or 0, cached
+    )
+
+
+def _map_cost(
+    entry: dict[str, Any], prompt: int, completion: int, cached_tokens: int | None
+) -> float:
     input_price = float(entry["input_cost_per_token"])
     output_price = float(entry["output_cost_per_token"])
     tier = _tier(entry, prompt)

@@ -212,3 +212,73 @@ def test_export_bad_usage(tmp_path):
     assert "Traceback" not in result.stderr
     result = run_cli("monitor", "ingest", str(tmp_path / "nope.jsonl"), "--db", str(source))
     assert result.returncode == 1 and "no file" in result.stderr
+
+
+def _file_spans(text):
+    return [
+        span
+        for line in text.splitlines()
+        for rs in json.loads(line)["resourceSpans"]
+        for ss in rs["scopeSpans"]
+        for span in ss["spans"]
+    ]
+
+
+def _normal(span):
+    span = dict(span)
+    span["attributes"] = sorted(
+        (a["key"], json.dumps(a["value"], sort_keys=True)) for a in span["attributes"]
+    )
+    return span
+
+
+def test_sql_otlp_spans_and_the_protobuf_path_make_the_same_spans(tmp_path):
+    """sql/otlp_spans.sql (files) and export.spans (pushes, forwarding) map runs the same way."""
+    import io
+
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    from kagura.observability.otel import export
+
+    source = tmp_path / "source.db"
+    rows = _store(source)
+    with EventStore(source) as store:
+        # An odd id (not exec_ + hex) and a session tag go through both paths too.
+        odd, odd_events = run("tagger", T0 + 30.0, costs=(0.003,), tools=1)
+        odd["id"] = "custom-run-1"
+        odd["trace_id"] = "custom-trace"
+        odd["tags"] = json.dumps({"session_id": "s-1"})
+        for event in odd_events:
+            event["execution_id"] = "custom-run-1"
+        store.append(odd, odd_events)
+        out = io.StringIO()
+        counts = export.write_file(store, out)
+        executions, events = export.read_runs(store)
+        body = export.request_bytes(export.spans(executions, events))
+    assert counts == {"executions": 5, "spans": 13}
+    from_sql = {s["spanId"]: _normal(s) for s in _file_spans(out.getvalue())}
+    request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+    from_proto = {}
+    for rs in request.resource_spans:
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                d = json_format.MessageToDict(span)
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in d:
+                        d[key] = base64.b64decode(d[key]).hex()
+                d.setdefault("status", {})
+                from_proto[d["spanId"]] = _normal(d)
+    assert set(from_sql) == set(from_proto)
+    for span_id, span in from_sql.items():
+        other = from_proto[span_id]
+        # protobuf's JSON names kind and status code by name, and drops a zero status
+        other["kind"] = {"SPAN_KIND_INTERNAL": 1, "SPAN_KIND_CLIENT": 3}[other["kind"]]
+        if other["status"].get("code"):
+            other["status"]["code"] = 2
+        assert span == other, span_id
+    odd_span = next(s for s in from_sql.values() if s["name"] == "invoke_agent tagger")
+    keys = dict(odd_span["attributes"])
+    assert json.loads(keys["kagura.trace.id"]) == {"stringValue": "custom-trace"}
+    assert json.loads(keys["gen_ai.conversation.id"]) == {"stringValue": "s-1"}
+    assert rows  # the hand-built runs are part of both

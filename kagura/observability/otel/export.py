@@ -384,6 +384,36 @@ def read_runs(
     return executions, events
 
 
+def json_file_lines(
+    store: Any,
+    since: float | None = None,
+    until: float | None = None,
+    agent: str | None = None,
+    per_line: int = SPANS_PER_LINE,
+) -> tuple[Iterator[str], list[int]]:
+    """OTLP JSON lines of runs (spans made by sql/otlp_spans.sql), and a [runs, spans] counter."""
+    table = store.run("otlp_spans", agent=agent, since=since, until=until).arrow()
+    hosts = table.column("host").to_pylist()
+    texts = table.column("span").to_pylist()
+    counts = [sum(table.column("is_run").to_pylist()), len(texts)]
+
+    def lines() -> Iterator[str]:
+        scope = _scope_json()
+        resources: dict[str, str] = {}
+        for start in range(0, len(texts), per_line):
+            batch: dict[str, list[str]] = {}
+            chunk_hosts = hosts[start : start + per_line]
+            chunk = texts[start : start + per_line]
+            if len(set(chunk_hosts)) == 1:
+                batch[chunk_hosts[0] or ""] = chunk
+            else:
+                for host, text in zip(chunk_hosts, chunk, strict=True):
+                    batch.setdefault(host or "", []).append(text)
+            yield _line(batch, resources, scope)
+
+    return lines(), counts
+
+
 def write_file(
     store: Any,
     out: IO[str],
@@ -392,18 +422,10 @@ def write_file(
     agent: str | None = None,
 ) -> dict[str, int]:
     """Write runs as OTLP JSON Lines to `out`; return counts of runs and spans."""
-    executions, events = read_runs(store, since, until, agent)
-    n = 0
-    for line in json_lines(_counted(spans(executions, events), counter := [0])):
+    lines, (runs, n) = json_file_lines(store, since, until, agent)
+    for line in lines:
         out.write(line)
-    n = counter[0]
-    return {"executions": executions.num_rows, "spans": n}
-
-
-def _counted(items: Iterable[Span], counter: list[int]) -> Iterator[Span]:
-    for item in items:
-        counter[0] += 1
-        yield item
+    return {"executions": runs, "spans": n}
 
 
 def traces_url(endpoint: str) -> str:

@@ -37,6 +37,7 @@ class Batch:
     executions: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     own_counters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    prices: dict[tuple, Any] = field(default_factory=dict)  # price lookups of this batch, by model
     spans: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
@@ -340,6 +341,11 @@ def _status(span: _Span) -> str:
     return "failed" if span.code == m.STATUS_ERROR else "completed"
 
 
+# Rows are built as dicts here rather than through model.execution_row/event_row: every
+# value was checked by _problem() and _check_types() (protobuf strings are valid UTF-8,
+# its integers 64-bit), and the receiver makes tens of thousands of rows a second.
+
+
 def _execution(batch: Batch, span: _Span, spans: dict[str, _Span], index: SpanIndex | None) -> None:
     attrs = span.attrs
     run_id = span.run
@@ -348,28 +354,38 @@ def _execution(batch: Batch, span: _Span, spans: dict[str, _Span], index: SpanIn
         parent_id = _parent_run(span, spans, index, 0)
     agent = _first(attrs, m.AGENT_NAME) or _after(span.name, "invoke_agent ")
     if not agent:
-        agent = span.resource.get("service.name") or "unknown"
+        agent = span.resource.get("service.name")
+        agent = agent if isinstance(agent, str) and agent else "unknown"
     status = _status(span)
+    failed = status == "failed"
     session = _first(attrs, m.SESSION)
-    error = redact.redact_text(span.message) if span.message else None
     end = span.end or span.start
-    row = model.execution_row(
-        id=run_id,
-        trace_id=attrs.get("kagura.trace.id") or m.store_trace_id(span.trace),
-        parent_id=parent_id,
-        agent_name=str(agent),
-        started_at=span.start * _NANO,
-        ended_at=end * _NANO,
-        duration=(end - span.start) * _NANO,
-        status=status,
-        error=error if status == "failed" else None,
-        error_type=(attrs.get("error.type") or "Error") if status == "failed" else None,
-        kwargs="{}",
-        tags=model.to_json({"session_id": session}) if session else None,
-        model=_first(attrs, m.REQUEST_MODEL),
-        host=_resource_text(span.resource, "host.name"),
-        pid=_resource_pid(span.resource),
-    )
+    started = span.start * _NANO
+    batch.executions[run_id] = {
+        "id": run_id,
+        "trace_id": attrs.get("kagura.trace.id") or m.store_trace_id(span.trace),
+        "parent_id": parent_id,
+        "agent_name": agent,
+        "started_at": started,
+        "ended_at": end * _NANO,
+        "duration": (end - span.start) * _NANO,
+        "status": status,
+        "error": (redact.redact_text(span.message) if span.message else None) if failed else None,
+        "error_type": (attrs.get("error.type") or "Error") if failed else None,
+        "kwargs": "{}",
+        "tags": json.dumps({"session_id": session}, ensure_ascii=False) if session else None,
+        "model": _first(attrs, m.REQUEST_MODEL),
+        "total_cost": 0.0,
+        "total_tokens": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "llm_calls": 0,
+        "tool_calls": 0,
+        "unpriced_calls": 0,
+        "metrics": None,
+        "host": _resource_text(span.resource, "host.name") or model.HOST,
+        "pid": _resource_pid(span.resource),
+    }
     if span.role == "agent":
         prompt = _first(attrs, m.INPUT_TOKENS)
         completion = _first(attrs, m.OUTPUT_TOKENS)
@@ -379,7 +395,6 @@ def _execution(batch: Batch, span: _Span, spans: dict[str, _Span], index: SpanIn
                 "completion_tokens": completion or 0,
                 "total_tokens": (prompt or 0) + (completion or 0),
             }
-    batch.executions[run_id] = row
 
 
 def _resource_text(resource: dict[str, Any], key: str) -> str | None:
@@ -387,7 +402,7 @@ def _resource_text(resource: dict[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _resource_pid(resource: dict[str, Any]) -> int | None:
+def _resource_pid(resource: dict[str, Any]) -> int:
     value = resource.get("process.pid")
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= model.MAX_INT:
         return value
@@ -406,68 +421,84 @@ def _event(batch: Batch, span: _Span, run: str) -> None:
     attrs = span.attrs
     role = span.role
     end = span.end or span.start
-    duration = (end - span.start) * _NANO
     failed = span.code == m.STATUS_ERROR
-    fields: dict[str, Any] = {
-        "duration": duration,
-        "status": "failed" if failed else "completed",
-        "data": {"span_name": span.name, "span_id": span.span},
-    }
+    status: str | None = "failed" if failed else "completed"
+    data: dict[str, Any] = {"span_name": span.name, "span_id": span.span}
+    name: Any = None
+    prompt = completion = total = None
+    cost = None
+    extra = None
     if failed:
-        fields["error"] = redact.redact_text(span.message) if span.message else None
-        fields["data"]["error_type"] = attrs.get("error.type") or "_OTHER"
+        data["error_type"] = attrs.get("error.type") or "_OTHER"
     if role == "llm_call":
         name = _first(attrs, m.REQUEST_MODEL)
         provider = _first(attrs, m.PROVIDER)
         prompt = _first(attrs, m.INPUT_TOKENS)
         completion = _first(attrs, m.OUTPUT_TOKENS)
         total = _first(attrs, m.TOTAL_TOKENS)
-        cost = _cost(attrs, name, provider, prompt, completion)
-        fields.update(
-            name=name,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=total,
-            cost=cost,
-        )
-        data = fields["data"]
+        if total is None and (prompt is not None or completion is not None):
+            total = (prompt or 0) + (completion or 0)
+        cost = _cost(batch, attrs, name, provider, prompt, completion)
         if provider:
             data["provider"] = provider
-        if attrs.get("gen_ai.response.model") and attrs["gen_ai.response.model"] != name:
-            data["response_model"] = attrs["gen_ai.response.model"]
+        response_model = attrs.get("gen_ai.response.model")
+        if response_model and response_model != name:
+            data["response_model"] = response_model
         operation = attrs.get("gen_ai.operation.name")
         if operation and operation != "chat":
             data["operation"] = operation
     elif role == "tool_call":
-        fields["name"] = _first(attrs, m.TOOL_NAME) or _after(span.name, "execute_tool ")
+        name = _first(attrs, m.TOOL_NAME) or _after(span.name, "execute_tool ")
         call_id = attrs.get("gen_ai.tool.call.id")
-        if isinstance(call_id, str):
-            fields["data"]["tool_call_id"] = call_id
+        if call_id:
+            data["tool_call_id"] = call_id
     elif role == "memory_operation":
-        fields["name"] = (
+        name = (
             attrs.get("kagura.memory.operation") or attrs.get("gen_ai.operation.name") or span.name
         )
-        fields.pop("status")
+        status = None
     else:
         given = attrs.get("kagura.event.type")
         if given:
             role = given
-            fields["name"] = attrs.get("kagura.event.name")
-            fields.pop("status")
+            name = attrs.get("kagura.event.name")
+            status = None
         else:
             role = "custom"
-            fields["name"] = span.name
+            name = span.name
             extra = {k: v for k, v in attrs.items() if not k.startswith("kagura.")}
-            if extra:
-                fields["data"]["attributes"] = redact.clean_mapping(extra)
     if attrs.get("kagura.status"):
-        fields["status"] = attrs["kagura.status"]
+        status = attrs["kagura.status"]
+    if extra:
+        data["attributes"] = redact.clean_mapping(extra)
+        data_text = model.to_json(data)
+    else:
+        data_text = json.dumps(data, ensure_ascii=False)
     seq = _seq(span)
-    batch.events[(run, seq)] = model.event_row(run, seq, role, span.start * _NANO, **fields)
+    batch.events[(run, seq)] = {
+        "execution_id": run,
+        "seq": seq,
+        "type": role,
+        "name": name,
+        "started_at": span.start * _NANO,
+        "duration": (end - span.start) * _NANO,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": total,
+        "cost": cost,
+        "status": status,
+        "error": (redact.redact_text(span.message) if span.message else None) if failed else None,
+        "data": data_text,
+    }
 
 
 def _cost(
-    attrs: dict[str, Any], name: Any, provider: Any, prompt: Any, completion: Any
+    batch: Batch,
+    attrs: dict[str, Any],
+    name: Any,
+    provider: Any,
+    prompt: Any,
+    completion: Any,
 ) -> float | None:
     """The span's own USD cost, else the price map's (None when the model has no known price)."""
     amount = attrs.get("gen_ai.usage.cost.amount")
@@ -480,13 +511,18 @@ def _cost(
         return None
     if not name or (prompt is None and completion is None):
         return None
-    from kagura.observability import pricing
+    key = (name, provider)
+    priced = batch.prices.get(key, False)
+    if priced is False:
+        from kagura.observability import pricing
 
-    cached = _first(attrs, m.CACHED_TOKENS)
-    found = pricing.cost(name, prompt, completion, cached_tokens=cached)
-    if found is None and provider and "/" not in name:
-        found = pricing.cost(f"{provider}/{name}", prompt, completion, cached_tokens=cached)
-    return found
+        priced = pricing.cost_function(name)
+        if priced is None and provider and "/" not in name:
+            priced = pricing.cost_function(f"{provider}/{name}")
+        batch.prices[key] = priced
+    if priced is None:
+        return None
+    return priced(prompt, completion, _first(attrs, m.CACHED_TOKENS))
 
 
 # --- writing --------------------------------------------------------------------------

@@ -85,6 +85,9 @@ STRING_KEYS = frozenset(
         "kagura.trace.id",
         "kagura.status",
         "kagura.event.type",
+        "kagura.event.name",
+        "gen_ai.tool.call.id",
+        "gen_ai.response.model",
         "kagura.memory.operation",
     )
 )
@@ -102,13 +105,13 @@ def trace_hex(trace_id: str) -> str:
 
     Store ids (`exec_` + 28 hex digits) are padded with four zeros and trace ids
     ingested from OTLP are kept as 32 hex digits, so both map back exactly;
-    any other text is hashed.
+    any other text is hashed (md5, as sql/otlp_spans.sql does).
     """
     if len(trace_id) == 33 and trace_id.startswith("exec_") and is_hex(trace_id[5:], 28):
         return "0000" + trace_id[5:]
     if is_hex(trace_id, 32):
         return trace_id
-    return hashlib.blake2b(trace_id.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return hashlib.md5(trace_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def store_trace_id(hex32: str) -> str:
@@ -132,14 +135,12 @@ def span_hex(execution_id: str) -> str:
         and is_hex(execution_id[5:], 16)
     ):
         return execution_id[5:]
-    return hashlib.blake2b(execution_id.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return hashlib.md5(execution_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def event_span_hex(execution_id: str, seq: int) -> str:
     """A span id for one event, the same on every export."""
-    return hashlib.blake2b(
-        f"{execution_id}\x00{seq}".encode("utf-8", "surrogatepass"), digest_size=8
-    ).hexdigest()
+    return hashlib.md5(f"{execution_id}/{seq}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def span_execution_id(span_id: str) -> str:
