@@ -761,8 +761,8 @@ class TelemetryCollector:
             agent_name=run.agent_name,
             started_at=run.started_at,
             status=status,
-            kwargs=model.to_json(run.kwargs),
-            tags=model.to_json(run.tags) if run.tags else None,
+            kwargs=model.to_json(run.kwargs, cleaned=True),
+            tags=model.to_json(run.tags, cleaned=True) if run.tags else None,
             model=run.model,
             **fields,
         )
@@ -773,7 +773,9 @@ class TelemetryCollector:
         events = []
         for seq, kind, started_at, fields in sorted(run.events, key=lambda e: e[0]):
             try:
-                events.append(model.event_row(run.id, seq, kind, started_at, **fields))
+                events.append(
+                    model.build_event_row(run.id, seq, kind, started_at, fields, cleaned=True)
+                )
             except (
                 ValueError
             ) as exc:  # one bad event (say, a negative duration) is dropped, not the run
@@ -786,7 +788,7 @@ class TelemetryCollector:
         fields: dict[str, Any] = {
             "ended_at": run.started_at + duration,
             "duration": duration,
-            "metrics": model.to_json(metrics) if metrics else None,
+            "metrics": model.to_json(metrics, cleaned=True) if metrics else None,
             **counters,
         }
         if error is not None:

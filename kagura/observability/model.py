@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
+import random
+import re
 import socket
 import time
 from typing import Any
@@ -94,6 +95,15 @@ TYPED_EVENT_FIELDS = (
 HOST = socket.gethostname()
 
 
+# The random part of ids: a generator per process, seeded from os.urandom at import
+# and again in every forked child (a child must not repeat its parent's ids). Not
+# os.urandom per id: that system call releases the GIL, and under load a recording
+# call then waits for other threads to give it back.
+_ids = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.seed)
+
+
 def new_execution_id(at: float | None = None) -> str:
     """A fresh execution id: `exec_`, 12 hex digits of milliseconds, 64 random bits.
 
@@ -101,7 +111,7 @@ def new_execution_id(at: float | None = None) -> str:
     lake files of that moment; 64 random bits, so ids never collide.
     """
     millis = int((time.time() if at is None else at) * 1000)
-    return f"exec_{millis & 0xFFFFFFFFFFFF:012x}{secrets.token_hex(8)}"
+    return f"exec_{millis & 0xFFFFFFFFFFFF:012x}{_ids.getrandbits(64):016x}"
 
 
 def new_trace_id() -> str:
@@ -125,18 +135,37 @@ MAX_DEPTH = 64  # nesting kept in stored JSON; deeper values are stored as "<too
 MAX_INT = 2**63 - 1  # SQLite's and Parquet's integers are 64 bits
 # Times a run may have: years 1 to 9999, which every date function can show.
 MIN_TIME, MAX_TIME = -62_135_596_800.0, 253_402_300_799.0
+_INF = math.inf
 
 
-def to_json(value: Any) -> str | None:
-    """JSON text for `value`; what JSON can't hold is stored as its repr."""
+def to_json(value: Any, *, cleaned: bool = False) -> str | None:
+    """JSON text for `value`; what JSON can't hold is stored as its repr.
+
+    `cleaned=True` says `value` came out of the redactor (string keys, bounded
+    depth, no cycles): it is dumped directly, and only values the JSON encoder
+    refuses (NaN, infinities) or whose text has a 19-digit run (an integer that may
+    not fit 64 bits) take the general path.
+    """
     if value is None:
         return None
+    if cleaned:
+        try:
+            text = _dumps(value)
+        except (TypeError, ValueError, RecursionError):
+            pass
+        else:
+            if _LONG_DIGITS.search(text) is None and _utf8(text):
+                return text
     plain = _jsonable(value, set(), 0)
     text = json.dumps(plain, ensure_ascii=False, allow_nan=False)
     if not _utf8(text):
         # Lone surrogates (from undecodable file names, say) can't be UTF-8: escape them.
         text = json.dumps(plain, ensure_ascii=True, allow_nan=False)
     return text
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
 
 
 def _utf8(text: str) -> bool:
@@ -151,8 +180,10 @@ def _utf8(text: str) -> bool:
 
 def clean_text(value: Any) -> str:
     """`value` as text that UTF-8 can hold (lone surrogates become \\udcff escapes)."""
-    text = value if isinstance(value, str) else str(value)
-    return text if _utf8(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = value if type(value) is str else str(value)
+    if text.isascii() or _utf8(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _jsonable(value: Any, seen: set[int], depth: int) -> Any:
@@ -190,6 +221,8 @@ def from_json(text: str | None, default: Any = None) -> Any:
 
 def finite(value: Any, field: str, *, allow_none: bool = True) -> float | None:
     """`value` as a finite float; None stays None; NaN, inf and non-numbers raise."""
+    if type(value) is float and -_INF < value < _INF:  # NaN fails both comparisons
+        return value
     if value is None:
         if allow_none:
             return None
@@ -207,6 +240,8 @@ def finite(value: Any, field: str, *, allow_none: bool = True) -> float | None:
 
 def moment(value: Any, field: str, *, allow_none: bool = True) -> float | None:
     """`value` as epoch seconds within years 1 to 9999; None stays None."""
+    if type(value) is float and MIN_TIME <= value <= MAX_TIME:
+        return value
     number = finite(value, field, allow_none=allow_none)
     if number is not None and not MIN_TIME <= number <= MAX_TIME:
         raise ValueError(f"{field} must be a time between the years 1 and 9999, got {value!r}")
@@ -215,6 +250,8 @@ def moment(value: Any, field: str, *, allow_none: bool = True) -> float | None:
 
 def count(value: Any, field: str) -> int | None:
     """`value` as a non-negative int; None stays None."""
+    if type(value) is int and 0 <= value <= MAX_INT:
+        return value
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -235,6 +272,29 @@ def check_status(status: Any) -> str:
     return status
 
 
+_EXECUTION_SET = frozenset(EXECUTION_NAMES)
+_EXECUTION_COUNTS = (
+    "total_tokens",
+    "prompt_tokens",
+    "completion_tokens",
+    "llm_calls",
+    "tool_calls",
+    "unpriced_calls",
+)
+_EXECUTION_TEXTS = ("trace_id", "error", "error_type", "parent_id", "model", "host")
+_TYPED_EVENT_SET = frozenset(TYPED_EVENT_FIELDS)
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
 def execution_row(**fields: Any) -> dict[str, Any]:
     """A complete, validated execution row from keyword fields.
 
@@ -244,8 +304,8 @@ def execution_row(**fields: Any) -> dict[str, Any]:
     for name in ("id", "agent_name", "started_at", "status"):
         if fields.get(name) is None:
             raise ValueError(f"execution is missing required field {name!r}")
-    unknown = set(fields) - set(EXECUTION_NAMES)
-    if unknown:
+    if not _EXECUTION_SET.issuperset(fields):
+        unknown = set(fields) - _EXECUTION_SET
         raise ValueError(f"unknown execution fields: {', '.join(sorted(unknown))}")
     row: dict[str, Any] = dict.fromkeys(EXECUTION_NAMES)
     row.update(fields)
@@ -257,32 +317,25 @@ def execution_row(**fields: Any) -> dict[str, Any]:
     row["status"] = check_status(row["status"])
     row["started_at"] = moment(row["started_at"], "started_at", allow_none=False)
     row["ended_at"] = moment(row["ended_at"], "ended_at")
-    row["duration"] = finite(row["duration"], "duration")
-    if row["duration"] is not None and row["duration"] < 0:
-        raise ValueError(f"duration must not be negative, got {row['duration']!r}")
-    if row["duration"] is None and row["ended_at"] is not None:
+    duration = row["duration"] = finite(row["duration"], "duration")
+    if duration is not None and duration < 0:
+        raise ValueError(f"duration must not be negative, got {duration!r}")
+    if duration is None and row["ended_at"] is not None:
         row["duration"] = max(0.0, row["ended_at"] - row["started_at"])
     cost = finite(row["total_cost"], "total_cost")
     if cost is not None and cost < 0:
         raise ValueError(f"total_cost must not be negative, got {cost!r}")
     row["total_cost"] = cost
-    for name in (
-        "total_tokens",
-        "prompt_tokens",
-        "completion_tokens",
-        "llm_calls",
-        "tool_calls",
-        "unpriced_calls",
-    ):
+    for name in _EXECUTION_COUNTS:
         row[name] = count(row[name], name) or 0
     for name in ("kwargs", "tags", "metrics"):
         if row[name] is not None and not isinstance(row[name], str):
             row[name] = to_json(row[name])
-    for name in ("trace_id", "error", "error_type", "parent_id", "model", "host"):
+    for name in _EXECUTION_TEXTS:
         if row[name] is not None:
             row[name] = clean_text(row[name])
     row["host"] = row["host"] or HOST
-    row["pid"] = count(row["pid"], "pid") if row["pid"] is not None else os.getpid()
+    row["pid"] = count(row["pid"], "pid") if row["pid"] is not None else _pid
     return row
 
 
@@ -290,53 +343,80 @@ def event_row(
     execution_id: str, seq: int, type: str, started_at: float, **fields: Any
 ) -> dict[str, Any]:
     """A complete, validated event row. Fields without a column go to `data`."""
+    return build_event_row(execution_id, seq, type, started_at, fields)
+
+
+def build_event_row(
+    execution_id: str,
+    seq: int,
+    type: str,
+    started_at: float,
+    fields: dict[str, Any],
+    *,
+    cleaned: bool = False,
+) -> dict[str, Any]:
+    """`event_row` with its fields as a dict (not modified); `cleaned`: see `to_json`."""
     if not isinstance(type, str) or not type:
         raise ValueError("event type must be a non-empty string")
-    row: dict[str, Any] = dict.fromkeys(EVENT_NAMES)
     if not isinstance(execution_id, str) or not execution_id:
         raise ValueError("event execution_id must be a non-empty string")
-    row.update(
-        execution_id=clean_text(execution_id), seq=count(seq, "event seq"), type=clean_text(type)
-    )
+    row: dict[str, Any] = dict.fromkeys(EVENT_NAMES)
+    row["execution_id"] = clean_text(execution_id)
+    row["seq"] = count(seq, "event seq")
+    row["type"] = clean_text(type)
     row["started_at"] = moment(started_at, "event started_at", allow_none=False)
-    data = dict(fields.pop("data", None) or {})
+    given = fields.get("data")
+    data = dict(given) if given else {}
     for name, value in fields.items():
-        if name in TYPED_EVENT_FIELDS:
+        if name in _TYPED_EVENT_SET:
             row[name] = value
-        else:
+        elif name != "data":
             data[name] = value
-    row["duration"] = finite(row["duration"], "event duration")
-    if row["duration"] is not None and row["duration"] < 0:
-        raise ValueError(f"event duration must not be negative, got {row['duration']!r}")
+    duration = row["duration"] = finite(row["duration"], "event duration")
+    if duration is not None and duration < 0:
+        raise ValueError(f"event duration must not be negative, got {duration!r}")
     cost = finite(row["cost"], "event cost")
     if cost is not None and cost < 0:
         raise ValueError(f"event cost must not be negative, got {cost!r}")
     row["cost"] = cost
-    for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
-        row[name] = count(row[name], f"event {name}")
-    if row["total_tokens"] is None and (
-        row["prompt_tokens"] is not None or row["completion_tokens"] is not None
-    ):
-        row["total_tokens"] = (row["prompt_tokens"] or 0) + (row["completion_tokens"] or 0)
+    prompt = row["prompt_tokens"] = count(row["prompt_tokens"], "event prompt_tokens")
+    completion = row["completion_tokens"] = count(
+        row["completion_tokens"], "event completion_tokens"
+    )
+    total = row["total_tokens"] = count(row["total_tokens"], "event total_tokens")
+    if total is None and (prompt is not None or completion is not None):
+        row["total_tokens"] = (prompt or 0) + (completion or 0)
     for name in ("name", "status", "error"):
         if row[name] is not None:
             row[name] = clean_text(row[name])
-    row["data"] = to_json(data) if data else None
+    row["data"] = to_json(data, cleaned=cleaned and given is None) if data else None
     return row
 
 
 def totals_from_events(events: list[dict[str, Any]]) -> dict[str, Any]:
     """The execution counters that add up its event rows."""
-    llm = [e for e in events if e["type"] == "llm_call"]
-    priced = [e["cost"] for e in llm if e["cost"] is not None]
+    llm = priced = tools = 0
+    cost = 0.0
+    total = prompt = completion = 0
+    for e in events:
+        if e["type"] == "llm_call":
+            llm += 1
+            if e["cost"] is not None:
+                priced += 1
+                cost += e["cost"]
+        elif e["type"] == "tool_call":
+            tools += 1
+        total += e["total_tokens"] or 0
+        prompt += e["prompt_tokens"] or 0
+        completion += e["completion_tokens"] or 0
     return {
-        "total_cost": sum(priced) if priced or not llm else None,
-        "total_tokens": sum(e["total_tokens"] or 0 for e in events),
-        "prompt_tokens": sum(e["prompt_tokens"] or 0 for e in events),
-        "completion_tokens": sum(e["completion_tokens"] or 0 for e in events),
-        "llm_calls": len(llm),
-        "tool_calls": sum(1 for e in events if e["type"] == "tool_call"),
-        "unpriced_calls": len(llm) - len(priced),
+        "total_cost": cost if priced or not llm else None,
+        "total_tokens": total,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "llm_calls": llm,
+        "tool_calls": tools,
+        "unpriced_calls": llm - priced,
     }
 
 

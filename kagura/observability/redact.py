@@ -46,6 +46,7 @@ DEFAULT_VALUE_PATTERNS: tuple[str, ...] = (
 )
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_NAME_CACHE = 4096  # names remembered per rule set
 
 
 def _alternation(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
@@ -77,6 +78,7 @@ class Redactor:
         # Compiled before assignment so a concurrent reader sees old or new rules, never none.
         names, values = _alternation(self._name_patterns), _alternation(self._value_patterns)
         self._names, self._values = names, values
+        self._secret_names: dict[str, bool] = {}  # name -> is_secret_name, for these rules
 
     @property
     def name_patterns(self) -> tuple[str, ...]:
@@ -104,7 +106,14 @@ class Redactor:
         """True when a value called `name` must not be stored."""
         if not isinstance(name, str) or self._names is None:
             return False
-        return self._names.search(_CAMEL.sub("_", name).lower()) is not None
+        known = self._secret_names  # the same few names come back on every call
+        secret = known.get(name)
+        if secret is None:
+            secret = self._names.search(_CAMEL.sub("_", name).lower()) is not None
+            if len(known) >= _NAME_CACHE:
+                known.clear()
+            known[name] = secret
+        return secret
 
     def redact_text(self, text: str) -> str:
         """`text` with every secret-shaped part replaced by [REDACTED]."""

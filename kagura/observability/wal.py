@@ -9,6 +9,7 @@ The schema changes only by appending to MIGRATIONS.
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import sqlite3
 import threading
@@ -147,6 +148,8 @@ _EVENT_INSERT = (
     f"VALUES ({', '.join('?' for _ in EVENT_NAMES)})"
 )
 _EVENTS_CLEAR = "DELETE FROM events WHERE execution_id = ?"
+_exec_values = operator.itemgetter(*EXECUTION_NAMES)
+_event_values = operator.itemgetter(*EVENT_NAMES)
 
 
 def bump_generation(con: sqlite3.Connection) -> None:
@@ -351,15 +354,20 @@ class Wal:
     # --- appends -----------------------------------------------------------
 
     def append_many(self, pairs: Iterable[tuple[dict[str, Any], Sequence[dict[str, Any]]]]) -> int:
-        """Upsert executions in one transaction; an execution given with events gets exactly those."""
+        """Upsert executions in one transaction; an execution given with events gets exactly those.
+
+        One `executemany` per statement (SQLite keeps each prepared); the values of a
+        row are read in column order by one C-level itemgetter.
+        """
         exec_rows = []
         cleared = []
-        event_rows = []
+        event_rows: list[tuple] = []
+        add_exec, add_cleared, add_events = exec_rows.append, cleared.append, event_rows.extend
         for execution, events in pairs:
-            exec_rows.append(tuple(execution[name] for name in EXECUTION_NAMES))
+            add_exec(_exec_values(execution))
             if events:
-                cleared.append((execution["id"],))
-                event_rows.extend(tuple(event[name] for name in EVENT_NAMES) for event in events)
+                add_cleared((execution["id"],))
+                add_events(map(_event_values, events))
         if not exec_rows:
             return 0
         with self.write() as con:
