@@ -44,38 +44,43 @@ WITH runs AS (
 run_spans AS (
     SELECT
         started_at AS _order_at, id AS _run, -1 AS _seq, host,
-        '{"traceId":"' || _trace || '","spanId":"' || _span || '",'
-        || coalesce('"parentSpanId":"' || _parent || '",', '')
-        || '"name":' || to_json('invoke_agent ' || agent_name)
-        || ',"kind":1,"startTimeUnixNano":"' || CAST(round(started_at * 1e9) AS HUGEINT)
-        || '","endTimeUnixNano":"'
-        || CAST(round(coalesce(ended_at, started_at + coalesce(duration, 0.0)) * 1e9) AS HUGEINT)
-        || '","attributes":[' || concat_ws(',',
-            '{"key":"gen_ai.operation.name","value":{"stringValue":"invoke_agent"}}',
-            '{"key":"gen_ai.agent.name","value":{"stringValue":' || to_json(agent_name) || '}}',
-            '{"key":"gen_ai.agent.id","value":{"stringValue":' || to_json(id) || '}}',
-            '{"key":"openinference.span.kind","value":{"stringValue":"AGENT"}}',
-            '{"key":"kagura.execution.id","value":{"stringValue":' || to_json(id) || '}}',
-            CASE WHEN _parent IS NOT NULL
-                THEN '{"key":"kagura.parent.id","value":{"stringValue":' || to_json(parent_id) || '}}' END,
-            CASE WHEN (CASE WHEN starts_with(_trace, '0000') THEN 'exec_' || substr(_trace, 5) ELSE _trace END)
-                    <> coalesce(trace_id, id)
-                THEN '{"key":"kagura.trace.id","value":{"stringValue":' || to_json(coalesce(trace_id, id)) || '}}' END,
-            CASE WHEN model IS NOT NULL AND model <> ''
-                THEN '{"key":"gen_ai.request.model","value":{"stringValue":' || to_json(model) || '}}' END,
-            '{"key":"gen_ai.conversation.id","value":{"stringValue":' || to_json(_session) || '}}',
-            '{"key":"session.id","value":{"stringValue":' || to_json(_session) || '}}',
-            CASE WHEN status <> 'completed'
-                THEN '{"key":"kagura.status","value":{"stringValue":' || to_json(status) || '}}' END,
-            CASE WHEN status = 'failed'
-                THEN '{"key":"error.type","value":{"stringValue":'
-                    || to_json(coalesce(nullif(error_type, ''), '_OTHER')) || '}}' END
-        ) || '],"status":'
-        || CASE
-            WHEN status <> 'failed' THEN '{}'
-            WHEN error IS NULL OR error = '' THEN '{"code":2}'
-            ELSE '{"code":2,"message":' || to_json(error) || '}'
-        END || '}' AS span
+        concat(
+            '{"traceId":"', _trace, '","spanId":"', _span, '",',
+            coalesce('"parentSpanId":"' || _parent || '",', ''),
+            '"name":', to_json('invoke_agent ' || agent_name),
+            ',"kind":1,"startTimeUnixNano":"', CAST(round(started_at * 1e9) AS HUGEINT),
+            '","endTimeUnixNano":"',
+            CAST(round(coalesce(ended_at, started_at + coalesce(duration, 0.0)) * 1e9) AS HUGEINT),
+            '","attributes":[',
+            concat_ws(',',
+                '{"key":"gen_ai.operation.name","value":{"stringValue":"invoke_agent"}}',
+                '{"key":"gen_ai.agent.name","value":{"stringValue":' || to_json(agent_name) || '}}',
+                '{"key":"gen_ai.agent.id","value":{"stringValue":' || to_json(id) || '}}',
+                '{"key":"openinference.span.kind","value":{"stringValue":"AGENT"}}',
+                '{"key":"kagura.execution.id","value":{"stringValue":' || to_json(id) || '}}',
+                CASE WHEN _parent IS NOT NULL
+                    THEN '{"key":"kagura.parent.id","value":{"stringValue":' || to_json(parent_id) || '}}' END,
+                CASE WHEN (CASE WHEN starts_with(_trace, '0000') THEN 'exec_' || substr(_trace, 5) ELSE _trace END)
+                        <> coalesce(trace_id, id)
+                    THEN '{"key":"kagura.trace.id","value":{"stringValue":' || to_json(coalesce(trace_id, id)) || '}}' END,
+                CASE WHEN model IS NOT NULL AND model <> ''
+                    THEN '{"key":"gen_ai.request.model","value":{"stringValue":' || to_json(model) || '}}' END,
+                '{"key":"gen_ai.conversation.id","value":{"stringValue":' || to_json(_session) || '}}',
+                '{"key":"session.id","value":{"stringValue":' || to_json(_session) || '}}',
+                CASE WHEN status <> 'completed'
+                    THEN '{"key":"kagura.status","value":{"stringValue":' || to_json(status) || '}}' END,
+                CASE WHEN status = 'failed'
+                    THEN '{"key":"error.type","value":{"stringValue":'
+                        || to_json(coalesce(nullif(error_type, ''), '_OTHER')) || '}}' END
+            ),
+            '],"status":',
+            CASE
+                WHEN status <> 'failed' THEN '{}'
+                WHEN error IS NULL OR error = '' THEN '{"code":2}'
+                ELSE '{"code":2,"message":' || to_json(error) || '}'
+            END,
+            '}'
+        ) AS span
     FROM runs
 ),
 event_rows AS (
@@ -125,12 +130,13 @@ events_named AS (
 event_spans AS (
     SELECT
         _order_at, execution_id AS _run, seq AS _seq, host,
-        '{"traceId":"' || _trace || '","spanId":"' || left(md5(execution_id || '/' || seq), 16)
-        || '","parentSpanId":"' || _run_span || '","name":' || to_json(_title)
-        || ',"kind":' || CASE WHEN type = 'llm_call' THEN '3' ELSE '1' END
-        || ',"startTimeUnixNano":"' || CAST(round(started_at * 1e9) AS HUGEINT)
-        || '","endTimeUnixNano":"' || CAST(round((started_at + coalesce(duration, 0.0)) * 1e9) AS HUGEINT)
-        || '","attributes":[' || concat_ws(',',
+        concat(
+            '{"traceId":"', _trace, '","spanId":"', left(md5(execution_id || '/' || seq), 16),
+            '","parentSpanId":"', _run_span, '","name":', to_json(_title),
+            ',"kind":', CASE WHEN type = 'llm_call' THEN '3' ELSE '1' END,
+            ',"startTimeUnixNano":"', CAST(round(started_at * 1e9) AS HUGEINT),
+            '","endTimeUnixNano":"', CAST(round((started_at + coalesce(duration, 0.0)) * 1e9) AS HUGEINT),
+            '","attributes":[', concat_ws(',',
             CASE type
                 WHEN 'llm_call' THEN concat_ws(',',
                     '{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}}',
@@ -177,12 +183,15 @@ event_spans AS (
                     || to_json(coalesce(nullif(_error_type, ''), '_OTHER')) || '}}'
                 WHEN status IS NOT NULL AND status NOT IN ('completed', 'ok')
                 THEN '{"key":"kagura.status","value":{"stringValue":' || to_json(status) || '}}' END
-        ) || '],"status":'
-        || CASE
-            WHEN status NOT IN ('failed', 'error') OR status IS NULL THEN '{}'
-            WHEN error IS NULL OR error = '' THEN '{"code":2}'
-            ELSE '{"code":2,"message":' || to_json(error) || '}'
-        END || '}' AS span
+            ),
+            '],"status":',
+            CASE
+                WHEN status NOT IN ('failed', 'error') OR status IS NULL THEN '{}'
+                WHEN error IS NULL OR error = '' THEN '{"code":2}'
+                ELSE '{"code":2,"message":' || to_json(error) || '}'
+            END,
+            '}'
+        ) AS span
     FROM events_named
 )
 SELECT host, _seq = -1 AS is_run, span

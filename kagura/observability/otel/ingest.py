@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import operator
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -169,6 +170,9 @@ def _value(any_value: Any) -> Any:
 
 def _attributes(items: Any) -> dict[str, Any]:
     return {kv.key: _value(kv.value) for kv in items}
+
+
+_quote = json.encoder.encode_basestring  # the C encoder: one JSON string
 
 
 def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -472,6 +476,9 @@ def _event(batch: Batch, span: _Span, run: str) -> None:
     if extra:
         data["attributes"] = redact.clean_mapping(extra)
         data_text = model.to_json(data)
+    elif len(data) == 2:
+        # The common case, without json.dumps (a third of the cost of an event row).
+        data_text = f'{{"span_name": {_quote(span.name)}, "span_id": "{span.span}"}}'
     else:
         data_text = json.dumps(data, ensure_ascii=False)
     seq = _seq(span)
@@ -555,12 +562,11 @@ def write(store: Any, batch: Batch) -> int:
         f"VALUES ({', '.join('?' for _ in EVENT_NAMES)})"
     )
     touched = set(batch.executions) | {run for run, _ in batch.events}
+    event_values = operator.itemgetter(*EVENT_NAMES)
+    exec_values = operator.itemgetter(*EXECUTION_NAMES)
     with store._wal.write() as con:
         if batch.events:
-            con.executemany(
-                event_insert,
-                [tuple(e[name] for name in EVENT_NAMES) for e in batch.events.values()],
-            )
+            con.executemany(event_insert, map(event_values, batch.events.values()))
         runs = dict(batch.executions)
         missing = [run for run in touched if run not in runs]
         for part in _chunks(missing):
@@ -591,9 +597,7 @@ def write(store: Any, batch: Batch) -> int:
                 completion_tokens=completion,
             )
         if runs:
-            con.executemany(
-                exec_insert, [tuple(r[name] for name in EXECUTION_NAMES) for r in runs.values()]
-            )
+            con.executemany(exec_insert, map(exec_values, runs.values()))
     store._note_appended(len(batch.executions))
     return batch.spans - batch.rejected
 
