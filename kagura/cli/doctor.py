@@ -77,6 +77,14 @@ def _print_report(out: Any, report: dict[str, Any], title: str) -> None:
         f"  unlisted files: {len(report['orphans'])}; retired, awaiting readers: {len(report['retired'])}; "
         f"quarantined: {lake['quarantined']}"
     )
+    pending = report.get("prune_pending")
+    if pending:
+        out.print(
+            f"  prune pending: {len(pending['files'])} file(s), {pending['bytes']:,} bytes"
+            + (", database free pages" if pending["vacuum"] else "")
+            + f"; readers: {', '.join(map(str, pending['reader_pids'])) or 'none seen'}",
+            soft_wrap=True,
+        )
     forwarding = report.get("forwarding")
     if forwarding:
         out.print(

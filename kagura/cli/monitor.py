@@ -269,38 +269,94 @@ def prune(
         str,
         typer.Option(
             "--older-than",
-            help="Delete runs that started before this: an age (30d, 12h) or a time (2024-01-01).",
+            help="Delete runs that started before this: an age (90d, 12h, 3mo, 30min) or a date (2024-01-01).",
         ),
     ],
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Only count what would be deleted.")
+        bool, typer.Option("--dry-run", help="Only print what would be deleted.")
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", "-y", help="Delete without asking (needed when there is no terminal)."
+        ),
     ] = False,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Delete old runs (and their events) from the tail and the lake."""
+    """Delete old runs (and their events) from the tail and the lake, and wipe their bytes from disk.
+
+    Prints what will go first, then asks on a terminal; elsewhere it needs --yes.
+    """
+    import sys
+
     from kagura.cli.progress import run_with_spinner
-    from kagura.observability.dashboard import fmt_datetime
 
     cutoff = parse_age(older_than)
     store = open_store(inherited(ctx, "db", db))
-    if dry_run:
-        count = store.get_summary_stats(until=cutoff)["total_executions"]
-    else:
-        count = run_with_spinner(
-            "Pruning telemetry", lambda: store.delete_old_executions(cutoff), quiet=json
-        )
+    plan = store.prune_plan(cutoff)
+    if dry_run or plan["runs"] == 0:
+        if json:
+            print_json(
+                {"deleted": 0, "would_delete": plan["runs"], "older_than": cutoff, "plan": plan}
+            )
+        else:
+            console().print(
+                _plan_line(plan, "Would delete" if plan["runs"] else "Nothing to delete:")
+            )
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"prune would delete {plan['runs']:,} runs started before {_when(cutoff)}: "
+                "pass --yes to confirm (there is no terminal to ask on)"
+            )
+        console().print(_plan_line(plan, "Will delete"))
+        if not typer.confirm("Delete them?", default=False):
+            console().print("Nothing deleted.")
+            raise typer.Exit(1)
+    elif not json:
+        console().print(_plan_line(plan, "Deleting"))
+    result = run_with_spinner("Pruning telemetry", lambda: store.prune(cutoff), quiet=json)
     if json:
         print_json(
             {
-                "deleted": 0 if dry_run else count,
-                "would_delete": count if dry_run else None,
+                "deleted": result["deleted"],
+                "would_delete": None,
                 "older_than": cutoff,
+                "plan": plan,
+                "pending": result["pending"],
             }
         )
         return
-    verb = "Would delete" if dry_run else "Deleted"
-    console().print(f"{verb} {count:,} executions that started before {fmt_datetime(cutoff)}")
+    console().print(f"Deleted {result['deleted']:,} runs that started before {_when(cutoff)}.")
+    pending = result["pending"]
+    if pending:
+        console().print(
+            f"{len(pending.get('files', []))} lake file(s) holding deleted runs"
+            + (" and the database's free pages" if pending.get("vacuum") else "")
+            + " go when the other processes reading this store close it "
+            "(`kagura monitor doctor` shows what waits)."
+        )
+
+
+def _when(at: float) -> str:
+    from kagura.observability.dashboard import fmt_datetime
+
+    return fmt_datetime(at)
+
+
+def _plan_line(plan: dict, verb: str) -> str:
+    """e.g. "Would delete 1,234 runs (3,702 events) over 12 days, 2024-01-01 .. 2024-01-12, about 1.2 MB of lake files"."""
+    if not plan["runs"]:
+        return f"{verb} no run started before {_when(plan['cutoff'])}."
+    size = plan["lake_bytes"]
+    shown = f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size:,} bytes"
+    return (
+        f"{verb} {plan['runs']:,} runs ({plan['events']:,} events) over {plan['days']:,} day(s), "
+        f"started {_when(plan['first'])} .. {_when(plan['last'])} (before {_when(plan['cutoff'])}), "
+        f"about {shown} of lake files."
+    )
 
 
 analytics.register(monitor_app)

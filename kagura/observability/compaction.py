@@ -63,6 +63,166 @@ def lake_lock(lake: Path, wait: float = 0.0) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+READERS = ".readers"  # lake file every reading process holds a shared lock on
+PENDING = ".prune-pending"  # lake file listing what a prune could not wipe yet (JSON)
+
+
+class ReaderHold:
+    """One store's shared lock on `<lake>/.readers`, held from its first read until it closes.
+
+    While any process holds it, files a prune retired stay (a reader may hold
+    a snapshot that lists them); the last one to let go removes them.
+    """
+
+    def __init__(self, lake: Path):
+        self.lake = lake
+        self.fd: int | None = None
+
+    def hold(self) -> None:
+        """Take the shared lock (once); a lake this process cannot write is read without it."""
+        if self.fd is not None:
+            return
+        try:
+            fd = os.open(self.lake / READERS, os.O_CREAT | os.O_RDWR, 0o600)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except OSError:
+            os.close(fd)
+            return
+        self.fd = fd
+
+    @contextmanager
+    def alone(self) -> Iterator[bool]:
+        """True while no other holder exists (this one, if held, made exclusive for the while)."""
+        own = self.fd
+        try:
+            fd = (
+                own
+                if own is not None
+                else os.open(self.lake / READERS, os.O_CREAT | os.O_RDWR, 0o600)
+            )
+        except OSError:
+            yield False
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                got = True
+            except OSError:
+                got = False
+            yield got
+        finally:
+            if own is not None:
+                fcntl.flock(fd, fcntl.LOCK_SH)  # a failed conversion drops the lock: take it again
+            else:
+                os.close(fd)
+
+    def release(self) -> None:
+        """Let go of the lock (closing the descriptor releases it)."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def reader_pids(lake: Path) -> list[int] | None:
+    """The processes holding `<lake>/.readers` (from /proc/locks), or None where that can't be known."""
+    try:
+        inode = (lake / READERS).stat().st_ino
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    pids = set()
+    for line in text.splitlines():
+        parts = line.split()
+        # e.g. "1: FLOCK  ADVISORY  READ  4242 08:01:1311 0 EOF"
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
+            try:
+                pids.add(int(parts[4]))
+            except ValueError:
+                continue
+    return sorted(pids)
+
+
+def read_pending(lake: Path) -> dict[str, Any] | None:
+    """What a prune left to wipe: {"files": [...], "vacuum": bool, "since": time}, or None."""
+    try:
+        value = json.loads((lake / PENDING).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _write_pending(lake: Path, pending: dict[str, Any] | None) -> None:
+    path = lake / PENDING
+    if not pending or (not pending.get("files") and not pending.get("vacuum")):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(pending, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+
+
+def vacuum(db: Path, con=None) -> bool:
+    """Rewrite the SQLite file without its free pages and empty the WAL; False while a reader blocks it.
+
+    Deleted rows stay in free pages and in WAL frames until both are rewritten.
+    """
+    import sqlite3
+
+    own = con is None
+    if own:
+        con = sqlite3.connect(db, isolation_level=None, timeout=5.0)
+        con.execute("PRAGMA busy_timeout = 5000")
+    try:
+        con.execute("VACUUM")
+        busy, _, _ = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return busy == 0
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        if own:
+            con.close()
+
+
+def wipe_pending(
+    lake: Path, db: Path, readers: ReaderHold | None, con=None
+) -> dict[str, Any] | None:
+    """Remove what a prune left when no other process reads the store; what is still pending (or None)."""
+    pending = read_pending(lake)
+    if pending is None:
+        return None
+    try:
+        with lake_lock(lake, 0.0):
+            pending = read_pending(lake)
+            if pending is None:
+                return None
+            # SQLite readers never see free pages: the database is wiped at once.
+            if pending.get("vacuum") and vacuum(db, con):
+                pending["vacuum"] = False
+            holder = readers if readers is not None else ReaderHold(lake)
+            with holder.alone() as alone:
+                if alone:
+                    for rel in pending.get("files", []):
+                        try:
+                            (lake / rel).unlink()
+                        except FileNotFoundError:
+                            pass
+                    pending["files"] = []
+            _write_pending(lake, pending)
+    except (LakeBusy, OSError):
+        return read_pending(lake)
+    return read_pending(lake)
+
+
 def pid_alive(pid: int) -> bool:
     """True when a process with this pid exists on this host."""
     try:
@@ -440,9 +600,100 @@ class Compactor:
 
     def delete_before(self, older_than: float, wait: float = 30.0) -> int:
         """Delete every execution that started before `older_than`; return how many."""
+        return self.prune(older_than, None, wait)["deleted"]
+
+    def prune(
+        self, older_than: float, readers: ReaderHold | None, wait: float = 30.0
+    ) -> dict[str, Any]:
+        """Delete every run that started before `older_than` and wipe its bytes from disk.
+
+        Rewritten segments' old files and the SQLite file's free pages (VACUUM,
+        then the WAL emptied) go now when no other process reads the store;
+        otherwise they are listed in `<lake>/.prune-pending` and go when the
+        last reader lets go. Returns {"deleted": runs, "pending": what waits or None}.
+        """
         with lake_lock(self.lake, wait):
             self.cleanup()
-            return self._delete_before(older_than)
+            before = self.segments()
+            deleted = self._delete_before(older_than)
+            if deleted:
+                listed = {s.id for s in self.segments()}
+                retired = [
+                    rel
+                    for seg in before
+                    if seg.id not in listed
+                    for rel in (seg.executions_path, seg.events_path)
+                ]
+                pending = read_pending(self.lake) or {"files": [], "since": time.time()}
+                pending["files"] = sorted(set(pending.get("files", [])) | set(retired))
+                pending["vacuum"] = True
+                _write_pending(self.lake, pending)
+        pending = wipe_pending(self.lake, self.wal.path, readers, self.wal.con())
+        return {"deleted": deleted, "pending": pending}
+
+    def plan(self, older_than: float) -> dict[str, Any]:
+        """What prune(older_than) would delete: runs, events, UTC days, lake bytes, first and last start."""
+        runs = events = 0
+        lake_bytes = 0.0
+        days: set[str] = set()
+        starts: list[float] = []
+        for seg in self.segments():
+            if seg.min_started_at >= older_than:
+                continue
+            if seg.max_started_at < older_than:
+                runs += seg.executions
+                events += seg.events
+                lake_bytes += seg.bytes
+                days.add(seg.date)
+                starts += [seg.min_started_at, seg.max_started_at]
+                continue
+            executions = pq.read_table(
+                self.lake / seg.executions_path, columns=["id", "started_at"]
+            )
+            doomed = executions.filter(pc.less(executions.column("started_at"), older_than))
+            if doomed.num_rows == 0:
+                continue
+            event_ids = pq.read_table(self.lake / seg.events_path, columns=["execution_id"])
+            events += (
+                pc.sum(
+                    pc.is_in(event_ids.column("execution_id"), value_set=doomed.column("id"))
+                ).as_py()
+                or 0
+            )
+            runs += doomed.num_rows
+            lake_bytes += seg.bytes * doomed.num_rows / max(seg.executions, 1)
+            days.add(seg.date)
+            starts += [
+                pc.min(doomed.column("started_at")).as_py(),
+                pc.max(doomed.column("started_at")).as_py(),
+            ]
+        con = self.wal.con()
+        tail_runs, first, last = con.execute(
+            "SELECT count(*), min(started_at), max(started_at) FROM executions WHERE started_at < ?",
+            (older_than,),
+        ).fetchone()
+        runs += tail_runs
+        events += con.execute(
+            "SELECT count(*) FROM events WHERE execution_id IN (SELECT id FROM executions WHERE started_at < ?)",
+            (older_than,),
+        ).fetchone()[0]
+        days.update(
+            _date_str(int(r[0]))
+            for r in con.execute(
+                "SELECT DISTINCT CAST(started_at / 86400 AS INTEGER) FROM executions WHERE started_at < ? AND started_at >= 0",
+                (older_than,),
+            )
+        )
+        starts += [t for t in (first, last) if t is not None]
+        return {
+            "cutoff": older_than,
+            "runs": runs,
+            "events": events,
+            "days": len(days),
+            "lake_bytes": int(lake_bytes),
+            "first": min(starts) if starts else None,
+            "last": max(starts) if starts else None,
+        }
 
     def _delete_before(self, older_than: float) -> int:
         doomed = [s for s in self.segments() if s.min_started_at < older_than]

@@ -17,7 +17,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kagura.observability.compaction import RETIRED_GRACE, LakeBusy, lake_lock
+from kagura.observability.compaction import (
+    RETIRED_GRACE,
+    LakeBusy,
+    lake_lock,
+    read_pending,
+    reader_pids,
+)
 from kagura.observability.errors import StoreError
 from kagura.observability.model import EVENT_NAMES, EXECUTION_NAMES
 
@@ -179,10 +185,42 @@ def _check(store: EventStore, deep: bool) -> dict[str, Any]:
             f"(last error: {forwarding.get('last_error', '-')}); the runs are stored here, "
             "`kagura monitor export --endpoint` sends them again"
         )
+    report["prune_pending"] = _prune_pending(lake)
+    pending = report["prune_pending"]
+    if pending:
+        readers = pending["reader_pids"]
+        who = (
+            f"the {len(readers)} process(es) reading this store (pid {', '.join(map(str, readers))}) close it"
+            if readers
+            else "the next process opens or closes this store"
+        )
+        warnings.append(
+            f"a prune at {time.strftime('%Y-%m-%d %H:%M', time.localtime(pending['since']))} left "
+            f"{len(pending['files'])} lake file(s) ({pending['bytes']:,} bytes)"
+            + (" and the database's free pages" if pending["vacuum"] else "")
+            + f" holding deleted runs; they are wiped when {who}"
+        )
     report["problems"] = problems
     report["warnings"] = warnings
     report["healthy"] = not problems
     return report
+
+
+def _prune_pending(lake: Path) -> dict[str, Any] | None:
+    """What a prune could not wipe yet (files still there, vacuum owed) and who holds the store open."""
+    pending = read_pending(lake)
+    if not pending:
+        return None
+    files = [rel for rel in pending.get("files", []) if (lake / rel).is_file()]
+    if not files and not pending.get("vacuum"):
+        return None
+    return {
+        "files": files,
+        "bytes": sum(_size(lake / rel) for rel in files),
+        "vacuum": bool(pending.get("vacuum")),
+        "since": pending.get("since") or 0.0,
+        "reader_pids": [pid for pid in reader_pids(lake) or [] if pid != os.getpid()],
+    }
 
 
 def _unreadable(path: Path, kind: str, seg: Segment, deep: bool) -> str | None:

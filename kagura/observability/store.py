@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -21,10 +22,17 @@ import pyarrow.compute as pc
 from kagura.config import COMPACT_TAIL_AGE, COMPACT_TAIL_ROWS, default_db_path, ensure_private_dir
 from kagura.observability import model
 from kagura.observability.analytics import Analytics
-from kagura.observability.compaction import Compactor, LakeBusy, lake_lock, pid_alive
+from kagura.observability.compaction import (
+    Compactor,
+    LakeBusy,
+    ReaderHold,
+    lake_lock,
+    pid_alive,
+    wipe_pending,
+)
 from kagura.observability.errors import AmbiguousIdError
 from kagura.observability.query import Result, Runner, Views, load_sql
-from kagura.observability.timespec import parse_moment
+from kagura.observability.timespec import parse_cutoff, parse_moment
 from kagura.observability.wal import Segment, TailSnapshot, Wal, bump_generation
 
 log = logging.getLogger("kagura.telemetry")
@@ -81,6 +89,8 @@ class EventStore(Analytics):
         self._auto_compact = auto_compact and self._compactor is not None
         self._appended = 0
         self._compacting: threading.Thread | None = None
+        self._readers = ReaderHold(self.lake) if self.lake is not None else None
+        self._let_go: weakref.finalize | None = None
         if self._compactor is not None and self.lake.is_dir():
             self._recover()
 
@@ -101,14 +111,27 @@ class EventStore(Analytics):
         if self._runner is not None:
             self._runner.close()
             self._runner = None
+        if self._let_go is not None:
+            self._let_go()
 
     def _recover(self) -> None:
-        """Remove files a crashed compaction left behind (only when no compaction runs)."""
+        """Remove files a crashed compaction left behind, and what a prune left once no one reads."""
         try:
             with lake_lock(self.lake):
                 self._compactor.cleanup()
         except LakeBusy:
             pass
+        _wipe_quietly(self._readers, self.lake, self.path)
+
+    def _hold_readers(self) -> None:
+        """Hold the lake's readers lock from the first read until close (or exit)."""
+        if self._readers is None or self._readers.fd is not None:
+            return
+        self._readers.hold()
+        if self._readers.fd is not None and (self._let_go is None or not self._let_go.alive):
+            self._let_go = weakref.finalize(
+                self, _release_readers, self._readers, self.lake, self.path
+            )
 
     # --- writing -------------------------------------------------------------
 
@@ -176,15 +199,57 @@ class EventStore(Analytics):
         cutoff = epoch(older_than, "older_than")
         if cutoff is None:
             raise ValueError("older_than is required (epoch seconds or a datetime)")
+        return self._prune(cutoff)["deleted"]
+
+    def prune_plan(self, older_than: Any) -> dict[str, Any]:
+        """What prune(older_than) would delete: cutoff, runs, events, days, lake_bytes, first, last."""
+        cutoff = parse_cutoff(older_than, "older_than")
         if self._compactor is not None:
-            return self._compactor.delete_before(cutoff)
+            return self._compactor.plan(cutoff)
+        con = self._wal.con()
+        runs, first, last = con.execute(
+            "SELECT count(*), min(started_at), max(started_at) FROM executions WHERE started_at < ?",
+            (cutoff,),
+        ).fetchone()
+        events, days = con.execute(
+            "SELECT (SELECT count(*) FROM events WHERE execution_id IN (SELECT id FROM executions WHERE started_at < ?1)), "
+            "(SELECT count(DISTINCT CAST(started_at / 86400 AS INTEGER)) FROM executions WHERE started_at < ?1)",
+            (cutoff,),
+        ).fetchone()
+        return {
+            "cutoff": cutoff,
+            "runs": runs,
+            "events": events,
+            "days": days,
+            "lake_bytes": 0,
+            "first": first,
+            "last": last,
+        }
+
+    def prune(self, older_than: Any) -> dict[str, Any]:
+        """Delete every run that started before `older_than` (an age such as "90d", a date, a datetime).
+
+        A zero age or a time not in the past is refused (ValueError): it would
+        select every run. Once this returns and no other process has the store
+        open, no byte of a deleted run remains in the store's files; files other
+        readers may still hold go when the last of them closes the store
+        (`pending`, and `kagura monitor doctor`, say what waits).
+        Returns {"cutoff", "deleted", "pending"}.
+        """
+        return self._prune(parse_cutoff(older_than, "older_than"))
+
+    def _prune(self, cutoff: float) -> dict[str, Any]:
+        if self._compactor is not None:
+            result = self._compactor.prune(cutoff, self._readers)
+            return {"cutoff": cutoff, **result}
         with self._wal.write() as con:
             bump_generation(con)
             con.execute(
                 "DELETE FROM events WHERE execution_id IN (SELECT id FROM executions WHERE started_at < ?)",
                 (cutoff,),
             )
-            return con.execute("DELETE FROM executions WHERE started_at < ?", (cutoff,)).rowcount
+            deleted = con.execute("DELETE FROM executions WHERE started_at < ?", (cutoff,)).rowcount
+        return {"cutoff": cutoff, "deleted": deleted, "pending": None}
 
     def clear_all(self) -> None:
         """Delete every recorded run, in the tail and in the lake."""
@@ -239,6 +304,7 @@ class EventStore(Analytics):
         Queries that go together pass the same `snap`, so they see one state of
         the store even while another process compacts.
         """
+        self._hold_readers()
         if snap is None:
             snap = self._tail(with_events=events)
         if segments is None:
@@ -487,6 +553,19 @@ class EventStore(Analytics):
         return self.run(
             "monthly_projection", days=days, agent=agent_name, now=now or time.time()
         ).first()
+
+
+def _release_readers(readers: ReaderHold, lake: Path, db: Path) -> None:
+    """A store lets go of the lake: if it was the last reader, what a prune left goes now."""
+    _wipe_quietly(readers, lake, db)
+    readers.release()
+
+
+def _wipe_quietly(readers: ReaderHold | None, lake: Path, db: Path) -> None:
+    try:
+        wipe_pending(lake, db, readers)
+    except Exception as exc:  # telemetry must never break the program it observes
+        log.warning("kagura telemetry: could not finish a prune's wipe: %s", exc)
 
 
 def _reads(text: str) -> str:

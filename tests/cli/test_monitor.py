@@ -344,9 +344,9 @@ def test_compact_moves_rows_and_changes_no_answer(small, cli):
 def test_prune_deletes_only_runs_older_than_the_cutoff(small, cli):
     dry = cli("monitor", "prune", "--older-than", "1d", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert dry.stdout.startswith("Would delete 1 executions")  # t3
+    assert dry.stdout.startswith("Would delete 1 runs")  # t3
     assert json.loads(cli("monitor", "stats", "--json").stdout)["total_executions"] == 10
-    result = cli("monitor", "prune", "--older-than", "1d", "--json")
+    result = cli("monitor", "prune", "--older-than", "1d", "--yes", "--json")
     assert json.loads(result.stdout)["deleted"] == 1
     remaining = json.loads(cli("monitor", "list", "--json").stdout)
     assert small.rows["t3"]["id"] not in {r["id"] for r in remaining}

@@ -61,8 +61,10 @@ def test_prune_under_load_removes_exactly_the_old_runs(db, tmp_path, children):
     assert compactor.stdout.readline() == b"ready\n"
     time.sleep(min(2.0, SECONDS / 3))
 
-    first = cli("monitor", "prune", "--older-than", str(cutoff), "--json", "--db", str(db))
-    second = cli("monitor", "prune", "--older-than", str(cutoff), "--json", "--db", str(db))
+    first = cli("monitor", "prune", "--older-than", str(cutoff), "--yes", "--json", "--db", str(db))
+    second = cli(
+        "monitor", "prune", "--older-than", str(cutoff), "--yes", "--json", "--db", str(db)
+    )
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
     for proc in [*writers, compactor]:
