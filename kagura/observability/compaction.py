@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,21 +78,23 @@ class ReaderHold:
     def __init__(self, lake: Path):
         self.lake = lake
         self.fd: int | None = None
+        self._mutex = threading.Lock()
 
     def hold(self) -> None:
         """Take the shared lock (once); a lake this process cannot write is read without it."""
-        if self.fd is not None:
-            return
-        try:
-            fd = os.open(self.lake / READERS, os.O_CREAT | os.O_RDWR, 0o600)
-        except OSError:
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
-        except OSError:
-            os.close(fd)
-            return
-        self.fd = fd
+        with self._mutex:
+            if self.fd is not None:
+                return
+            try:
+                fd = os.open(self.lake / READERS, os.O_CREAT | os.O_RDWR, 0o600)
+            except OSError:
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+            except OSError:
+                os.close(fd)
+                return
+            self.fd = fd
 
     @contextmanager
     def alone(self) -> Iterator[bool]:
@@ -121,9 +124,10 @@ class ReaderHold:
 
     def release(self) -> None:
         """Let go of the lock (closing the descriptor releases it)."""
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        with self._mutex:
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
 
 
 def reader_pids(lake: Path) -> list[int] | None:

@@ -1,9 +1,10 @@
 """Ad-hoc SQL: a read-only guard over DuckDB's parse tree, then a sandboxed connection.
 
-The sandbox is the wall: each ad-hoc query gets its own in-memory DuckDB in
-which the store's lake is registered as Arrow datasets (and the SQLite tail as
-Arrow tables) before file access is switched off and the configuration locked,
-so no SQL can open a file, load an extension or loosen a setting. It runs under
+The sandbox is the wall: ad-hoc queries run in an in-memory DuckDB whose file
+access was switched off and configuration locked before any query ran in it,
+so no SQL can open a file, load an extension or loosen a setting. Each query
+gets a connection of its own, on which the store's lake is registered as Arrow
+datasets (pyarrow reads the files) and the SQLite tail as Arrow tables. It runs under
 a memory limit and a time limit. The guard is a second wall with clearer
 messages: one SELECT over the views and the CTEs in scope, no table function
 but a few generators, no function that sleeps, plans SQL text or reads settings.
@@ -12,6 +13,7 @@ but a few generators, no function that sleeps, plans SQL text or reads settings.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from typing import Any
@@ -103,17 +105,10 @@ def run_sandboxed(
             f"{label}: unknown parameter(s) {', '.join(sorted(unknown))}; it takes: {', '.join(wanted) or 'none'}"
         )
     bound = {name: params.get(name) for name in wanted}
-    con = duckdb.connect(
-        ":memory:",
-        config={
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
-            "python_enable_replacements": False,
-        },
-    )
+    con = _sandbox_connection(memory)
     try:
         try:
-            _open(con, views, memory)
+            _register(con, views)
         except (duckdb.Error, OSError, pa.ArrowException) as exc:
             raise QueryError(f"{label}: cannot open the store's data: {_first_line(exc)}") from None
         timer = threading.Timer(seconds, con.interrupt)
@@ -144,27 +139,56 @@ def run_sandboxed(
     return Result(table, label)
 
 
-def _open(con, views: Views, memory: str) -> None:
-    """Register the views' data, then cut every way out and lock the settings."""
+# Locked in-memory databases, by (process, time zone, memory limit): each query gets a
+# connection of its own to one of them, whose temporary views no other query sees.
+_databases: dict[tuple[int, str, str], Any] = {}
+_databases_lock = threading.Lock()
+
+
+def _sandbox_connection(memory: str):
+    """A new connection to a database that was cut off and locked before any query ran in it."""
+    import duckdb
+
+    key = (os.getpid(), local_timezone(), memory)
+    with _databases_lock:
+        database = _databases.get(key)
+        if database is None:
+            database = duckdb.connect(
+                ":memory:",
+                config={
+                    "autoinstall_known_extensions": False,
+                    "autoload_known_extensions": False,
+                    "python_enable_replacements": False,
+                },
+            )
+            try:
+                database.execute(f"SET TimeZone = '{key[1]}'")
+            except duckdb.Error:
+                database.execute("SET TimeZone = 'UTC'")
+            try:
+                database.execute("SET enable_progress_bar = false")
+            except duckdb.Error:
+                pass  # in Jupyter without ipywidgets DuckDB refuses to touch the setting at all
+            database.execute(f"SET memory_limit = '{memory}'")
+            database.execute("SET temp_directory = ''")  # no spilling: over the limit is an error
+            database.execute("SET enable_external_access = false")
+            database.execute("SET lock_configuration = true")
+            _databases[key] = database
+        return database.cursor()
+
+
+def _register(con, views: Views) -> None:
+    """Show the views' data as `executions` and `events`: Arrow reads the files, DuckDB never opens a path."""
     import pyarrow.dataset as ds
 
     from kagura.observability.wal import EVENTS_SCHEMA, EXECUTIONS_SCHEMA
 
-    try:
-        con.execute(f"SET TimeZone = '{local_timezone()}'")
-    except Exception:
-        con.execute("SET TimeZone = 'UTC'")
-    try:
-        con.execute("SET enable_progress_bar = false")
-    except Exception:
-        pass  # in Jupyter without ipywidgets DuckDB refuses to touch the setting at all
     for name, files, schema, tail in (
         ("executions", views.execution_files, EXECUTIONS_SCHEMA, views.tail_executions),
         ("events", views.event_files, EVENTS_SCHEMA, views.tail_events),
     ):
         con.register(f"_kagura_tail_{name}", tail)
         if files:
-            # Arrow reads the lake files; DuckDB itself never opens a path.
             con.register(f"_kagura_lake_{name}", ds.dataset(files, schema=schema, format="parquet"))
             # The lake stores a root run's trace_id as NULL: it is the run's own id.
             star = "* REPLACE (coalesce(trace_id, id) AS trace_id)" if name == "executions" else "*"
@@ -174,10 +198,6 @@ def _open(con, views: Views, memory: str) -> None:
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {name} AS {lake}SELECT * FROM _kagura_tail_{name}"
         )
-    con.execute(f"SET memory_limit = '{memory}'")
-    con.execute("SET temp_directory = ''")  # no spilling to disk: over the limit is an error
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
 
 
 def _first_line(exc: BaseException) -> str:
