@@ -602,6 +602,20 @@ def write(store: Any, batch: Batch) -> int:
     return batch.spans - batch.rejected
 
 
+def merge(batches: list[Batch]) -> Batch:
+    """One batch holding the rows of several (later rows of the same span win)."""
+    if len(batches) == 1:
+        return batches[0]
+    out = Batch()
+    for batch in batches:
+        out.executions.update(batch.executions)
+        out.events.update(batch.events)
+        out.own_counters.update(batch.own_counters)
+        out.spans += batch.spans
+        out.rejected += batch.rejected
+    return out
+
+
 def _chunks(items: list[str]) -> Iterable[list[str]]:
     for i in range(0, len(items), _CHUNK):
         yield items[i : i + _CHUNK]

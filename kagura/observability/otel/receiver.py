@@ -45,7 +45,9 @@ class Receiver:
         self.queue_wait = queue_wait
         self.index = ingest.SpanIndex()
         self.slots = threading.BoundedSemaphore(max_in_flight)
-        self.write_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._jobs: list[_Job] = []
+        self._worker: threading.Thread | None = None
         self.stats = {"requests": 0, "spans": 0, "rejected": 0}
         handler = type("Handler", (_Handler,), {"receiver": self})
         self.server = ThreadingHTTPServer((host, port), handler)
@@ -79,18 +81,69 @@ class Receiver:
             self._thread.join(timeout=10)
 
     def handle(self, body: bytes, content_type: str) -> ingest.Batch:
-        """Decode, map and durably store one request body (BadData when it can't be read)."""
-        if content_type == PROTOBUF:
-            request = ingest.decode_protobuf(body)
-        else:
-            request = ingest.decode_json(body)
-        batch = ingest.rows(request, self.index)
-        with self.write_lock:
-            ingest.write(self.store, batch)
-        self.stats["requests"] += 1
-        self.stats["spans"] += batch.spans - batch.rejected
-        self.stats["rejected"] += batch.rejected
-        return batch
+        """Decode, map and durably store one request body (BadData when it can't be read).
+
+        Handler threads only read sockets: one worker thread decodes, maps and commits,
+        and requests that wait together are committed in one transaction (no two
+        threads fighting over the GIL, one commit for several requests under load).
+        """
+        job = _Job(body, content_type)
+        with self._cond:
+            self._jobs.append(job)
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(
+                    target=self._work, name="kagura-otlp-writer", daemon=True
+                )
+                self._worker.start()
+            self._cond.notify()
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.batch
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs:
+                    self._cond.wait()
+                jobs, self._jobs = self._jobs, []
+            ready = []
+            for job in jobs:
+                try:
+                    if job.content_type == PROTOBUF:
+                        request = ingest.decode_protobuf(job.body)
+                    else:
+                        request = ingest.decode_json(job.body)
+                    job.batch = ingest.rows(request, self.index)
+                    ready.append(job)
+                except Exception as exc:  # BadData (400) or a bug: that request fails alone
+                    job.error = exc
+                    job.done.set()
+            if not ready:
+                continue
+            try:
+                ingest.write(self.store, ingest.merge([job.batch for job in ready]))
+            except Exception as exc:  # the store can't take them: every request waiting fails
+                for job in ready:
+                    job.error = exc
+            else:
+                for job in ready:
+                    self.stats["requests"] += 1
+                    self.stats["spans"] += job.batch.spans - job.batch.rejected
+                    self.stats["rejected"] += job.batch.rejected
+            for job in ready:
+                job.done.set()
+
+
+class _Job:
+    __slots__ = ("body", "content_type", "done", "batch", "error")
+
+    def __init__(self, body: bytes, content_type: str):
+        self.body = body
+        self.content_type = content_type
+        self.done = threading.Event()
+        self.batch: ingest.Batch | None = None
+        self.error: Exception | None = None
 
 
 class _TooLarge(Exception):
