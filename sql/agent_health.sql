@@ -4,11 +4,13 @@
 --         $degraded (failure rate above which an agent is degraded, default 0.2),
 --         $unhealthy (failure rate above which it is unhealthy, default 0.5),
 --         $silent_after (seconds, default 86400), $silent_factor (default 10), $agent (exact name or glob, optional),
---         $since (epoch seconds, optional: only agents that ran since then, judged on those runs)
+--         $since (epoch seconds, optional: only agents that ran since then, judged on those runs),
+--         $min_runs (finished runs needed before a verdict, default 5)
 -- reads: executions
 -- A failure is a failed or abandoned run (its process died). An agent is silent when its last run
 -- started longer ago than both $silent_after and $silent_factor times its mean gap between runs.
--- status is 'unknown' for an agent with no finished run.
+-- status is 'unknown' for an agent with fewer than $min_runs finished runs among its last N:
+-- one failed run out of one says nothing yet.
 WITH settings AS (
     SELECT
         coalesce($now, epoch(now())) AS now,
@@ -16,7 +18,8 @@ WITH settings AS (
         coalesce($degraded, 0.2) AS degraded,
         coalesce($unhealthy, 0.5) AS unhealthy,
         coalesce($silent_after, 86400) AS silent_after,
-        coalesce($silent_factor, 10) AS silent_factor
+        coalesce($silent_factor, 10) AS silent_factor,
+        coalesce($min_runs, 5) AS min_runs
 ),
 per_agent AS (
     SELECT
@@ -45,7 +48,7 @@ rated AS (
 SELECT
     agent_name,
     CASE
-        WHEN considered = 0 THEN 'unknown'
+        WHEN considered = 0 OR considered < min_runs THEN 'unknown'
         WHEN failed / considered > unhealthy THEN 'unhealthy'
         WHEN failed / considered > degraded THEN 'degraded'
         ELSE 'healthy'

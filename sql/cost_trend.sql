@@ -1,5 +1,5 @@
 -- cost_trend: spend per local calendar day with a trailing mean and a running total, days without runs included
--- grain: one row per day from the first day (the day of $since, or of the first run) to the day of the last run
+-- grain: one row per day from the first day with runs to the day of the last run
 -- params: $agent (exact name or glob, optional), $since, $until (epoch seconds, optional),
 --         $window (days of the trailing mean, default 7)
 -- reads: executions
@@ -35,9 +35,8 @@ daily AS (
 calendar AS (
     SELECT CAST(day AS DATE) AS date
     FROM (
-        SELECT
-            coalesce(CAST(to_timestamp($since) AS DATE), min(date)) AS first_day,
-            max(date) AS last_day
+        -- From the first day with runs, not from $since: `--since 0` must not list 1970 onwards.
+        SELECT min(date) AS first_day, max(date) AS last_day
         FROM daily
     ),
     generate_series(first_day::TIMESTAMP, last_day::TIMESTAMP, INTERVAL 1 DAY) AS days(day)

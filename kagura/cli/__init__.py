@@ -24,6 +24,30 @@ fastparams.install()
 class KaguraGroup(TyperGroup):
     """The top-level group: turns errors raised by any command into one line and an exit code."""
 
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Run the CLI; a usage error (unknown option, bad value) is one line on stderr, exit 2."""
+        from typer._click import exceptions  # typer carries its own copy of click
+
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except exceptions.NoArgsIsHelpError as error:
+            error.show()  # the help text, as `kagura` alone always printed
+            sys.exit(error.exit_code)
+        except exceptions.UsageError as error:
+            command = error.ctx.command_path if error.ctx is not None else "kagura"
+            message = " ".join(error.format_message().split())
+            sys.stderr.write(f"Error: {message} (see `{command} --help`)\n")
+            sys.exit(error.exit_code)
+        except exceptions.ClickException as error:
+            sys.stderr.write(f"Error: {' '.join(error.format_message().split())}\n")
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            sys.stderr.write("Aborted.\n")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: Any) -> Any:
         from kagura.observability.errors import AmbiguousIdError, StoreError
 

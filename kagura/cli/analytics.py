@@ -13,28 +13,27 @@ import json
 import re
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kagura.cli.options import (
+    MAX_LIMIT,
     AgentOpt,
     DbOpt,
     JsonOpt,
-    NotFound,
     SinceOpt,
     UntilOpt,
     UsageError,
     check_choice,
     console,
-    db_path,
     inherited,
     open_store,
     parse_span,
     parse_time,
     parse_window,
     print_json,
+    require_agent,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,7 +41,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from rich.table import Table
 
     from kagura.observability.dashboard import Col, FitTable
-    from kagura.observability.store import EventStore
 
 DAY = 86400.0
 
@@ -90,18 +88,47 @@ def parse_param(text: str) -> tuple[str, Any]:
     return name, value
 
 
-def check_agent(store: EventStore, agent: str | None, db: Path | None) -> None:
-    """NotFound when `agent` matches no agent that ever ran (call it when a result is empty)."""
-    if agent is None:
-        return
-    from fnmatch import fnmatchcase
+# The kinds of the params of the named queries, checked before DuckDB sees them.
+_WHOLE_PARAMS = {"limit", "last", "min_runs", "recent_runs", "baseline_runs", "window"}
+_BOOL_PARAMS = {"per_day"}
+_FRACTION_PARAMS = {"degraded", "unhealthy", "min_failure_change", "alpha"}
+_NON_NEGATIVE_PARAMS = {"min_change", "daily", "monthly"}
+_SPAN_PARAMS = {"silent_after", "days", "silent_factor"}
+_REQUIRED_PARAMS = {
+    "trace_executions": ("trace",),
+    "child_executions": ("parent",),
+    "find_execution": ("prefix",),
+}
 
-    names = store.agent_names()
-    if any(name == agent or fnmatchcase(name, agent) for name in names):
-        return
-    known = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
-    hint = f"known agents: {known}" if names else "no agent has run yet"
-    raise NotFound(f"No runs of agent {agent!r} in {db_path(db)}; {hint}")
+
+def check_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """`params` for sql/NAME.sql with spans read, or a UsageError naming the bad one."""
+    missing = [p for p in _REQUIRED_PARAMS.get(name, ()) if params.get(p) is None]
+    if missing:
+        raise UsageError(f"{name} needs --param {missing[0]}=VALUE")
+    checked = dict(params)
+    for key, value in params.items():
+        if value is None:
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if key in _BOOL_PARAMS and not isinstance(value, bool):
+            raise UsageError(f"--param {key}={value}: give true or false")
+        if key in _WHOLE_PARAMS and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise UsageError(f"--param {key}={value}: give a whole number of at least 1")
+        if key in _WHOLE_PARAMS and value > MAX_LIMIT:
+            raise UsageError(f"--param {key}={value}: give at most {MAX_LIMIT:,}")
+        if key in _FRACTION_PARAMS and not (number and 0 <= value <= 1):
+            raise UsageError(f"--param {key}={value}: give a number between 0 and 1")
+        if key in _NON_NEGATIVE_PARAMS and not (number and value >= 0):
+            raise UsageError(f"--param {key}={value}: give a number of at least 0")
+        if key in _SPAN_PARAMS:
+            if key == "silent_after" and isinstance(value, str):
+                value = checked[key] = parse_span(value, f"--param {key}")
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
+                raise UsageError(f"--param {key}={value}: give a positive number")
+    return checked
 
 
 # --- rendering ----------------------------------------------------------------------
@@ -231,7 +258,7 @@ def render_health(rows: list[dict[str, Any]], now: float) -> FitTable:
         "healthy": ("✓ healthy", "green"),
         "degraded": ("⚠ degraded", "yellow"),
         "unhealthy": ("✗ unhealthy", "bold red"),
-        "unknown": ("? unknown", "dim"),
+        "unknown": ("? too few runs", "dim"),
     }
     table = _table(
         "Agent health",
@@ -575,9 +602,8 @@ def latency(
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     store = open_store(db)
     if by == "agent":
+        require_agent(store, agent, db)
         rows = store.latency_percentiles(agent, start, end, per_day=per_day)
-        if not rows:
-            check_agent(store, agent, db)
     else:
         if agent is not None:
             raise UsageError("--by model reads LLM calls of every agent; leave out --agent")
@@ -673,9 +699,8 @@ def regressions(
         window = f"Last {recent} against the {baseline} before it"
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     store = open_store(db)
+    require_agent(store, agent, db)
     rows = store.regressions(agent, **options)
-    if not rows:
-        check_agent(store, agent, db)
     if json:
         print_json(rows)
     elif rows:
@@ -717,6 +742,14 @@ def health(
             "--lookback", help="Judge the agents that ran within this span (e.g. 30d, 90d)."
         ),
     ] = "30d",
+    min_runs: Annotated[
+        int,
+        typer.Option(
+            "--min-runs",
+            min=1,
+            help="Finished runs an agent needs before a verdict; fewer: unknown.",
+        ),
+    ] = 5,
     at: AtOpt = None,
     db: DbOpt = None,
     json: JsonOpt = False,
@@ -727,6 +760,7 @@ def health(
     now = parse_at(at)
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     store = open_store(db)
+    require_agent(store, agent, db)
     rows = store.agent_health(
         agent,
         last=last,
@@ -735,9 +769,8 @@ def health(
         silent_after=parse_span(silent_after, "--silent-after"),
         now=now,
         lookback=parse_span(lookback, "--lookback"),
+        min_runs=min_runs,
     )
-    if not rows:
-        check_agent(store, agent, db)
     if json:
         print_json(rows)
     else:
@@ -769,9 +802,8 @@ def budget(
     now = parse_at(at)
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     store = open_store(db)
+    require_agent(store, agent, db)
     status = store.budget_status(daily, monthly, agent_name=agent, days=window, now=now)
-    if not status["month_runs"]:
-        check_agent(store, agent, db)
     if json:
         print_json(status)
     else:
@@ -786,7 +818,8 @@ def errors(
     since: SinceOpt = None,
     until: UntilOpt = None,
     limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, help="At most this many groups.")
+        int,
+        typer.Option("--limit", "-n", min=1, max=MAX_LIMIT, help="At most this many groups."),
     ] = 20,
     db: DbOpt = None,
     json: JsonOpt = False,
@@ -795,9 +828,8 @@ def errors(
     start, end = parse_window(since, until)
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     store = open_store(db)
+    require_agent(store, agent, db)
     rows = store.error_groups(agent, start, end, limit=limit)
-    if not rows:
-        check_agent(store, agent, db)
     if json:
         print_json(rows)
         return
@@ -823,13 +855,12 @@ def trend(
     start, end = parse_window(since, until)
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     store = open_store(db)
+    require_agent(store, agent, db)
     if by_model:
         rows = store.cost_by_model_rows(start, agent, until=end, per_day=True)
     else:
         rows = store.cost_trend_rows(start, agent, until=end, window=window)
     projection = store.budget_status(agent_name=agent, days=window)
-    if not rows:
-        check_agent(store, agent, db)
     if json:
         keys = ("month_cost", "daily_mean", "days_left", "projected_month_end", "method")
         print_json({"rows": rows, "projection": {k: projection[k] for k in keys}})
@@ -902,6 +933,8 @@ def sql(
 
     if json and csv_:
         raise UsageError("give one of --json and --csv")
+    if list_ and query is not None:
+        raise UsageError("--list lists the queries; give it without a query")
     if list_:
         entries = queries.catalogue()
         if markdown:
@@ -947,8 +980,9 @@ def sql(
             raise UsageError(
                 f"{name} takes no param {', '.join(unknown)}; it takes: {', '.join(sorted(wanted)) or 'none'}"
             )
-        result = open_store(db).run(name, **params)
+        result = open_store(db).run(name, **check_params(name, params))
     else:
+        params = check_params("query", params)
         from kagura.observability.errors import QueryError
         from kagura.observability.sandbox import check_read_only
 

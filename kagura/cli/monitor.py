@@ -8,7 +8,6 @@ group through their `register(monitor_app)` hooks.
 from __future__ import annotations
 
 import time
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -37,11 +36,11 @@ from kagura.cli.options import (
     parse_age,
     parse_window,
     print_json,
+    require_agent,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
     from kagura.observability.dashboard import Dashboard
-    from kagura.observability.store import EventStore
 
 monitor_app = typer.Typer(
     name="monitor",
@@ -60,18 +59,6 @@ def dashboard(db: Path | None) -> Dashboard:
     from kagura.observability.dashboard import Dashboard
 
     return Dashboard(open_store(db), console=console())
-
-
-def check_agent(store: EventStore, agent: str | None, db: Path | None) -> None:
-    """NotFound when `agent` names (or matches) no agent that ever ran; call it on empty results only."""
-    if agent is None:
-        return
-    names = store.agent_names()
-    if any(name == agent or fnmatchcase(name, agent) for name in names):
-        return
-    known = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
-    hint = f"known agents: {known}" if names else "no agent has run yet"
-    raise NotFound(f"No runs of agent {agent!r} in {db_path(db)}; {hint}")
 
 
 def _wait_for_store(path: Path, refresh: float) -> bool:
@@ -100,7 +87,9 @@ def live_view(agent: str | None, refresh: float, db: Path | None, once: bool) ->
             raise no_telemetry(path)
         if not _wait_for_store(path, refresh):
             return
-    dashboard(db).show_live(agent_name=agent, refresh_rate=refresh, once=once)
+    board = dashboard(db)
+    require_agent(board.store, agent, db)
+    board.show_live(agent_name=agent, refresh_rate=refresh, once=once)
 
 
 @monitor_app.callback(invoke_without_command=True)
@@ -144,11 +133,10 @@ def list_(
     start, end = parse_window(since, until)
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     board = dashboard(db)
+    require_agent(board.store, agent, db)
     rows = board.store.get_executions(
         agent_name=agent, status=status, since=start, limit=limit, until=end
     )
-    if not rows:
-        check_agent(board.store, agent, db)
     if json:
         print_json(rows)
         return
@@ -170,9 +158,8 @@ def stats(
     start, end = parse_window(since, until)
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     board = dashboard(db)
+    require_agent(board.store, agent, db)
     summary = board.store.get_summary_stats(agent_name=agent, since=start, until=end)
-    if not summary.get("total_executions"):
-        check_agent(board.store, agent, db)
     if json:
         print_json(summary)
         return
@@ -195,19 +182,16 @@ def trace(
     board = dashboard(db)
     if not execution_id.strip():
         raise UsageError("give an execution id (copy one from `kagura monitor list`)")
-    if json:
-        execution = board.store.get_execution(execution_id)
-        runs = None
-    else:
-        execution, runs = board.trace_data(execution_id)
+    execution, runs = board.trace_data(execution_id)
     if execution is None:
         raise NotFound(
             f"No execution {execution_id!r} in {db_path(db)}: copy an id from `kagura monitor list`"
         )
-    if json:
-        print_json(execution)
+    from kagura.observability.dashboard import nest_trace, render_trace
+
+    if json:  # the same tree as the text view: child runs nested, each with its events
+        print_json(nest_trace(execution, runs))
         return
-    from kagura.observability.dashboard import render_trace
 
     board.console.print(render_trace(execution, runs))
 
@@ -229,6 +213,7 @@ def cost(
     start, end = parse_window(since, until)
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     board = dashboard(db)
+    require_agent(board.store, agent, db)
     if group not in ("agent", "date") and f"cost_by_{group}" not in {
         q["name"] for q in board.store.catalogue()
     }:
@@ -236,9 +221,7 @@ def cost(
     if json:
         print_json(board.cost_data(group, agent, start, end))
         return
-    data = board.show_cost_summary(group, agent_name=agent, since=start, until=end)
-    if not data["rows"]:
-        check_agent(board.store, agent, db)
+    board.show_cost_summary(group, agent_name=agent, since=start, until=end)
 
 
 @monitor_app.command()

@@ -57,7 +57,11 @@ StatusOpt = Annotated[
         help="Only runs with this status: completed, failed, running, cancelled, abandoned.",
     ),
 ]
-LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many rows.")]
+# Beyond this a limit means "all" anyway; larger values overflow the query engine.
+MAX_LIMIT = 1_000_000_000
+LimitOpt = Annotated[
+    int, typer.Option("--limit", "-n", min=1, max=MAX_LIMIT, help="At most this many rows.")
+]
 SinceOpt = Annotated[
     str | None,
     typer.Option(
@@ -183,6 +187,25 @@ def open_store(db: Path | None) -> EventStore:
     from kagura.observability.store import EventStore
 
     return EventStore(path)
+
+
+def require_agent(store: EventStore, agent: str | None, db: Path | None) -> None:
+    """NotFound (exit 1) when --agent names or matches no agent that ever ran.
+
+    The one rule for every command: an unknown agent is an error, before any
+    output (tables and --json alike); a known agent with no runs in the window
+    gives an empty result and exit 0.
+    """
+    if agent is None:
+        return
+    from fnmatch import fnmatchcase
+
+    names = store.agent_names()
+    if any(name == agent or fnmatchcase(name, agent) for name in names):
+        return
+    known = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+    hint = f"known agents: {known}" if names else "no agent has run yet"
+    raise NotFound(f"No runs of agent {agent!r} in {db_path(db)}; {hint}")
 
 
 # --- output -------------------------------------------------------------------

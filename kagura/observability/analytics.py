@@ -141,13 +141,23 @@ class Analytics:
         silent_factor: float = 10.0,
         now: Any = None,
         lookback: Any = 30 * DAY,
+        min_runs: int = 5,
     ) -> list[dict[str, Any]]:
         """healthy / degraded / unhealthy per agent from its last runs, and silence (sql/agent_health.sql).
 
-        Agents that ran within `lookback` (default 30 days; None: all history) are judged.
+        Agents that ran within `lookback` (default 30 days; None: all history) are judged;
+        one with fewer than `min_runs` finished runs is "unknown" (too few runs to judge).
         """
         return self._health(
-            agent_name, last, degraded, unhealthy, silent_after, silent_factor, now, lookback
+            agent_name,
+            last,
+            degraded,
+            unhealthy,
+            silent_after,
+            silent_factor,
+            now,
+            lookback,
+            min_runs,
         ).rows()
 
     def agent_health_frame(
@@ -160,14 +170,32 @@ class Analytics:
         silent_factor: float = 10.0,
         now: Any = None,
         lookback: Any = 30 * DAY,
+        min_runs: int = 5,
     ) -> pl.DataFrame:
         """agent_health() as a Polars frame."""
         return self._health(
-            agent_name, last, degraded, unhealthy, silent_after, silent_factor, now, lookback
+            agent_name,
+            last,
+            degraded,
+            unhealthy,
+            silent_after,
+            silent_factor,
+            now,
+            lookback,
+            min_runs,
         ).pl()
 
     def _health(
-        self, agent_name, last, degraded, unhealthy, silent_after, silent_factor, now, lookback
+        self,
+        agent_name,
+        last,
+        degraded,
+        unhealthy,
+        silent_after,
+        silent_factor,
+        now,
+        lookback,
+        min_runs=5,
     ):
         degraded = _fraction(degraded, "degraded")
         unhealthy = _fraction(unhealthy, "unhealthy")
@@ -184,6 +212,7 @@ class Analytics:
             unhealthy=unhealthy,
             silent_after=_seconds(silent_after, "silent_after"),
             silent_factor=_positive(silent_factor, "silent_factor"),
+            min_runs=_whole(min_runs, "min_runs"),
         )
 
     # --- budgets -----------------------------------------------------------------

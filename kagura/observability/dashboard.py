@@ -482,10 +482,11 @@ def render_stats(stats: dict[str, Any], agent_name: str | None = None) -> Text:
     lines.append("\n  • Failed: ")
     lines.append(f"{stats.get('failed') or 0}", style="red")
     lines.append("\n")
-    if stats.get("running"):
-        lines.append("  • Running: ")
-        lines.append(f"{stats['running']}", style="yellow")
-        lines.append("\n")
+    for key, style in (("running", "yellow"), ("cancelled", "magenta"), ("abandoned", "red dim")):
+        if stats.get(key):
+            lines.append(f"  • {key.capitalize()}: ")
+            lines.append(f"{stats[key]}", style=style)
+            lines.append("\n")
     lines.append(f"Avg Duration: {fmt_duration(stats.get('avg_duration'))}\n")
     lines.append(
         f"p50 / p95 Duration: {fmt_duration(stats.get('p50_duration'))} / {fmt_duration(stats.get('p95_duration'))}\n"
@@ -586,6 +587,22 @@ def _add_timeline(
             label.append_text(_event_label(item))
             node.add(label)
     node.add(_end_line(execution, origin, now))
+
+
+def nest_trace(execution: dict[str, Any], trace: list[dict[str, Any]]) -> dict[str, Any]:
+    """`execution` with "children" holding its child runs from `trace`, each with its events and children."""
+    children: dict[str, list[dict]] = {}
+    for run in trace:
+        if run.get("parent_id"):
+            children.setdefault(run["parent_id"], []).append(run)
+
+    def nested(run: dict[str, Any], seen: frozenset[str]) -> dict[str, Any]:
+        kids = [c for c in children.get(run["id"], []) if c["id"] not in seen]
+        return {**run, "children": [nested(c, seen | {c["id"]}) for c in kids]}
+
+    if not trace:
+        return execution
+    return nested(execution, frozenset({execution["id"]}))
 
 
 def _descendants(root: str, children: dict[str, list[dict]]) -> list[dict]:

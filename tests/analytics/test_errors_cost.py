@@ -164,16 +164,12 @@ def test_cost_trend_fills_empty_days_and_keeps_a_trailing_mean(make_store, tokyo
     # Mean of the 3 days ending on each day (fewer at the start).
     assert [r["trailing_mean"] for r in got] == pytest.approx([3.0, 1.5, 7 / 3, 4 / 3, 4 / 3, 2.0])
     assert [r["cumulative_cost"] for r in got] == pytest.approx([3, 3, 7, 7, 7, 13])
-    # From the day of `since`, even before the first run; agent filter.
+    # From the first day with runs, not from `since` (since=0 must not list 1970 onwards); agent filter.
     since = datetime(2025, 5, 30).timestamp()
     got = store.cost_trend_rows(since=since, agent_name="b")
-    assert [str(r["date"]) for r in got] == [
-        "2025-05-30",
-        "2025-05-31",
-        "2025-06-01",
-        "2025-06-02",
-        "2025-06-03",
-    ]
+    assert [str(r["date"]) for r in got] == ["2025-06-03"]
+    got = store.cost_trend_rows(since=0, window=3)
+    assert [r["date"] for r in got] == [date(2025, 6, d) for d in range(1, 7)]
     assert store.cost_trend(window=3)["cost"].sum() == pytest.approx(13.0)
 
 
