@@ -123,7 +123,7 @@ def ingest(
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Load OpenTelemetry spans from an OTLP JSON Lines file into the store (gen_ai.* and OpenInference)."""
+    """Load OpenTelemetry spans from an OTLP JSON Lines file into the store (gen_ai.* and OpenInference); exit 1 if any were rejected."""
     from kagura.observability.otel import ingest as otlp_ingest
 
     if not file.exists():
@@ -146,6 +146,8 @@ def ingest(
         )
         for line in counts["errors"]:
             sys.stderr.write(f"  {line}\n")
+    if counts["rejected"]:
+        raise typer.Exit(1)  # what could be read is stored; the exit code says not all of it
 
 
 def serve(
@@ -172,6 +174,12 @@ def serve(
         raise NotFound(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sys.stdout.write(f"Receiving OTLP traces at {receiver.url} into {store.path}\n")
     sys.stdout.flush()
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (a service manager) stops like Ctrl+C
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         receiver.serve_forever()
     except KeyboardInterrupt:

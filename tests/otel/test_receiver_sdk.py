@@ -142,3 +142,7 @@ def test_sdk_exporter_to_kagura_serve(served):
     assert cost["support"]["tokens"] == 120
     assert cost["billing"]["unpriced_calls"] == 1 and cost["billing"]["failed"] == 1
     assert cost["RunnableSequence"]["cost"] == pytest.approx(0.0042)
+
+    # SIGTERM stops the server cleanly (exit code 0), as a service manager sends it.
+    served.proc.terminate()
+    assert served.proc.wait(timeout=30) == 0

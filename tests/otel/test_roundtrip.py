@@ -282,3 +282,35 @@ def test_sql_otlp_spans_and_the_protobuf_path_make_the_same_spans(tmp_path):
     assert json.loads(keys["kagura.trace.id"]) == {"stringValue": "custom-trace"}
     assert json.loads(keys["gen_ai.conversation.id"]) == {"stringValue": "s-1"}
     assert rows  # the hand-built runs are part of both
+
+
+def test_ingest_reports_what_it_rejected(tmp_path):
+    good = {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "0af7651916cd43dd8448eb211c80319c",
+                                "spanId": "b7ad6b7169203331",
+                                "name": "invoke_agent a",
+                                "startTimeUnixNano": "1780000000000000000",
+                                "endTimeUnixNano": "1780000001000000000",
+                            },
+                            {"traceId": "", "spanId": "", "name": "no ids"},
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(json.dumps(good) + "\nthis is not json\n", encoding="utf-8")
+    target = tmp_path / "t.db"
+    result = run_cli("monitor", "ingest", str(path), "--db", str(target))
+    assert result.returncode == 1
+    assert "Ingested 1 spans from 2 lines; rejected 2" in result.stdout
+    assert "line 2: not JSON" in result.stderr and "Traceback" not in result.stderr
+    with EventStore(target) as store:
+        assert [r["id"] for r in store.get_executions()] == ["otel_b7ad6b7169203331"]
