@@ -237,3 +237,27 @@ def test_overload_is_503_with_retry_after(tmp_path):
     finally:
         server.stop()
         store.close()
+
+
+def test_the_same_spans_twice_are_one_run(receiver):
+    parent = _span(span=b"\x0a" * 8)
+    child = _span(span=b"\x0b" * 8, parent=b"\x0a" * 8, name="chat gpt-4o-mini")
+    child[1].update(
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.input_tokens": 10,
+            "gen_ai.usage.output_tokens": 2,
+        }
+    )
+    # The child first, alone (the SDK's batch processor sends children before parents).
+    assert _post(receiver.url, _request([child]).SerializeToString())[0] == 200
+    body = _request([parent, child]).SerializeToString()
+    assert _post(receiver.url, body)[0] == 200
+    assert _post(receiver.url, body)[0] == 200
+    assert _rows(receiver) == (1, 1)
+    with sqlite3.connect(receiver.store.path) as con:
+        row = con.execute(
+            "SELECT total_tokens, llm_calls, unpriced_calls FROM executions"
+        ).fetchone()
+    assert row == (12, 1, 0)
