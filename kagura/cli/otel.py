@@ -26,6 +26,7 @@ from kagura.cli.options import (
     open_store,
     parse_window,
     print_json,
+    require_agent,
 )
 
 FORMATS = ("otlp-json",)
@@ -85,6 +86,7 @@ def export(
         raise UsageError("give --endpoint or --output, not both")
     store = open_store(db)
     try:
+        require_agent(store, agent, db)
         if endpoint is not None:
             if not endpoint.startswith(("http://", "https://")):
                 raise UsageError(f"--endpoint {endpoint!r} must start with http:// or https://")

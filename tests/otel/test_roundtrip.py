@@ -210,6 +210,9 @@ def test_export_bad_usage(tmp_path):
     result = run_cli("monitor", "export", "--format", "zipkin", "--db", str(source))
     assert result.returncode == 2 and result.stderr.startswith("Error: unknown --format")
     assert "Traceback" not in result.stderr
+    result = run_cli("monitor", "export", "--agent", "nobody", "--db", str(source))
+    assert result.returncode == 1 and "No runs of agent 'nobody'" in result.stderr
+    assert result.stdout == ""
     result = run_cli("monitor", "ingest", str(tmp_path / "nope.jsonl"), "--db", str(source))
     assert result.returncode == 1 and "no file" in result.stderr
 
