@@ -30,7 +30,9 @@ END = fixtures.parse_end("2025-06-12T18:00:00+00:00")
 sample = json.loads((fixtures.SAMPLE_DIR / "sample.json").read_text())
 prices = {name: (p["input_cost_per_token"], p["output_cost_per_token"]) for name, p in sample["prices"].items()}
 
-folder = Path(os.environ.get("KAGURA_NOTEBOOK_DIR") or tempfile.mkdtemp(prefix="kagura-notebook-"))
+# A new store in a scratch folder of its own (made inside KAGURA_NOTEBOOK_DIR when that is set):
+# this notebook fills it with fixture runs, and never writes to or deletes a store it did not make.
+folder = Path(tempfile.mkdtemp(prefix="kagura-notebook-", dir=os.environ.get("KAGURA_NOTEBOOK_DIR")))
 store = EventStore(folder / "telemetry.db")
 """
 
@@ -47,7 +49,6 @@ def cost_notebook() -> nbformat.NotebookNode:
         new_code_cell(
             SETUP
             + """
-store.clear_all()
 store.append_many(fixtures.generate(6_000, seed=1, end=END, prices=prices))
 store.get_summary_stats(until=END + 1)
 """
@@ -171,7 +172,6 @@ def performance_notebook() -> nbformat.NotebookNode:
             SETUP
             + """
 PLANTED = "summarizer"
-store.clear_all()
 store.append_many(fixtures.generate(
     12_000, seed=1, end=END, prices=prices, slowdown={"agent": PLANTED, "factor": 1.4, "days": 2}
 ))

@@ -611,7 +611,16 @@ def fill(store: Any, n: int, seed: int = 0, batch: int = 5_000, **options: Any) 
 
 # --- the checked-in sample ---------------------------------------------------------
 
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "fixtures"
+
+def sample_dir() -> Path:
+    """The fixture sample: the copy packaged in the wheel (kagura/data/fixtures) first, then the repository's data/fixtures."""
+    packaged = Path(__file__).resolve().parents[1] / "data" / "fixtures"
+    if (packaged / "sample.json").is_file():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "data" / "fixtures"
+
+
+SAMPLE_DIR = sample_dir()
 SAMPLE_N = 2_000
 SAMPLE_SEED = 0
 SAMPLE_END = "2025-06-30T00:00:00+00:00"

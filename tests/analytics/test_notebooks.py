@@ -21,6 +21,13 @@ NOTEBOOKS = ROOT / "notebooks"
 def test_notebook_runs(name, tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
+    from kagura.observability.store import EventStore
+    from tests.store_rows import run
+
+    # A store of someone's own where the notebook is told to work: it must survive untouched.
+    theirs = tmp_path / "telemetry.db"
+    with EventStore(theirs) as store:
+        store.append(*run("precious", 1_700_000_000.0))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("KAGURA_NOTEBOOK_DIR", str(tmp_path))
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
@@ -34,6 +41,65 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any(o.output_type == "execute_result" for o in outputs)
+    with EventStore(theirs) as store:
+        assert [r["agent_name"] for r in store.get_executions()] == ["precious"]
+    (scratch,) = tmp_path.glob("kagura-notebook-*")  # the notebook's own store
+    assert (scratch / "telemetry.db").is_file()
+
+
+def test_the_notebooks_extra_brings_jupyter():
+    import re
+    import tomllib
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["notebooks"]
+    names = {re.split(r"[<>=\[ ]", item, maxsplit=1)[0].lower() for item in extra}
+    assert {"jupyterlab", "ipykernel", "nbclient", "nbconvert", "nbformat", "matplotlib"} <= names
+
+
+def test_the_wheel_carries_the_fixture_data_and_the_sql(tmp_path):
+    """Build the wheel, unpack it, and load the sample from the unpacked package alone."""
+    import subprocess
+    import zipfile
+
+    pytest.importorskip("hatchling")
+    built = subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path / "dist")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("sample.json", "executions.parquet", "events.parquet"):
+        assert f"kagura/data/fixtures/{name}" in names
+    assert "kagura/sql/summary_stats.sql" in names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    probe = (
+        "from kagura.observability import fixtures, query\n"
+        "print(fixtures.SAMPLE_DIR)\n"
+        "print(query.sql_dir())\n"
+        "print(len(fixtures.load_sample()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    sample_dir, sql_dir, count = result.stdout.split()
+    assert Path(sample_dir) == site / "kagura" / "data" / "fixtures"
+    assert Path(sql_dir) == site / "kagura" / "sql"
+    import json
+
+    assert int(count) == json.loads((ROOT / "data/fixtures/sample.json").read_text())["executions"]
 
 
 def test_notebooks_match_their_source(tmp_path):
