@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from typing import Any
 
@@ -74,7 +75,7 @@ def run_size(n: int, naive_max: int, log=print) -> dict[str, Any]:
             row["naive"] = common.measure(getattr(naive, naive_method), repeat=3)
         sandboxed = store.sql(text).rows()
         ordinary = store._run_sql(text, "query", views, {}).rows()
-        row["same_answer"] = _rounded(sandboxed) == _rounded(ordinary)
+        row["same_answer"] = _same(sandboxed, ordinary)
         out["queries"][name] = row
         log(
             f"  {common.size_label(n)} {name}: sandbox {row['sandbox']['warm_ms']:.1f} ms, "
@@ -87,12 +88,21 @@ def run_size(n: int, naive_max: int, log=print) -> dict[str, Any]:
     return out
 
 
-def _rounded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows with floats to 9 significant digits: sums over another scan order differ in the last bits."""
-    return [
-        {k: float(f"{v:.9g}") if isinstance(v, float) else v for k, v in row.items()}
-        for row in rows
-    ]
+def _same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
+    """The same rows, floats within 1e-9 relative: sums over another scan order differ in the last bits."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if x.keys() != y.keys():
+            return False
+        for key, value in x.items():
+            other = y[key]
+            if isinstance(value, float) and isinstance(other, float):
+                if not math.isclose(value, other, rel_tol=1e-9, abs_tol=1e-12):
+                    return False
+            elif value != other:
+                return False
+    return True
 
 
 def table(results: dict[int, dict[str, Any]]) -> str:
