@@ -4,8 +4,9 @@ python bench/run.py            full run: ingest 100k, compaction 1M, queries at 
 python bench/run.py --quick    the same at 100k executions, in a few minutes
 
 Raw figures go to bench/out/results.json. Big stores are cached under
-bench/out/data/ (delete it to rebuild). bench/bench_recording.py and
-bench/bench_cli.py run afterwards when present, and their tables are included.
+bench/out/data/ (delete it to rebuild). bench/bench_recording.py,
+bench/bench_durability.py and bench/bench_cli.py run afterwards when present, and
+their tables are included.
 """
 
 from __future__ import annotations
@@ -126,8 +127,8 @@ def save(results: dict[str, Any]) -> None:
 
 
 def run_others(quick: bool) -> None:
-    """bench_recording.py and bench_cli.py (written alongside), when present; they write bench/out/*.md."""
-    for name in ("bench_recording.py", "bench_cli.py"):
+    """bench_recording.py, bench_durability.py and bench_cli.py, when present; they write bench/out/*.md."""
+    for name in ("bench_recording.py", "bench_durability.py", "bench_cli.py"):
         script = common.ROOT / "bench" / name
         if not script.is_file():
             continue
@@ -234,7 +235,11 @@ def render(r: dict[str, Any]) -> str:
     notes = common.ROOT / "bench" / "notes.md"
     if notes.is_file():
         lines += [notes.read_text(encoding="utf-8").rstrip(), ""]
-    for name, title in (("recording.md", "Recording overhead"), ("cli.md", "CLI")):
+    for name, title in (
+        ("recording.md", "Recording overhead"),
+        ("durability.md", "Durable on return"),
+        ("cli.md", "CLI"),
+    ):
         path = common.OUT / name
         if path.is_file():
             lines += [

@@ -653,14 +653,14 @@ def record_loop(cfg: dict[str, Any]) -> None:
 
     probes.lake_idle()
 
-    threading.Thread(target=sync_worker, daemon=True).start()
-    if cfg["compact_pause"] > 0:
-        threading.Thread(target=compactor, daemon=True).start()
-
     async def main() -> None:
         await asyncio.gather(*(worker(w) for w in range(cfg["workers"])))
 
+    # Ready before any thread records: a recorder may kill itself after its first return.
     os.write(1, f"ready {os.getpid()}\n".encode())
+    threading.Thread(target=sync_worker, daemon=True).start()
+    if cfg["compact_pause"] > 0:
+        threading.Thread(target=compactor, daemon=True).start()
     asyncio.run(main())
 
 

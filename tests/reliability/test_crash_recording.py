@@ -39,7 +39,13 @@ def kill_cycles(db: Path, tmp_path: Path, children, kills: int, durability: str,
     """Run `kills` recorders against one store, check it after each kill; return the figures."""
     rng = random.Random(seed)
     zygote = children(harness.command("zygote"), stdin=subprocess.PIPE)
-    assert zygote.stdout.readline() == b"ready\n", zygote.stderr.read().decode()
+
+    def errors() -> str:
+        """The zygote's stderr (its recorders' too); stops it first, so reading cannot block."""
+        zygote.kill()
+        return zygote.stderr.read().decode()
+
+    assert zygote.stdout.readline() == b"ready\n", errors()
     returned: set[str] = set()
     phases: Counter[str] = Counter()
     lake_phases: Counter[str] = Counter()  # where the compaction thread was at each kill
@@ -69,7 +75,7 @@ def kill_cycles(db: Path, tmp_path: Path, children, kills: int, durability: str,
         zygote.stdin.flush()
         lines = [zygote.stdout.readline().decode().split() for _ in range(2)]
         pid = int(next(words[1] for words in lines if words[0] == "pid"))
-        assert any(words[0] == "ready" for words in lines), (lines, zygote.stderr.read1())
+        assert any(words[0] == "ready" for words in lines), (lines, errors())
         watchdog = threading.Timer(120, os.kill, (pid, signal.SIGKILL))
         watchdog.start()
         if style == "random":
@@ -77,10 +83,7 @@ def kill_cycles(db: Path, tmp_path: Path, children, kills: int, durability: str,
             os.kill(pid, signal.SIGKILL)
         exit_line = zygote.stdout.readline().decode().split()
         watchdog.cancel()
-        assert exit_line == ["exit", str(pid), str(-signal.SIGKILL)], (
-            exit_line,
-            zygote.stderr.read1().decode(),
-        )
+        assert exit_line == ["exit", str(pid), str(-signal.SIGKILL)], (exit_line, errors())
         phases[harness.read_phase(phase)] += 1
         lake_phases[harness.read_phase(phase, 1)] += 1
 
