@@ -115,7 +115,7 @@ def test_an_async_run_is_committed_when_awaited_and_the_loop_is_never_blocked(st
         # The call waited for the lock to go, and the loop ran other tasks meanwhile.
         assert waited >= 0.3, waited
         during = [t for t in ticks if started < t < started + waited]
-        assert len(during) >= 10, len(during)
+        assert len(during) >= 3, len(during)  # a blocked loop would tick at most once
         return run.id
 
     try:
