@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from kagura import config
 from kagura.observability import model, redact
+from kagura.observability.errors import StoreBusy
 
 if TYPE_CHECKING:
     import inspect
@@ -252,6 +253,16 @@ class Commit:
                     pass  # that loop is closed: nobody waits there any more
 
 
+def _takes_wait(store: Any) -> bool:
+    """True when `store.append_many` accepts `wait=` (an EventStore does; a look-alike may not)."""
+    import inspect
+
+    try:
+        return "wait" in inspect.signature(store.append_many).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
 def _settle(future: Any, ok: bool) -> None:
     if not future.done():
         future.set_result(ok)
@@ -306,6 +317,8 @@ class _Writer:
         self._thread: threading.Thread | None = None
         self._idle = False  # the thread sleeps IDLE_SECONDS: a new run must wake it
         self._show_all = False  # flush(): write the running row of every run now
+        self._busy = False  # a commit is being written (by the writer or by a caller)
+        self._inline = _takes_wait(store)  # commit_here needs append_many(..., wait=False)
         # Runs in progress whose running row is not written yet: id -> (run, collector).
         self.started: dict[str, tuple[Run, TelemetryCollector]] = {}
 
@@ -330,6 +343,47 @@ class _Writer:
                 self._start_thread()
             self._cond.notify_all()
             return self._commit
+
+    def commit_here(self, job: _Job) -> Commit | None:
+        """Commit one finished run in the calling thread, if no other commit is under way.
+
+        A sequential program then pays no hand-off to the writer thread and back.
+        None (nothing done) when the writer is busy or has runs queued, and the run
+        goes through the queue; if another process holds the lock, it is queued too.
+        """
+        if not self._inline:
+            return None
+        with self._cond:
+            if self._busy or self._pending or self._show_all:
+                return None
+            self._busy = True
+            self.started.pop(job.run_id, None)
+        commit = Commit(self._cond)
+        queued = None
+        try:
+            try:
+                pair = job.build()
+            except Exception as exc:
+                job.collector._warn(_store_key(self.store), exc)
+                commit._resolve(False)
+                return commit
+            try:
+                self.store.append_many([pair], wait=False)
+            except StoreBusy:
+                queued = _Job(job.run_id, lambda: pair, job.collector)
+            except Exception as exc:
+                job.collector._warn(_store_key(self.store), exc)
+                commit._resolve(False)
+                return commit
+            else:
+                commit._resolve(True)
+                if _AFTER_COMMIT:
+                    _run_after_commit(self.store, [pair])
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+        return self.submit(queued) if queued is not None else commit
 
     def _start_thread(self) -> None:
         self._thread = threading.Thread(
@@ -371,6 +425,8 @@ class _Writer:
                     self._idle = not self.started
                     self._cond.wait(IDLE_SECONDS if self._idle else RUNNING_AFTER / 2)
                     self._idle = False
+                while self._busy:  # a caller is committing its own run: the order is kept
+                    self._cond.wait()
                 show_all, self._show_all = self._show_all, False
                 running = self._due(show_all) if self.started else []
                 if not self._pending and not running and not show_all:
@@ -381,12 +437,14 @@ class _Writer:
                     return
                 jobs, self._pending = self._pending, []
                 commit, self._commit = self._commit, Commit(self._cond)
+                self._busy = True
                 self._cond.notify_all()  # room for producers held back by MAX_PENDING
             ok = False
             try:
                 ok = self._write(running, jobs, commit)
             finally:
                 with self._cond:
+                    self._busy = False
                     self._done += len(jobs) + (1 if show_all else 0)
                     self._cond.notify_all()
                 if not commit.done:
@@ -560,6 +618,25 @@ class TelemetryCollector:
                 self._warn(_store_key(store), exc)
         return run
 
+    def _finish_here(self, run: Run, error: BaseException | None = None) -> Commit | None:
+        """`finish`, committing in this thread when it may (sync code on the main thread)."""
+        if (
+            run.record
+            and self.background
+            and threading.current_thread() is threading.main_thread()
+            and self.durable()
+        ):
+            store = None
+            try:
+                store = self.store
+                job = _Job(run.id, self._final_build(run, error), self)
+                commit = _writer_for(store).commit_here(job)
+                return commit if commit is not None else _writer_for(store).submit(job)
+            except Exception as exc:
+                self._warn(_store_key(store), exc)
+                return None
+        return self.finish(run, error)
+
     def finish(self, run: Run, error: BaseException | None = None) -> Commit | None:
         """Queue the run's final row and events (completed, failed or cancelled).
 
@@ -569,6 +646,10 @@ class TelemetryCollector:
         """
         if not run.record:
             return None
+        return self._write(run.id, self._final_build(run, error))
+
+    def _final_build(self, run: Run, error: BaseException | None) -> Build:
+        """What builds the run's final rows, its end time taken now."""
         duration = run.elapsed()
         if error is None:
             status = "completed"
@@ -576,7 +657,7 @@ class TelemetryCollector:
             status = "cancelled"
         else:
             status = "failed"
-        return self._write(run.id, lambda: self._final_rows(run, status, duration, error))
+        return lambda: self._final_rows(run, status, duration, error)
 
     def wait(self, commit: Commit | None) -> None:
         """Block until `commit` is done, in durable mode; a slow store logs a warning."""
@@ -623,10 +704,10 @@ class TelemetryCollector:
             yield run
         except BaseException as exc:
             _current.reset(token)
-            self.wait(self.finish(run, exc))
+            self.wait(self._finish_here(run, exc))
             raise
         _current.reset(token)
-        self.wait(self.finish(run))
+        self.wait(self._finish_here(run))
 
     @contextlib.asynccontextmanager
     async def arecording(

@@ -7,6 +7,10 @@ class StoreError(Exception):
     """Something about the telemetry store is wrong; the message names it and the fix."""
 
 
+class StoreBusy(StoreError):
+    """A write that was asked not to wait found the database locked by another writer."""
+
+
 class NotAStoreError(StoreError):
     """The file at the database path is not a kagura telemetry store."""
 

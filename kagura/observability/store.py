@@ -139,9 +139,17 @@ class EventStore(Analytics):
         """Upsert one execution row and replace its event rows, in one transaction."""
         self.append_many([(execution, events)])
 
-    def append_many(self, pairs: Iterable[tuple[dict[str, Any], Sequence[dict[str, Any]]]]) -> int:
-        """Upsert many executions with their events in one transaction; return how many."""
-        n = self._wal.append_many(pairs)
+    def append_many(
+        self,
+        pairs: Iterable[tuple[dict[str, Any], Sequence[dict[str, Any]]]],
+        *,
+        wait: bool = True,
+    ) -> int:
+        """Upsert many executions with their events in one transaction; return how many.
+
+        `wait=False`: raise StoreBusy at once (nothing written) if another writer holds the lock.
+        """
+        n = self._wal.append_many(pairs, wait=wait)
         self._note_appended(n)
         return n
 

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kagura.observability.errors import NotAStoreError, SchemaTooNewError, StoreError
+from kagura.observability.errors import NotAStoreError, SchemaTooNewError, StoreBusy, StoreError
 from kagura.observability.model import (
     EVENT_COLUMNS,
     EVENT_NAMES,
@@ -353,11 +353,17 @@ class Wal:
 
     # --- appends -----------------------------------------------------------
 
-    def append_many(self, pairs: Iterable[tuple[dict[str, Any], Sequence[dict[str, Any]]]]) -> int:
+    def append_many(
+        self,
+        pairs: Iterable[tuple[dict[str, Any], Sequence[dict[str, Any]]]],
+        *,
+        wait: bool = True,
+    ) -> int:
         """Upsert executions in one transaction; an execution given with events gets exactly those.
 
         One `executemany` per statement (SQLite keeps each prepared); the values of a
-        row are read in column order by one C-level itemgetter.
+        row are read in column order by one C-level itemgetter. `wait=False` raises
+        StoreBusy at once, writing nothing, when another connection holds the write lock.
         """
         exec_rows = []
         cleared = []
@@ -370,7 +376,7 @@ class Wal:
                 add_events(map(_event_values, events))
         if not exec_rows:
             return 0
-        with self.write() as con:
+        with _WriteTxn(self, self.con(), wait) as con:
             con.executemany(_EXEC_INSERT, exec_rows)
             if event_rows:
                 con.executemany(_EVENTS_CLEAR, cleared)
@@ -504,14 +510,17 @@ def _read_rev(con: sqlite3.Connection, sql: str, schema: pa.Schema) -> tuple[pa.
 class _WriteTxn:
     """BEGIN IMMEDIATE ... COMMIT; SQLite's errors come out as StoreError naming the file."""
 
-    def __init__(self, wal: Wal, con: sqlite3.Connection):
-        self.wal, self.con = wal, con
+    def __init__(self, wal: Wal, con: sqlite3.Connection, wait: bool = True):
+        self.wal, self.con, self.wait = wal, con, wait
 
     def __enter__(self) -> sqlite3.Connection:
         if self.wal.path is None:
             self.wal._memory_lock.acquire()
         try:
-            self.con.execute("BEGIN IMMEDIATE")
+            if self.wait:
+                self.con.execute("BEGIN IMMEDIATE")
+            else:
+                self._begin_now()
         except BaseException as exc:
             if self.wal.path is None:
                 self.wal._memory_lock.release()
@@ -519,6 +528,20 @@ class _WriteTxn:
                 raise _write_error(self.wal.path, exc) from exc
             raise
         return self.con
+
+    def _begin_now(self) -> None:
+        """BEGIN IMMEDIATE without waiting for another writer: StoreBusy if one holds the lock."""
+        self.con.execute("PRAGMA busy_timeout = 0")
+        try:
+            self.con.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreBusy(
+                    f"{self.wal.path or ':memory:'} is being written by another connection"
+                ) from exc
+            raise
+        finally:
+            self.con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:

@@ -30,9 +30,17 @@ class CountingStore(EventStore):
         super().__init__(*args, **kwargs)
         self.transactions: list[int] = []
 
-    def append_many(self, pairs):
+    def append_many(self, pairs, *, wait=True):
         pairs = list(pairs)
-        self.transactions.append(len(pairs))
+        result = super().append_many(pairs, wait=wait)
+        self.transactions.append(len(pairs))  # only once committed
+        return result
+
+
+class OldStyleStore(EventStore):
+    """A store whose append_many takes no `wait`: the writer thread commits for it."""
+
+    def append_many(self, pairs):
         return super().append_many(pairs)
 
 
@@ -275,3 +283,70 @@ def test_after_commit_hooks_see_each_committed_run_once(store, db):
     with collector.recording("unhooked"):
         pass
     assert len(seen) == 5
+
+
+def committing_threads(store, record) -> list[str]:
+    """The names of the threads that committed the runs `record()` recorded."""
+    names: list[str] = []
+    remove = after_commit(
+        lambda s, pairs: names.extend(threading.current_thread().name for _ in pairs)
+    )
+    try:
+        record()
+        assert flush(store)
+    finally:
+        remove()
+    return names
+
+
+def test_a_sequential_sync_caller_commits_its_own_runs(store, db):
+    collector = TelemetryCollector(store)
+
+    def record():
+        for _ in range(10):
+            with collector.recording("inline") as run:
+                collector.record_tool_call("t", 0.001)
+            assert on_disk(db, run.id) == ("completed", 0, 1)
+
+    # No hand-off to the writer thread and back: the main thread wrote each commit.
+    assert committing_threads(store, record) == ["MainThread"] * 10
+    assert store.transactions == [1] * 10
+
+
+def test_a_locked_store_sends_the_callers_run_through_the_writer(store, db, caplog):
+    collector = TelemetryCollector(store)
+    blocker = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, blocker.execute, ("ROLLBACK",)).start()
+    runs = []
+
+    def record():
+        started = time.perf_counter()
+        with caplog.at_level(logging.WARNING, logger="kagura.telemetry"):
+            with collector.recording("waits") as run:
+                pass
+        runs.append(run)
+        # The caller did not wait on the lock itself: it queued the run and waited for it.
+        assert time.perf_counter() - started >= 0.2
+        assert on_disk(db, run.id) == ("completed", 0, 0)
+
+    try:
+        assert committing_threads(store, record) == ["kagura-telemetry-writer"]
+    finally:
+        blocker.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_store_without_wait_is_written_by_the_writer_thread(db):
+    store = OldStyleStore(db)
+    collector = TelemetryCollector(store)
+
+    def record():
+        with collector.recording("old") as run:
+            pass
+        assert on_disk(db, run.id) == ("completed", 0, 0)
+
+    try:
+        assert committing_threads(store, record) == ["kagura-telemetry-writer"]
+    finally:
+        store.close()

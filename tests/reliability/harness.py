@@ -596,9 +596,10 @@ AGENT_NAMES = {"echo": 1, "recorder": 3, "recorder-sync": 0}  # agent name -> ev
 def record_loop(cfg: dict[str, Any]) -> None:
     """Record runs in a tight loop until killed; log each key to the side file after its call returned.
 
-    Workers alternate between an `@agent` (litellm mock_response, one llm_call event)
-    and `TelemetryCollector.track_execution` (3 events); one thread records sync
-    runs; another thread compacts (and merges) every few milliseconds.
+    Workers on an event loop in a thread alternate between an `@agent` (litellm
+    mock_response, one llm_call event) and `TelemetryCollector.track_execution`
+    (3 events); the main thread records sync runs; another thread compacts (and
+    merges) every few milliseconds.
     """
     import asyncio
 
@@ -658,10 +659,12 @@ def record_loop(cfg: dict[str, Any]) -> None:
 
     # Ready before any thread records: a recorder may kill itself after its first return.
     os.write(1, f"ready {os.getpid()}\n".encode())
-    threading.Thread(target=sync_worker, daemon=True).start()
+    # The event loop runs in a thread, and the sync runs on the main thread, where a
+    # sync caller commits its own run when the writer is idle.
+    threading.Thread(target=asyncio.run, args=(main(),), daemon=True).start()
     if cfg["compact_pause"] > 0:
         threading.Thread(target=compactor, daemon=True).start()
-    asyncio.run(main())
+    sync_worker()
 
 
 def role_zygote(args: argparse.Namespace, probes: Probes) -> None:

@@ -2,8 +2,8 @@
 
 A recorder process (forked from a zygote that imported litellm once) runs four
 asyncio workers, half calling an `@agent` with litellm's `mock_response`, half
-recording with `TelemetryCollector.track_execution`, plus a thread recording sync
-runs and a thread compacting and merging the lake every few milliseconds. Each run
+recording with `TelemetryCollector.track_execution`, plus the main thread recording
+sync runs and a thread compacting and merging the lake every few milliseconds. Each run
 carries a unique key; the key goes to a side file only after the call returned.
 The test kills the recorder at a random moment, or the recorder kills itself right
 after the nth call returned; the store is then read without the store (sqlite3 and
