@@ -105,12 +105,21 @@ def run_sandboxed(
             f"{label}: unknown parameter(s) {', '.join(sorted(unknown))}; it takes: {', '.join(wanted) or 'none'}"
         )
     bound = {name: params.get(name) for name in wanted}
+    try:
+        statements = len(duckdb.extract_statements(text))
+    except duckdb.Error as exc:
+        raise QueryError(f"query does not parse: {_first_line(exc)}") from None
+    if statements != 1:
+        # One statement inside the transaction that is rolled back after it.
+        raise QueryError(f"give exactly one statement, not {statements}")
     con = _sandbox_connection(memory)
     try:
         try:
             _register(con, views)
         except (duckdb.Error, OSError, pa.ArrowException) as exc:
             raise QueryError(f"{label}: cannot open the store's data: {_first_line(exc)}") from None
+        # Whatever a query might create in the shared database is rolled back after it.
+        con.execute("BEGIN TRANSACTION")
         timer = threading.Timer(seconds, con.interrupt)
         timer.daemon = True
         timer.start()
@@ -134,6 +143,10 @@ def run_sandboxed(
             raise error from None
         finally:
             timer.cancel()
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # the query ended the transaction itself, or it failed and DuckDB did
     finally:
         con.close()
     return Result(table, label)

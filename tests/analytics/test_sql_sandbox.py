@@ -252,6 +252,23 @@ def test_the_issues_bypasses_are_closed(store, home):
         run_sandboxed("SET enable_external_access = true", {}, views)
 
 
+def test_nothing_a_query_creates_outlives_it(store):
+    """Without the guard too: each query runs in a transaction that is rolled back."""
+    views = store._views()
+    for text in (
+        "CREATE TABLE main.kept AS SELECT 42 AS x",
+        "CREATE MACRO kept() AS 42",
+        "COMMIT; CREATE TABLE main.kept AS SELECT 42 AS x",
+    ):
+        try:
+            run_sandboxed(text, {}, views)
+        except QueryError:
+            pass
+    for text in ("SELECT * FROM kept", "SELECT kept()"):
+        with pytest.raises(QueryError, match="does not exist"):
+            run_sandboxed(text, {}, views)
+
+
 def test_ctes_are_scoped_where_they_are_defined(store):
     assert store.sql(
         "WITH recent AS (SELECT * FROM executions) SELECT count(*) AS n FROM recent"
