@@ -692,9 +692,11 @@ def role_zygote(args: argparse.Namespace, probes: Probes) -> None:
                 traceback.print_exc()
             finally:
                 os._exit(1)
-        print(f"pid {pid}", flush=True)
+        # One write per line: the child writes to the same pipe (print() writes the
+        # newline apart, and the child's line could land in between).
+        os.write(1, f"pid {pid}\n".encode())
         _, status = os.waitpid(pid, 0)
-        print(f"exit {pid} {os.waitstatus_to_exitcode(status)}", flush=True)
+        os.write(1, f"exit {pid} {os.waitstatus_to_exitcode(status)}\n".encode())
 
 
 def read_keyed(db: Path) -> list[tuple[str, str, str, str, int]]:
