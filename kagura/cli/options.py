@@ -186,7 +186,10 @@ def open_store(db: Path | None) -> EventStore:
         raise UsageError(f"--db {path} is a folder; give the telemetry database file")
     from kagura.observability.store import EventStore
 
-    return EventStore(path)
+    store = EventStore(path)
+    if store.read_only:  # said once, on stderr, so --json output stays clean
+        sys.stderr.write(f"Note: {path} is read-only here; reading it without writing\n")
+    return store
 
 
 def require_agent(store: EventStore, agent: str | None, db: Path | None) -> None:

@@ -61,8 +61,9 @@ def fmt_money(value: float | None, unknown: str = "n/a") -> str:
         return "$0.00"
     if abs(value) >= 1:
         return f"${value:,.2f}"
-    # Four decimals, or two significant digits when that shows more of a tiny cost.
-    decimals = min(12, max(4, 1 - math.floor(math.log10(abs(value)))))
+    # Four decimals, or two significant digits when that shows more of a tiny cost
+    # (down to 1e-14 dollars: below 12 decimals, 2.2e-12 would read as 2e-12).
+    decimals = min(15, max(4, 1 - math.floor(math.log10(abs(value)))))
     text = f"{value:.{decimals}f}"
     whole, _, frac = text.partition(".")
     frac = frac.rstrip("0").ljust(4, "0")

@@ -46,6 +46,8 @@ def repair(store: EventStore, *, deep: bool = False, wait: float = 30.0) -> dict
     """Fix what is safe; return {"before": report, "actions": [...], "after": report}."""
     if store.path is None or store.lake is None:
         raise StoreError("an in-memory store has no files to repair; pass a database path")
+    if store.read_only:
+        raise StoreError(f"{store.path} is read-only here: it can be checked, not repaired")
     with _locked(store, wait):
         before = _check(store, deep)
         actions: list[dict[str, Any]] = []
@@ -63,9 +65,12 @@ class _locked:
     """Hold the lake's lock (so no compaction adds or retires files while we look)."""
 
     def __init__(self, store: EventStore, wait: float):
-        self._cm = lake_lock(store.lake, wait)
+        # A read-only store cannot be locked (nor compacted by this process): look without the lock.
+        self._cm = None if store.read_only else lake_lock(store.lake, wait)
 
     def __enter__(self) -> None:
+        if self._cm is None:
+            return
         try:
             self._cm.__enter__()
         except LakeBusy:
@@ -74,7 +79,8 @@ class _locked:
             ) from None
 
     def __exit__(self, *exc: Any) -> None:
-        self._cm.__exit__(*exc)
+        if self._cm is not None:
+            self._cm.__exit__(*exc)
 
 
 def _check(store: EventStore, deep: bool) -> dict[str, Any]:

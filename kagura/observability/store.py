@@ -71,27 +71,44 @@ def epoch(value: Any, name: str) -> float | None:
 class EventStore(Analytics):
     """Telemetry of agent runs: append rows, ask questions, keep the lake tidy."""
 
-    def __init__(self, db_path: str | Path | None = None, *, auto_compact: bool = True):
+    def __init__(
+        self,
+        db_path: str | Path | None = None,
+        *,
+        auto_compact: bool = True,
+        read_only: bool | None = None,
+    ):
+        """Open (or create) the store at `db_path`.
+
+        `read_only=None` looks: a store whose file, folder or lake this process
+        cannot write is opened read-only (reads work, writes raise StoreError, and
+        no file is created beside it); True or False say so outright.
+        """
         if str(db_path) == ":memory:":
             self.path: Path | None = None
             self.lake: Path | None = None
+            read_only = False
         else:
             self.path = Path(db_path).expanduser() if db_path is not None else default_db_path()
-            ensure_private_dir(self.path.parent)
             self.lake = (
                 self.path.with_suffix("")
                 if self.path.suffix
                 else self.path.with_name(self.path.name + ".lake")
             )
-        self._wal = Wal(self.path)
+            if read_only is None:
+                read_only = _cannot_write(self.path, self.lake)
+            if not read_only:
+                ensure_private_dir(self.path.parent)
+        self.read_only = bool(read_only)
+        self._wal = Wal(self.path, read_only=self.read_only)
         self._compactor = Compactor(self._wal, self.lake) if self.lake is not None else None
         self._runner: Runner | None = None
-        self._auto_compact = auto_compact and self._compactor is not None
+        self._auto_compact = auto_compact and self._compactor is not None and not self.read_only
         self._appended = 0
         self._compacting: threading.Thread | None = None
         self._readers = ReaderHold(self.lake) if self.lake is not None else None
         self._let_go: weakref.finalize | None = None
-        if self._compactor is not None and self.lake.is_dir():
+        if self._compactor is not None and self.lake.is_dir() and not self.read_only:
             self._recover()
 
     def __repr__(self) -> str:
@@ -114,6 +131,13 @@ class EventStore(Analytics):
         if self._let_go is not None:
             self._let_go()
 
+    def _writable(self) -> None:
+        """StoreError when the store was opened read-only."""
+        if self.read_only:
+            from kagura.observability.errors import StoreError
+
+            raise StoreError(f"{self.path} is read-only here: it can be read, not written")
+
     def _recover(self) -> None:
         """Remove files a crashed compaction left behind, and what a prune left once no one reads."""
         try:
@@ -125,7 +149,7 @@ class EventStore(Analytics):
 
     def _hold_readers(self) -> None:
         """Hold the lake's readers lock from the first read until close (or exit)."""
-        if self._readers is None or self._readers.fd is not None:
+        if self._readers is None or self._readers.fd is not None or self.read_only:
             return
         self._readers.hold()
         if self._readers.fd is not None and (self._let_go is None or not self._let_go.alive):
@@ -149,6 +173,7 @@ class EventStore(Analytics):
 
         `wait=False`: raise StoreBusy at once (nothing written) if another writer holds the lock.
         """
+        self._writable()
         n = self._wal.append_many(pairs, wait=wait)
         self._note_appended(n)
         return n
@@ -191,6 +216,7 @@ class EventStore(Analytics):
 
     def compact(self, wait: float = 30.0) -> dict[str, Any]:
         """Move every settled run into the Parquet lake now; return counts and seconds."""
+        self._writable()
         if self._compactor is None:
             return {
                 "executions": 0,
@@ -204,6 +230,7 @@ class EventStore(Analytics):
 
     def delete_old_executions(self, older_than: float | datetime) -> int:
         """Delete every execution (and its events) that started before `older_than`; return how many."""
+        self._writable()
         cutoff = epoch(older_than, "older_than")
         if cutoff is None:
             raise ValueError("older_than is required (epoch seconds or a datetime)")
@@ -244,6 +271,7 @@ class EventStore(Analytics):
         (`pending`, and `kagura monitor doctor`, say what waits).
         Returns {"cutoff", "deleted", "pending"}.
         """
+        self._writable()
         return self._prune(parse_cutoff(older_than, "older_than"))
 
     def _prune(self, cutoff: float) -> dict[str, Any]:
@@ -261,6 +289,7 @@ class EventStore(Analytics):
 
     def clear_all(self) -> None:
         """Delete every recorded run, in the tail and in the lake."""
+        self._writable()
         if self._compactor is not None:
             self._compactor.clear()
             return
@@ -561,6 +590,16 @@ class EventStore(Analytics):
         return self.run(
             "monthly_projection", days=days, agent=agent_name, now=now or time.time()
         ).first()
+
+
+def _cannot_write(path: Path, lake: Path) -> bool:
+    """Whether an existing store is one this process cannot write (file, folder or lake)."""
+    import os
+
+    if not path.is_file():
+        return False
+    places = [path, path.parent] + ([lake] if lake.is_dir() else [])
+    return not all(os.access(place, os.W_OK) for place in places)
 
 
 def _release_readers(readers: ReaderHold, lake: Path, db: Path) -> None:

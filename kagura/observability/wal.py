@@ -213,8 +213,11 @@ def create_private_file(path: Path) -> None:
 class Wal:
     """The SQLite tail of one store: a connection per thread, appends and snapshots."""
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None, *, read_only: bool = False):
         self.path = path
+        # A store this process cannot write (a read-only folder or file): reads only,
+        # through a read-only connection that creates no file beside the database.
+        self.read_only = read_only and path is not None
         self._local = threading.local()
         self._pid = os.getpid()
         self._memory_con: sqlite3.Connection | None = None
@@ -222,7 +225,9 @@ class Wal:
         self.writes = 0  # bumped by this process's own commits: cache keys use it
         self._last: _Tail | None = None
         self._snapshot_lock = threading.Lock()
-        if path is not None:
+        if path is not None and self.read_only:
+            check_store_file(path)
+        elif path is not None:
             check_store_file(path)
             try:
                 create_private_file(path)
@@ -231,7 +236,16 @@ class Wal:
                     f"cannot create {path}: {exc.strerror or exc}; check the folder's permissions"
                 ) from exc
         con = self._connect()
-        self._migrate(con)
+        if self.read_only:
+            version = self._check_identity(con)
+            if version != SCHEMA_VERSION:
+                con.close()
+                raise StoreError(
+                    f"{path} is read-only here and at schema {version} (this kagura reads "
+                    f"{SCHEMA_VERSION}): open it once where it can be written, to upgrade it"
+                )
+        else:
+            self._migrate(con)
         if path is not None:
             self._local.con = con
 
@@ -244,6 +258,8 @@ class Wal:
                     ":memory:", isolation_level=None, check_same_thread=False
                 )
             return self._memory_con
+        if self.read_only:
+            return self._connect_read_only()
         try:
             con = None
             con = sqlite3.connect(
@@ -283,6 +299,30 @@ class Wal:
             raise StoreError(
                 f"{self.path}: could not switch to WAL mode (got {mode}); is the folder writable?"
             )
+        return con
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A read-only connection. Without a WAL to read, `immutable` spares SQLite the
+        -shm file it would otherwise create (and could not, in a read-only folder)."""
+        from urllib.parse import quote
+
+        wal = Path(f"{self.path}-wal")
+        immutable = not wal.exists() or wal.stat().st_size == 0
+        uri = f"file:{quote(str(self.path))}?mode=ro" + ("&immutable=1" if immutable else "")
+        try:
+            con = sqlite3.connect(
+                uri,
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+            )
+            con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            con.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise NotAStoreError(
+                f"{self.path} is not a readable telemetry store ({exc}); move it away or pass another --db"
+            ) from exc
         return con
 
     def con(self) -> sqlite3.Connection:
@@ -349,6 +389,8 @@ class Wal:
 
     def write(self, con: sqlite3.Connection | None = None) -> _WriteTxn:
         """A `BEGIN IMMEDIATE` transaction: `with wal.write() as con: ...`."""
+        if self.read_only:
+            raise StoreError(f"{self.path} is read-only here: it can be read, not written")
         return _WriteTxn(self, con or self.con())
 
     # --- appends -----------------------------------------------------------

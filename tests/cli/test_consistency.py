@@ -162,3 +162,71 @@ def test_trace_json_nests_children_with_their_events(cli, small):
     (event,) = child["events"]
     assert (event["type"], event["name"], event["total_tokens"]) == ("llm_call", "gpt-4o-mini", 300)
     assert child["children"] == []
+
+
+# --- read-only stores -------------------------------------------------------------------
+
+
+def _files(folder) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def test_a_read_only_store_is_read_without_creating_a_file(small):
+    from kagura.observability.errors import StoreError
+
+    with EventStore(small.path) as store:
+        store.compact()  # a lake as well as the tail
+    before = _files(small.path.parent)
+    store = EventStore(small.path, read_only=True)
+    assert store.read_only
+    rows = store.get_executions(limit=100)
+    assert {r["id"] for r in rows} == {r["id"] for r in small.rows.values()}
+    assert store.get_summary_stats()["total_executions"] == len(small.rows)
+    assert store.get_execution(small.rows["r2"]["id"])["children"][0]["agent_name"] == "summarizer"
+    for write in (
+        lambda: store.append(_row("chatbot", small.now, "completed")),
+        store.compact,
+        store.clear_all,
+    ):
+        with pytest.raises(StoreError, match="read-only"):
+            write()
+    store.close()
+    assert _files(small.path.parent) == before  # no lock, -shm, -wal or readers file
+    with EventStore(small.path) as store:
+        assert store.get_summary_stats()["total_executions"] == len(small.rows)
+
+
+def test_read_commands_work_in_a_read_only_folder(cli, small, tmp_path):
+    """The store's folder mounted read-only (a private mount namespace; root only)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare to mount a folder read-only")
+    with EventStore(small.path) as store:
+        store.compact()
+    folder = small.path.parent
+    before = _files(folder)
+    outputs = {}
+    for args in (("list", "--json"), ("stats", "--json"), ("doctor", "--json"), ("cost",)):
+        command = " ".join([sys.executable, "-m", "kagura.cli", "monitor", *args])
+        result = subprocess.run(
+            [
+                "unshare", "-m", "sh", "-c",
+                f'mount --bind "{folder}" "{folder}" && mount -o remount,ro,bind "{folder}" && exec {command}',
+            ],
+            capture_output=True, text=True, timeout=120,
+            env=dict(os.environ, COLUMNS="120"),
+        )  # fmt: skip
+        if result.returncode != 0 and "mount" in result.stderr:
+            pytest.skip(f"mount is not allowed here: {result.stderr.strip()}")
+        assert result.returncode == 0, (args, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "read-only" in lines[0], result.stderr
+        outputs[args[0]] = result.stdout
+    assert len(json.loads(outputs["list"])) == len(small.rows)
+    assert json.loads(outputs["stats"])["total_executions"] == len(small.rows)
+    assert "Total" in outputs["cost"]
+    assert _files(folder) == before
