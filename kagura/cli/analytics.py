@@ -921,6 +921,14 @@ def sql(
             help="Memory an ad-hoc SELECT may use, e.g. 512MB (default 2GB).",
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="duckdb (default), or spark: run a named query on Apache Spark "
+            "(master from KAGURA_SPARK_MASTER, default local[2]; needs kagura-ai[spark] and Java).",
+        ),
+    ] = "duckdb",
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -928,9 +936,11 @@ def sql(
 
     An ad-hoc SELECT runs in a sandbox: it reads only the store's own data, under a time and a memory limit.
     """
+    from kagura.cli.spark_engine import check_engine
     from kagura.observability import query as queries
     from kagura.observability.sandbox import MEMORY_LIMIT, TIME_LIMIT, check_limits
 
+    engine = check_engine(engine)
     if json and csv_:
         raise UsageError("give one of --json and --csv")
     if list_ and query is not None:
@@ -980,8 +990,18 @@ def sql(
             raise UsageError(
                 f"{name} takes no param {', '.join(unknown)}; it takes: {', '.join(sorted(wanted)) or 'none'}"
             )
-        result = open_store(db).run(name, **check_params(name, params))
+        params = check_params(name, params)
+        if engine == "spark":
+            from kagura.cli.spark_engine import run_named
+
+            result = run_named(open_store(db), name, params)
+        else:
+            result = open_store(db).run(name, **params)
     else:
+        if engine == "spark":
+            raise UsageError(
+                "--engine spark runs the named queries of sql/ (see --list), not a SELECT"
+            )
         params = check_params("query", params)
         from kagura.observability.errors import QueryError
         from kagura.observability.sandbox import check_read_only
