@@ -34,7 +34,7 @@ def spark():
     import kagura.spark as ks
 
     session = ks.session("local[2]", app_name="kagura-tests")
-    session.conf.set("spark.sql.shuffle.partitions", "2")
+    session.conf.set("spark.sql.shuffle.partitions", "1")  # tiny data: one task per stage
     yield session
     session.stop()
 
