@@ -21,6 +21,12 @@ from pathlib import Path
 from kagura.observability.errors import QueryError
 from kagura.observability.query import load_sql, sql_dir
 
+# Catalogue files not offered on Spark, and why.
+NOT_ON_SPARK = {
+    "otlp_spans": "it writes OTLP JSON text for `kagura monitor export` (DuckDB's to_json of "
+    "strings has no Spark equivalent); export from DuckDB",
+}
+
 # The suffix of a derived parameter holding a glob pattern as a Java regular expression.
 GLOB_SUFFIX = "__glob"
 
@@ -40,6 +46,8 @@ def twins() -> list[str]:
 def spark_sql(name: str) -> str:
     """The Spark SQL text of catalogue file `name`: its twin, or the transpiled file."""
     text = load_sql(name)  # checks the name and that the DuckDB file exists
+    if name in NOT_ON_SPARK:
+        raise QueryError(f"sql/{name}.sql does not run on Spark: {NOT_ON_SPARK[name]}")
     twin = twin_dir() / f"{name}.sql"
     if twin.is_file():
         return twin.read_text(encoding="utf-8")

@@ -8,7 +8,8 @@ WITH settings AS (
         coalesce(:degraded, 0.2D) AS degraded,
         coalesce(:unhealthy, 0.5D) AS unhealthy,
         coalesce(:silent_after, 86400) AS silent_after,
-        coalesce(:silent_factor, 10) AS silent_factor
+        coalesce(:silent_factor, 10) AS silent_factor,
+        coalesce(:min_runs, 5) AS min_runs
 ),
 scoped AS (
     SELECT
@@ -46,7 +47,7 @@ rated AS (
 SELECT
     agent_name,
     CASE
-        WHEN considered = 0 THEN 'unknown'
+        WHEN considered = 0 OR considered < min_runs THEN 'unknown'
         WHEN failed / considered > unhealthy THEN 'unhealthy'
         WHEN failed / considered > degraded THEN 'degraded'
         ELSE 'healthy'

@@ -30,9 +30,8 @@ daily AS (
 calendar AS (
     SELECT explode(sequence(first_day, last_day, INTERVAL 1 DAY)) AS date
     FROM (
-        SELECT
-            coalesce(CAST(timestamp_seconds(:since) AS DATE), min(date)) AS first_day,
-            max(date) AS last_day
+        -- From the first day with runs, not from $since: `--since 0` must not list 1970 onwards.
+        SELECT min(date) AS first_day, max(date) AS last_day
         FROM daily
     )
     WHERE first_day <= last_day
