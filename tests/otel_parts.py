@@ -12,19 +12,12 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import cli_process
+
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120):
     """`kagura ARGS...` in a subprocess."""
-    full_env = dict(os.environ)
-    full_env.update({"COLUMNS": "200", "PYTHONIOENCODING": "utf-8"})
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "kagura.cli", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-    )
+    return cli_process.run_cli(*args, env=env, timeout=timeout)
 
 
 def cli_json(*args: str):

@@ -5,34 +5,16 @@ Every CLI test runs the real entry point in a subprocess (`python -m kagura.cli`
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import run_cli
 
 from kagura.observability import fixtures, model
 from kagura.observability.store import EventStore
-
-
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess:
-    """`kagura ARGS...` in a subprocess, with a wide terminal so no name is cut."""
-    full_env = dict(os.environ)
-    full_env.update({"COLUMNS": "200", "PYTHONIOENCODING": "utf-8"})
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "kagura.cli", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture

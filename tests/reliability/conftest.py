@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_process import run_cli
 
 LONG = os.environ.get("KAGURA_LONG_TESTS") == "1"
 
@@ -60,15 +60,8 @@ def children():
 
 def cli(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run `python -m kagura.cli ARGS` in a subprocess; return the finished process (text)."""
-    full_env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", COLUMNS="120")
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "kagura.cli", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-    )
+    full_env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", **(env or {})}
+    return run_cli(*args, env=full_env, timeout=timeout, columns=120)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> str:

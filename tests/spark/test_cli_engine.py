@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import subprocess
-import sys
 
 import pytest
+from cli_process import run_cli
 
 
 def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, COLUMNS="200", PYTHONIOENCODING="utf-8")
-    return subprocess.run(
-        [sys.executable, "-m", "kagura.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
+    return run_cli(*args, timeout=timeout)
 
 
 def test_summary_on_spark_equals_duckdb(both_store):
