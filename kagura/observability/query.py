@@ -84,6 +84,27 @@ def param_names(text: str) -> list[str]:
     return list(dict.fromkeys(_PARAM.findall(_strip_comments(text))))
 
 
+def check_params(text: str, params: dict[str, Any], label: str) -> list[str]:
+    """The parameter names `text` takes; QueryError (naming `label`) for any given one it does not."""
+    wanted = param_names(text)
+    unknown = set(params) - set(wanted)
+    if unknown:
+        raise QueryError(
+            f"{label}: unknown parameter(s) {', '.join(sorted(unknown))}; it takes: {', '.join(wanted) or 'none'}"
+        )
+    return wanted
+
+
+def reads_of(text: str) -> str:
+    """The views a catalogue file says it reads in its `-- reads:` header line (default: both)."""
+    for line in text.splitlines():
+        if line.startswith("-- reads:"):
+            return line.split(":", 1)[1]
+        if not line.startswith("--"):
+            break
+    return "executions, events"
+
+
 def _strip_comments(text: str) -> str:
     text = re.sub(r"--[^\n]*", "", text)
     return re.sub(r"'(?:[^']|'')*'", "''", text)
@@ -207,12 +228,7 @@ class Runner:
 
     def run(self, text: str, params: dict[str, Any], views: Views, label: str) -> Result:
         """Run SQL `text` with named `params` over `views`; QueryError names label, params and cause."""
-        wanted = param_names(text)
-        unknown = set(params) - set(wanted)
-        if unknown:
-            raise QueryError(
-                f"{label}: unknown parameter(s) {', '.join(sorted(unknown))}; it takes: {', '.join(wanted) or 'none'}"
-            )
+        wanted = check_params(text, params, label)
         bound = {name: params.get(name) for name in wanted}
         try:
             cur = self._cursor(views)

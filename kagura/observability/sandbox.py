@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from kagura.observability.errors import QueryError
-from kagura.observability.query import Result, Views, local_timezone, param_names
+from kagura.observability.query import Result, Views, check_params, local_timezone
 
 TIME_LIMIT = 60.0  # seconds an ad-hoc query may run
 MEMORY_LIMIT = "2GB"  # DuckDB's buffer memory for one ad-hoc query
@@ -98,12 +98,7 @@ def run_sandboxed(
     import duckdb
 
     seconds, memory = check_limits(time_limit, memory_limit)
-    wanted = param_names(text)
-    unknown = set(params) - set(wanted)
-    if unknown:
-        raise QueryError(
-            f"{label}: unknown parameter(s) {', '.join(sorted(unknown))}; it takes: {', '.join(wanted) or 'none'}"
-        )
+    wanted = check_params(text, params, label)
     bound = {name: params.get(name) for name in wanted}
     try:
         statements = len(duckdb.extract_statements(text))

@@ -31,7 +31,7 @@ from kagura.observability.compaction import (
     wipe_pending,
 )
 from kagura.observability.errors import AmbiguousIdError
-from kagura.observability.query import Result, Runner, Views, load_sql
+from kagura.observability.query import Result, Runner, Views, load_sql, reads_of
 from kagura.observability.timespec import parse_cutoff, parse_moment
 from kagura.observability.wal import Segment, TailSnapshot, Wal, bump_generation
 
@@ -368,7 +368,7 @@ class EventStore(Analytics):
         until = params.get("until")
         since = since if isinstance(since, (int, float)) and not isinstance(since, bool) else None
         until = until if isinstance(until, (int, float)) and not isinstance(until, bool) else None
-        reads_events = "events" in _reads(text)
+        reads_events = "events" in reads_of(text)
         if reads_events and since is not None:
             # An event lives in the segment of its run's start, which can be before `since`.
             since -= _EVENT_MARGIN
@@ -613,15 +613,6 @@ def _wipe_quietly(readers: ReaderHold | None, lake: Path, db: Path) -> None:
         wipe_pending(lake, db, readers)
     except Exception as exc:  # telemetry must never break the program it observes
         log.warning("kagura telemetry: could not finish a prune's wipe: %s", exc)
-
-
-def _reads(text: str) -> str:
-    for line in text.splitlines():
-        if line.startswith("-- reads:"):
-            return line.split(":", 1)[1]
-        if not line.startswith("--"):
-            break
-    return "executions, events"
 
 
 def _overlapping(

@@ -72,16 +72,17 @@ def run(name: str, spark_session: Any, lake: Any, **params: Any) -> Result:
     `lake` is an EventStore or the path of a store's database: its listed lake
     files and its tail are what DuckDB would read.
     """
-    from kagura.observability.query import Result, load_sql, local_timezone, param_names
+    from kagura.observability.query import (
+        Result,
+        check_params,
+        load_sql,
+        local_timezone,
+        reads_of,
+    )
     from kagura.spark.translate import GLOB_SUFFIX, glob_params, glob_regex
 
     label = f"sql/{name}.sql"
-    wanted = param_names(load_sql(name))
-    unknown = set(params) - set(wanted)
-    if unknown:
-        raise QueryError(
-            f"{label}: unknown parameter(s) {', '.join(sorted(unknown))}; it takes: {', '.join(wanted) or 'none'}"
-        )
+    check_params(load_sql(name), params, label)
     text = spark_sql(name)
     bound = {p: params.get(p) for p in _markers(text) if not p.endswith(GLOB_SUFFIX)}
     for p in glob_params(text):
@@ -90,7 +91,7 @@ def run(name: str, spark_session: Any, lake: Any, **params: Any) -> Result:
     bound = {k: _spark_value(v) for k, v in bound.items()}
     # Dates are local calendar days, as in DuckDB: the same time zone in both engines.
     spark_session.conf.set("spark.sql.session.timeZone", local_timezone())
-    views(spark_session, lake, events="events" in _reads(load_sql(name)))
+    views(spark_session, lake, events="events" in reads_of(load_sql(name)))
     try:
         frame = spark_session.sql(text, args=bound)
         table = frame.toArrow()
@@ -159,15 +160,6 @@ def _markers(text: str) -> list[str]:
     text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", text, flags=re.S)
     text = re.sub(r"'(?:[^'\\]|\\.|'')*'", "''", text)
     return list(dict.fromkeys(re.findall(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)", text)))
-
-
-def _reads(text: str) -> str:
-    for line in text.splitlines():
-        if line.startswith("-- reads:"):
-            return line.split(":", 1)[1]
-        if not line.startswith("--"):
-            break
-    return "executions, events"
 
 
 def _spark_value(value: Any) -> Any:
