@@ -580,6 +580,10 @@ class TelemetryCollector:
         self.durability = durability
         self._warned: set[Any] = set()
 
+    def __repr__(self) -> str:
+        store = repr(self._store) if self._store is not None else "the default store"
+        return f"TelemetryCollector(store={store})"
+
     @property
     def store(self) -> Any:
         """The store runs are written to (the default store is opened on first use)."""
@@ -939,10 +943,17 @@ class Telemetry:
             store, collector = None, store
         self.collector = collector or TelemetryCollector(store)
 
+    def __repr__(self) -> str:
+        return f"Telemetry(collector={self.collector!r})"
+
     @property
     def store(self) -> Any:
         """The store this telemetry writes to."""
         return self.collector.store
+
+    def get_collector(self) -> TelemetryCollector:
+        """The collector this telemetry records through (Kagura's name)."""
+        return self.collector
 
     def instrument(
         self, agent_name: str | None = None

@@ -68,6 +68,8 @@ EVENT_NAMES = tuple(name for name, _ in EVENT_COLUMNS)
 STATUSES = ("running", "completed", "failed", "cancelled", "abandoned")
 SETTLED = ("completed", "failed", "cancelled", "abandoned")
 EVENT_TYPES = ("llm_call", "tool_call", "memory_operation", "custom")
+# Event types whose public dict carries the call's keyword arguments as data["kwargs"].
+_KWARGS_TYPES = ("tool_call", "memory_operation")
 
 # Metric keys that have their own execution column.
 TYPED_METRICS = (
@@ -441,6 +443,11 @@ def rows_from_execution_dict(
         if not isinstance(event, dict) or not event.get("type"):
             raise ValueError(f"event {seq} must be a dict with a 'type'")
         data = dict(event.get("data") or {})
+        if event["type"] in _KWARGS_TYPES and isinstance(data.get("kwargs"), dict):
+            # Kagura keeps a call's keyword arguments under data["kwargs"]; they are
+            # stored as the event's own fields (and read back under "kwargs" again).
+            for key, value in data.pop("kwargs").items():
+                data.setdefault(str(key), value)
         fields = {k: v for k, v in event.items() if k not in ("type", "timestamp", "data")}
         if "model" in data and "name" not in data and "name" not in fields:
             fields["name"] = data.pop("model")
@@ -522,6 +529,10 @@ def execution_dict(row: dict[str, Any], now: float | None = None) -> dict[str, A
 def event_dict(row: dict[str, Any]) -> dict[str, Any]:
     """The public event dict `{type, timestamp, data, ...typed fields}` for one event row."""
     data = from_json(row["data"], {}) or {}
+    if row["type"] in _KWARGS_TYPES and "kwargs" not in data:
+        # Kagura's scripts read a tool call's or memory operation's keyword
+        # arguments under data["kwargs"]: the free-form fields, as recorded.
+        data["kwargs"] = dict(data)
     for key in TYPED_EVENT_FIELDS:
         if row.get(key) is not None:
             data.setdefault(key, row[key])

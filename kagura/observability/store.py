@@ -114,6 +114,11 @@ class EventStore(Analytics):
     def __repr__(self) -> str:
         return f"EventStore({str(self.path) if self.path else ':memory:'!r})"
 
+    @property
+    def db_path(self) -> Path | str:
+        """The database file (a Path), or ":memory:" for an in-memory store (Kagura's attribute)."""
+        return self.path if self.path is not None else ":memory:"
+
     def __enter__(self) -> EventStore:
         return self
 

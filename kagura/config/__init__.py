@@ -4,6 +4,7 @@
 `telemetry/`. `KAGURA_TELEMETRY=0` turns recording off. `KAGURA_DURABILITY=buffered`
 (or `set_durability("buffered")`) lets a call return before its run is committed.
 The home is created readable by its owner only: telemetry holds prompts and arguments.
+`kagura.config.paths` names the folders as Kagura does (`get_data_dir()`, ...).
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ def kagura_home() -> Path:
 
 
 def default_db_path() -> Path:
-    """The default telemetry database: `$KAGURA_HOME/telemetry.db`."""
-    return kagura_home() / DB_NAME
+    """The default telemetry database: `telemetry.db` in `paths.get_data_dir()` (`$KAGURA_HOME`)."""
+    # Looked up on the module at each call, so a test that patches
+    # `kagura.config.paths.get_data_dir` moves the store (as Kagura's tests do).
+    from kagura.config import paths
+
+    return paths.get_data_dir() / DB_NAME
 
 
 def telemetry_enabled() -> bool:
