@@ -119,7 +119,7 @@ class Raw:
     def __init__(self, lake: Path, segments: list[Any]):
         import duckdb
 
-        from kagura.observability.query import local_timezone
+        from kagura.observability.store.engine import local_timezone
 
         self.con = duckdb.connect(
             ":memory:",
@@ -136,7 +136,7 @@ class Raw:
 
     def run(self, name: str, params: dict[str, Any]) -> list[Any]:
         """The rows of sql/NAME.sql (or of SQL text) with params bound by name."""
-        from kagura.observability.query import load_sql, param_names
+        from kagura.observability.store.engine import load_sql, param_names
 
         text = name if " " in name else load_sql(name)
         bound = {p: params.get(p) for p in param_names(text)}
@@ -148,7 +148,7 @@ class Raw:
 
 def run_size(n: int, log=print) -> dict[str, Any]:
     """Build (or reuse) the benchmark lake of n executions and time every analytic on it."""
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
 
     db, _ = common.build_lake(n, log=log)
     store = EventStore(db, auto_compact=False)

@@ -83,8 +83,8 @@ def live_refresh(db: Path, repeat: int = 15) -> dict[str, float]:
 
     from rich.console import Console
 
-    from kagura.observability.dashboard import Dashboard
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
+    from kagura.observability.render.dashboard import Dashboard
 
     with tempfile.TemporaryDirectory(prefix="kagura-bench-cli-") as scratch:
         copy = scratch_copy(db, Path(scratch) / "store")  # the cached store itself is never written
@@ -140,8 +140,8 @@ def live_refresh(db: Path, repeat: int = 15) -> dict[str, float]:
 # Appends one running execution to the store for each line read, and says "ok".
 _WRITER = """
 import sys, time
-from kagura.observability import model
-from kagura.observability.store import EventStore
+from kagura.observability.store import rows as model
+from kagura.observability.eventstore import EventStore
 store = EventStore(sys.argv[1], auto_compact=False)
 for _ in sys.stdin:
     store.append(model.execution_row(id=model.new_execution_id(), agent_name="bench_probe", started_at=time.time(), status="running"))

@@ -33,7 +33,7 @@ def _rows(n: int, seed: int) -> list[tuple[dict, list[dict]]]:
 
 def bulk(n: int) -> dict[str, Any]:
     """One compact() of a tail of `n` executions."""
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
 
     data = _rows(n, 21)
     with EventStore(TMP / "bulk.db", auto_compact=False) as store:
@@ -63,7 +63,7 @@ def bulk(n: int) -> dict[str, Any]:
 def steady(rounds: int = 5) -> dict[str, Any]:
     """Fill the tail to the auto-compaction threshold and compact, `rounds` times."""
     from kagura.config import COMPACT_TAIL_ROWS
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
 
     per_round = []
     with EventStore(TMP / "steady.db", auto_compact=False) as store:
@@ -86,8 +86,8 @@ def raw(n: int) -> dict[str, Any]:
     import pyarrow.parquet as pq
     from bench_ingest import RAW_SCHEMA
 
-    from kagura.observability import fixtures
-    from kagura.observability.model import EVENT_NAMES, EXECUTION_NAMES
+    from kagura.observability.store.rows import EVENT_NAMES, EXECUTION_NAMES
+    from kagura.synthetic import fixtures
 
     db = TMP / "raw.db"
     con = sqlite3.connect(db, isolation_level=None)

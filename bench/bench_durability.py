@@ -37,9 +37,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_recording import naive_run, one_run  # noqa: E402
 
-from kagura.observability import model, wal  # noqa: E402
-from kagura.observability.collector import Run, TelemetryCollector, _current, flush  # noqa: E402
-from kagura.observability.store import EventStore  # noqa: E402
+from kagura.observability.eventstore import EventStore  # noqa: E402
+from kagura.observability.recording.collector import Run, TelemetryCollector, _current, flush  # noqa: E402
+from kagura.observability.store import rows as model  # noqa: E402
+from kagura.observability.store import tail as wal  # noqa: E402
 
 
 async def one_async(collector: TelemetryCollector) -> None:

@@ -43,7 +43,7 @@ class StoreWriter:
     """EventStore.append per execution (what the recorder does when a run ends)."""
 
     def __init__(self, db: Path):
-        from kagura.observability.store import EventStore
+        from kagura.observability.eventstore import EventStore
 
         self.store = EventStore(db)
 
@@ -80,7 +80,7 @@ class RawWriter:
     """Raw SQLite, WAL, synchronous=NORMAL, one long-lived connection: the limit."""
 
     def __init__(self, db: Path):
-        from kagura.observability.model import EVENT_NAMES, EXECUTION_NAMES
+        from kagura.observability.store.rows import EVENT_NAMES, EXECUTION_NAMES
 
         self.exec_names, self.event_names = EXECUTION_NAMES, EVENT_NAMES
         self.con = sqlite3.connect(db, isolation_level=None, timeout=30)
@@ -117,7 +117,7 @@ WRITERS = {"store": StoreWriter, "naive": NaiveWriter, "raw": RawWriter}
 def count_rows(kind: str, db: Path) -> tuple[int, int]:
     """(executions, events) held by the db of writer `kind`, counted back independently."""
     if kind == "store":
-        from kagura.observability.store import EventStore
+        from kagura.observability.eventstore import EventStore
 
         with EventStore(db, auto_compact=False) as store:
             executions = store.get_summary_stats()["total_executions"]
@@ -243,7 +243,7 @@ def processes(kind: str, n: int, procs: int = 4) -> dict[str, Any]:
 
 def tail_bytes(n: int) -> dict[str, Any]:
     """Bytes per execution (with 3 events) in the SQLite tail, after a checkpoint."""
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
 
     db = TMP / "tail.db"
     _clean(db)

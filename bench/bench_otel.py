@@ -299,8 +299,8 @@ def bench_receiver(runs: int, naive_runs: int, clients: int) -> dict[str, Any]:
     # One request of other spans, sent to each server before the clock starts.
     warm = encode_spans(sdk_spans(WARM_RUNS, 98)).SerializeToString()
     # The server alone, in process: decode, map, commit.
+    from kagura.observability.eventstore import EventStore
     from kagura.observability.otel import ingest
-    from kagura.observability.store import EventStore
 
     db = TMP / "inproc.db"
     store = EventStore(db)
@@ -359,8 +359,8 @@ def bench_receiver(runs: int, naive_runs: int, clients: int) -> dict[str, Any]:
 
 
 def bench_export(runs: int, naive_runs: int) -> dict[str, Any]:
+    from kagura.observability.eventstore import EventStore
     from kagura.observability.otel import export
-    from kagura.observability.store import EventStore
 
     db = TMP / "export.db"
     store = EventStore(db, auto_compact=False)

@@ -35,7 +35,7 @@ def run_size(n: int, naive_max: int, log=print) -> dict[str, Any]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
 
     db, _ = common.build_lake(n, log=log)
     cutoff = cutoff_of()

@@ -186,7 +186,7 @@ def _same_percentiles(rows: list[dict], naive: dict[str, tuple[float, float]]) -
 
 
 def _catalogue() -> list[dict[str, Any]]:
-    from kagura.observability.query import catalogue
+    from kagura.observability.store.engine import catalogue
 
     return catalogue()
 
@@ -197,7 +197,7 @@ class Raw:
     def __init__(self, lake: Path, segments: list[Any]):
         import duckdb
 
-        from kagura.observability.query import local_timezone
+        from kagura.observability.store.engine import local_timezone
 
         self.con = duckdb.connect(
             ":memory:",
@@ -214,7 +214,7 @@ class Raw:
 
     def run(self, spec: tuple) -> Any:
         """Run one raw query (and its follow-up, if any) and fetch every row."""
-        from kagura.observability.query import load_sql, param_names
+        from kagura.observability.store.engine import load_sql, param_names
 
         text, params = spec[0], spec[1]
         if text.startswith("@"):
@@ -236,7 +236,7 @@ import json, sys, time
 sys.path.insert(0, {bench!r})
 t0 = time.perf_counter()
 import common, bench_queries
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
 t1 = time.perf_counter()
 store = EventStore({db!r})
 t2 = time.perf_counter()
@@ -273,7 +273,7 @@ def run_size(n: int, naive_max: int, log=print) -> dict[str, Any]:
     """Every query at `n` executions; naive figures only when n <= naive_max."""
     from naive import NaiveStore
 
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
 
     db, build = common.build_lake(n, log=log)
     naive = None

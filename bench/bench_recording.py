@@ -27,9 +27,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kagura.observability import model  # noqa: E402
-from kagura.observability.collector import TelemetryCollector, flush  # noqa: E402
-from kagura.observability.store import EventStore  # noqa: E402
+from kagura.observability.eventstore import EventStore  # noqa: E402
+from kagura.observability.recording.collector import TelemetryCollector, flush  # noqa: E402
+from kagura.observability.store import rows as model  # noqa: E402
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:

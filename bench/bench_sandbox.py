@@ -53,8 +53,8 @@ def run_size(n: int, naive_max: int, log=print) -> dict[str, Any]:
     """Every query at `n` executions through the sandbox, the ordinary runner, raw DuckDB (and naive)."""
     from naive import NaiveStore
 
-    from kagura.observability.sandbox import check_read_only
-    from kagura.observability.store import EventStore
+    from kagura.observability.analytics.sandbox import check_read_only
+    from kagura.observability.eventstore import EventStore
 
     db, _ = common.build_lake(n, log=log)
     naive = NaiveStore(common.build_naive(n, log=log)) if n <= naive_max else None

@@ -133,7 +133,7 @@ def arrow_chunks(
     n: int, chunk: int = CHUNK, seed: int = SEED, days: float = 90, end: Any = BENCH_END
 ) -> Iterator[tuple[Any, Any]]:
     """The benchmark rows as (executions, events) Arrow chunks, oldest first, ending at `end`."""
-    from kagura.observability import fixtures
+    from kagura.synthetic import fixtures
 
     yield from fixtures.generate_arrow(n, seed=seed, days=days, end=end, chunk=chunk)
 
@@ -188,8 +188,8 @@ def _build_lake(folder: Path, n: int, log: Callable[[str], None]) -> dict[str, A
     import numpy as np
     import pyarrow.compute as pc
 
-    from kagura.observability import compaction
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
+    from kagura.observability.store import compaction
 
     if folder.exists():
         shutil.rmtree(folder)

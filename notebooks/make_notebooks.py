@@ -22,7 +22,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import polars as pl
 
-from kagura.observability import EventStore, fixtures
+from kagura.observability import EventStore
+from kagura.synthetic import fixtures
 
 # Fixture telemetry: runs of about 20 agents over the 90 days before END.
 # Analytics take `now=END`, so the figures do not depend on the day you run this.

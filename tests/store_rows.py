@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kagura.observability import model
+from kagura.observability.store import rows as model
 
 
 def run(

@@ -18,7 +18,7 @@ from typing import Any
 from kagura.agent.memory import ConversationMemory
 from kagura.agent.parsing import AgentOutputError, format_hint, parse_reply
 from kagura.agent.tools import Tool, as_tool, tool_result_text
-from kagura.observability.collector import TelemetryCollector, get_global_telemetry
+from kagura.observability.recording.collector import TelemetryCollector, get_global_telemetry
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_MAX_ITERATIONS = 10
@@ -222,7 +222,7 @@ class AgentSpec:
         collector: TelemetryCollector,
     ) -> Any:
         """One acompletion call, recorded as an llm_call event (also when it fails)."""
-        from kagura.observability import pricing
+        from kagura.observability.recording import pricing
 
         started = time.perf_counter()
         try:

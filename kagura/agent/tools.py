@@ -124,7 +124,7 @@ def _record(
     error: Exception | None,
 ) -> None:
     """Record a direct call of a tool as a tool_call event of the current run, if any."""
-    from kagura.observability import collector
+    from kagura.observability.recording import collector
 
     if collector.current_run() is None:
         return

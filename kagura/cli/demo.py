@@ -246,7 +246,7 @@ def move(
     executions: list[dict], events: list[dict], targets: list[float]
 ) -> list[tuple[dict, list[dict]]]:
     """The recorded rows moved trace by trace to `targets` (oldest root to oldest target), with fresh ids."""
-    from kagura.observability import model
+    from kagura.observability.store import rows as model
 
     roots = sorted((r for r in executions if r["parent_id"] is None), key=lambda r: r["started_at"])
     offset = {
@@ -350,7 +350,7 @@ def demo(
 def _summary(
     out: Any, target: Path, db: Path | None, items: list, pairs: list, errors: Tally, days: int
 ) -> None:
-    from kagura.observability.dashboard import fmt_money
+    from kagura.observability.render.dashboard import fmt_money
 
     rows = [row for row, _ in pairs]
     failed = sum(1 for r in rows if r["status"] == "failed" and r["parent_id"] is None)

@@ -1,6 +1,6 @@
 """`kagura monitor doctor`: check the telemetry store, and repair what is safe.
 
-The checks and repairs live in `kagura.observability.doctor`; this command
+The checks and repairs live in `kagura.observability.store.doctor`; this command
 parses options, prints the report (rich or JSON) and exits 1 while a problem
 remains (a listed lake file missing or unreadable, a failed integrity check).
 """
@@ -33,7 +33,7 @@ def doctor(
     json: JsonOpt = False,
 ) -> None:
     """Check the store: tail size, lake files and bytes, manifest against files, orphans, permissions."""
-    from kagura.observability import doctor as checks
+    from kagura.observability.store import doctor as checks
 
     store = open_store(inherited(ctx, "db", db))
     try:

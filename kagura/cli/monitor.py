@@ -40,7 +40,7 @@ from kagura.cli.options import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from kagura.observability.dashboard import Dashboard
+    from kagura.observability.render.dashboard import Dashboard
 
 monitor_app = typer.Typer(
     name="monitor",
@@ -56,7 +56,7 @@ GROUPS = ("agent", "date", "model")
 
 def dashboard(db: Path | None) -> Dashboard:
     """A Dashboard over the store at --db (NotFound when there is no telemetry yet)."""
-    from kagura.observability.dashboard import Dashboard
+    from kagura.observability.render.dashboard import Dashboard
 
     return Dashboard(open_store(db), console=console())
 
@@ -140,7 +140,7 @@ def list_(
     if json:
         print_json(rows)
         return
-    from kagura.observability.dashboard import render_list_table
+    from kagura.observability.render.dashboard import render_list_table
 
     board.console.print(render_list_table(rows))
 
@@ -163,7 +163,7 @@ def stats(
     if json:
         print_json(summary)
         return
-    from kagura.observability.dashboard import render_stats
+    from kagura.observability.render.dashboard import render_stats
 
     board.console.print(render_stats(summary, agent))
 
@@ -187,7 +187,7 @@ def trace(
         raise NotFound(
             f"No execution {execution_id!r} in {db_path(db)}: copy an id from `kagura monitor list`"
         )
-    from kagura.observability.dashboard import nest_trace, render_trace
+    from kagura.observability.render.dashboard import nest_trace, render_trace
 
     if json:  # the same tree as the text view: child runs nested, each with its events
         print_json(nest_trace(execution, runs))
@@ -324,7 +324,7 @@ def prune(
 
 
 def _when(at: float) -> str:
-    from kagura.observability.dashboard import fmt_datetime
+    from kagura.observability.render.dashboard import fmt_datetime
 
     return fmt_datetime(at)
 

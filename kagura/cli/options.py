@@ -20,7 +20,7 @@ from kagura.observability import timespec
 from kagura.observability.timespec import TimeSpecError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
 
 
 class CliError(Exception):
@@ -144,7 +144,7 @@ def check_status(status: str | None) -> str | None:
     """`status` lower-cased if it is a known status, else a UsageError listing them."""
     if status is None:
         return None
-    from kagura.observability.model import STATUSES
+    from kagura.observability.store.rows import STATUSES
 
     value = status.strip().lower()
     if value not in STATUSES:
@@ -184,7 +184,7 @@ def open_store(db: Path | None) -> EventStore:
         raise no_telemetry(path)
     if path.is_dir():
         raise UsageError(f"--db {path} is a folder; give the telemetry database file")
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
 
     store = EventStore(path)
     if store.read_only:  # said once, on stderr, so --json output stays clean

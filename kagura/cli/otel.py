@@ -43,7 +43,7 @@ def _need_otel() -> None:
 
 
 def _open_or_create(db: Path | None):
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
 
     path = db_path(db)
     if path.is_dir():

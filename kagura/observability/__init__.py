@@ -9,15 +9,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 _PUBLIC = {
-    "EventStore": "kagura.observability.store",
-    "Result": "kagura.observability.query",
+    "EventStore": "kagura.observability.eventstore",
+    "Result": "kagura.observability.store.engine",
     "StoreError": "kagura.observability.errors",
     "AmbiguousIdError": "kagura.observability.errors",
-    "Dashboard": "kagura.observability.dashboard",
-    "TelemetryCollector": "kagura.observability.collector",
-    "Telemetry": "kagura.observability.collector",
-    "get_global_telemetry": "kagura.observability.collector",
-    "set_global_telemetry": "kagura.observability.collector",
+    "Dashboard": "kagura.observability.render.dashboard",
+    "TelemetryCollector": "kagura.observability.recording.collector",
+    "Telemetry": "kagura.observability.recording.collector",
+    "get_global_telemetry": "kagura.observability.recording.collector",
+    "set_global_telemetry": "kagura.observability.recording.collector",
 }
 
 __all__ = [
@@ -33,16 +33,16 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from kagura.observability.collector import (
+    from kagura.observability.errors import AmbiguousIdError, StoreError
+    from kagura.observability.eventstore import EventStore
+    from kagura.observability.recording.collector import (
         Telemetry,
         TelemetryCollector,
         get_global_telemetry,
         set_global_telemetry,
     )
-    from kagura.observability.dashboard import Dashboard
-    from kagura.observability.errors import AmbiguousIdError, StoreError
-    from kagura.observability.query import Result
-    from kagura.observability.store import EventStore
+    from kagura.observability.render.dashboard import Dashboard
+    from kagura.observability.store.engine import Result
 
 
 def __getattr__(name: str) -> Any:

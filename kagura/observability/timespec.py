@@ -15,8 +15,6 @@ import time
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from kagura.observability.model import MAX_TIME, MIN_TIME
-
 MINUTE = 60.0
 HOUR = 3600.0
 DAY = 86400.0
@@ -56,7 +54,8 @@ _SPAN = re.compile(r"^(\d+(?:\.\d+)?|\.\d+)\s*([a-z]+)$", re.IGNORECASE)
 _NUMBER = re.compile(r"^-?(\d+(?:\.\d+)?|\.\d+)$")
 # Unix seconds above this are milliseconds (they would land after the year 5000).
 _MILLISECONDS = 1e11
-# The years 1 to 9999, as the rows of the store allow.
+# Times a run may have: years 1 to 9999, which every date function can show.
+MIN_TIME, MAX_TIME = -62_135_596_800.0, 253_402_300_799.0
 _MIN_TIME, _MAX_TIME = MIN_TIME, MAX_TIME
 
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from kagura.observability.errors import QueryError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from kagura.observability.query import Result
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
+    from kagura.observability.store.engine import Result
 
 __all__ = ["run", "session", "spark_sql", "views"]
 
@@ -72,7 +72,7 @@ def run(name: str, spark_session: Any, lake: Any, **params: Any) -> Result:
     `lake` is an EventStore or the path of a store's database: its listed lake
     files and its tail are what DuckDB would read.
     """
-    from kagura.observability.query import (
+    from kagura.observability.store.engine import (
         Result,
         check_params,
         load_sql,
@@ -104,7 +104,7 @@ def run(name: str, spark_session: Any, lake: Any, **params: Any) -> Result:
 
 def views(spark_session: Any, lake: Any, events: bool = True) -> None:
     """Define the temp views `executions` and `events` of `spark_session` over `lake`."""
-    from kagura.observability.wal import EVENTS_SCHEMA, EXECUTIONS_SCHEMA
+    from kagura.observability.store.tail import EVENTS_SCHEMA, EXECUTIONS_SCHEMA
 
     store, owned = _open(lake)
     try:
@@ -143,7 +143,7 @@ def _frame(spark_session: Any, files: list[str], tail: Any, schema: Any):
 
 
 def _open(lake: Any) -> tuple[EventStore, bool]:
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
 
     if isinstance(lake, EventStore):
         return lake, False

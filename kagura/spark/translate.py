@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 
 from kagura.observability.errors import QueryError
-from kagura.observability.query import load_sql, sql_dir
+from kagura.observability.store.engine import load_sql, sql_dir
 
 # Catalogue files not offered on Spark, and why.
 NOT_ON_SPARK = {

@@ -22,7 +22,7 @@ from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
-from kagura.observability import collector  # noqa: E402
+from kagura.observability.recording import collector  # noqa: E402
 
 Reply = dict[str, Any]
 

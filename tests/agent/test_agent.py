@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from kagura import agent
 from kagura.agent import AgentError, AgentOutputError, ConversationMemory
 from kagura.observability import EventStore
-from kagura.observability.collector import flush
+from kagura.observability.recording.collector import flush
 
 
 class Person(BaseModel):

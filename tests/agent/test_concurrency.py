@@ -12,7 +12,7 @@ import litellm
 from kagura import agent
 from kagura.agent import AgentOutputError
 from kagura.observability import EventStore, get_global_telemetry
-from kagura.observability.collector import flush
+from kagura.observability.recording.collector import flush
 
 
 def recorded() -> EventStore:

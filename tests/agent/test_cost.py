@@ -8,8 +8,9 @@ import litellm
 import pytest
 
 from kagura import agent
-from kagura.observability import EventStore, fixtures
-from kagura.observability.collector import flush
+from kagura.observability import EventStore
+from kagura.observability.recording.collector import flush
+from kagura.synthetic import fixtures
 
 USAGE = [(1234, 56), (17, 980), (50_000, 1)]
 

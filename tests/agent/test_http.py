@@ -8,8 +8,9 @@ import litellm
 import pytest
 
 from kagura import agent
-from kagura.observability import EventStore, pricing
-from kagura.observability.collector import flush
+from kagura.observability import EventStore
+from kagura.observability.recording import pricing
+from kagura.observability.recording.collector import flush
 
 LOCAL_MODEL = "openai/local-test-model"  # litellm's name for a model on an OpenAI-compatible server
 

@@ -10,7 +10,7 @@ import pytest
 from kagura import agent, tool
 from kagura.agent import AgentError, Tool
 from kagura.observability import EventStore, Telemetry
-from kagura.observability.collector import flush
+from kagura.observability.recording.collector import flush
 
 MODEL = "openai/tool-model"
 

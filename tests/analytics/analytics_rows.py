@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kagura.observability import model
+from kagura.observability.store import rows as model
 
 DAY = 86400.0
 HOUR = 3600.0

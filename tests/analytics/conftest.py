@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from analytics_rows import FIXTURE_END, FIXTURE_N, FIXTURE_SEED, PLANTED, prices
 
-from kagura.observability import fixtures
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
+from kagura.synthetic import fixtures
 
 
 @pytest.fixture(params=["tail", "lake"])

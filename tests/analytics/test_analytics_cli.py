@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import pytest
 from analytics_rows import DAY, HOUR, PLANTED, llm, run
 
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
 
 # 2025-06-12 12:00 UTC; the subprocesses run with TZ=UTC so "today" is that UTC day.
 AT = datetime(2025, 6, 12, 12, tzinfo=UTC).timestamp()

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from analytics_rows import prices
 
-from kagura.observability import fixtures, query
+from kagura.observability.store import engine as query
+from kagura.synthetic import fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -29,7 +30,7 @@ def blocks(text: str, language: str) -> list[str]:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """A KAGURA_HOME holding 3,000 fixture runs that end now."""
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
 
     folder = tmp_path_factory.mktemp("home")
     store = EventStore(folder / "telemetry.db", auto_compact=False)
@@ -94,7 +95,7 @@ def test_tutorial_commands_run(home, monkeypatch):
         ):
             args.append("--once")  # the live view would never return
         if args[:2] == ["monitor", "trace"]:
-            from kagura.observability.store import EventStore
+            from kagura.observability.eventstore import EventStore
 
             args[2] = EventStore(home / "telemetry.db").get_executions(limit=1)[0]["id"][:24]
         result = runner.invoke(app, args)
@@ -159,7 +160,7 @@ def test_every_sql_file_has_a_complete_header():
 
 def test_every_sql_file_has_a_test():
     """A test names the file, or calls an EventStore method that runs it."""
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
 
     tests = "\n".join(p.read_text(encoding="utf-8") for p in TESTS.rglob("test_*.py"))
     sources = {

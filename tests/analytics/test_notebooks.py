@@ -21,7 +21,7 @@ NOTEBOOKS = ROOT / "notebooks"
 def test_notebook_runs(name, tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
     from tests.store_rows import run
 
     # A store of someone's own where the notebook is told to work: it must survive untouched.
@@ -80,7 +80,8 @@ def test_the_wheel_carries_the_fixture_data_and_the_sql(tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     probe = (
-        "from kagura.observability import fixtures, query\n"
+        "from kagura.synthetic import fixtures\n"
+        "from kagura.observability.store import engine as query\n"
         "print(fixtures.SAMPLE_DIR)\n"
         "print(query.sql_dir())\n"
         "print(len(fixtures.load_sample()))\n"

@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 from analytics_rows import llm, run
 
-from kagura.observability import query as queries
+from kagura.observability.analytics.sandbox import check_read_only, run_sandboxed
 from kagura.observability.errors import QueryError
-from kagura.observability.query import Runner
-from kagura.observability.sandbox import check_read_only, run_sandboxed
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
+from kagura.observability.store import engine as queries
+from kagura.observability.store.engine import Runner
 
 TOKEN = "kagura-canary-" + secrets.token_hex(12)
 NOW = time.time()

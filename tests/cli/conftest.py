@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from cli_process import run_cli
 
-from kagura.observability import fixtures, model
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
+from kagura.observability.store import rows as model
+from kagura.synthetic import fixtures
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from datetime import datetime
 
 import pytest
 
-from kagura.observability import model
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
+from kagura.observability.store import rows as model
 
 
 def one_line(result, code: int, *fragments: str) -> str:

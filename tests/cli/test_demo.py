@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import datetime
 
 from kagura.cli import demo
-from kagura.observability import model
+from kagura.observability.store import rows as model
 
 
 def test_plan_is_deterministic_and_has_failures_of_several_kinds():

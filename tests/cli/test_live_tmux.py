@@ -11,7 +11,7 @@ import time
 import pytest
 
 from kagura.observability import Telemetry
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
 
 
 def money(text: str) -> float:
@@ -115,7 +115,7 @@ def _daily_check(tmp_path: Path) -> subprocess.CompletedProcess:
 
 
 def test_tutorial_daily_check_script_works_as_written(kagura_home, tmp_path):
-    from kagura.observability import model
+    from kagura.observability.store import rows as model
 
     store = EventStore(kagura_home / "telemetry.db")
     now = time.time()

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from kagura.observability import model
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
+from kagura.observability.store import rows as model
 
 DAY = 86400.0
 

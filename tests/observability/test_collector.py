@@ -20,8 +20,8 @@ from kagura.observability import (  # noqa: E402
     get_global_telemetry,
     set_global_telemetry,
 )
-from kagura.observability import collector as collector_module  # noqa: E402
-from kagura.observability.collector import current_execution_id, flush  # noqa: E402
+from kagura.observability.recording import collector as collector_module  # noqa: E402
+from kagura.observability.recording.collector import current_execution_id, flush  # noqa: E402
 
 
 @pytest.fixture

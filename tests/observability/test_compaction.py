@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from store_rows import run
 
-from kagura.observability import compaction
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
+from kagura.observability.store import compaction
 
 DAY = 86400.0
 T0 = 1_750_000_000.0  # 2025-06-15T15:06:40Z
@@ -81,7 +81,7 @@ def test_files_the_manifest_does_not_list_are_never_read_and_are_removed(store):
     before = totals(store)
     # What a crash between the rename and the commit leaves: a complete segment, unlisted.
     more = [run("a", T0 + 50 + i) for i in range(7)]
-    from kagura.observability.fixtures import pairs_to_arrow
+    from kagura.synthetic.fixtures import pairs_to_arrow
 
     executions, events = pairs_to_arrow(more)
     orphan = compaction.write_segment(store.lake, "2025-06-15", executions, events)
@@ -148,7 +148,7 @@ def test_a_second_compaction_waits_its_turn(store):
 
 
 def test_writers_compact_by_themselves_past_the_threshold(tmp_path, monkeypatch):
-    monkeypatch.setattr("kagura.observability.store.COMPACT_TAIL_ROWS", 600)
+    monkeypatch.setattr("kagura.observability.eventstore.COMPACT_TAIL_ROWS", 600)
     store = EventStore(tmp_path / "t.db")
     # Recent runs, so only the row count can trigger compaction (not the tail's age,
     # which would start one at the first check, at 500 rows, while more are written).

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from kagura.observability import dashboard as dash
-from kagura.observability import model
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
+from kagura.observability.render import dashboard as dash
+from kagura.observability.store import rows as model
 
 
 def text_of(renderable, width: int = 100) -> str:

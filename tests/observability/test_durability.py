@@ -19,8 +19,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from kagura import config  # noqa: E402
 from kagura.observability import EventStore, TelemetryCollector  # noqa: E402
-from kagura.observability import collector as collector_module  # noqa: E402
-from kagura.observability.collector import after_commit, flush  # noqa: E402
+from kagura.observability.recording import collector as collector_module  # noqa: E402
+from kagura.observability.recording.collector import after_commit, flush  # noqa: E402
 
 
 class CountingStore(EventStore):

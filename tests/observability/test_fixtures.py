@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kagura.observability import fixtures, model
+from kagura.observability.store import rows as model
+from kagura.synthetic import fixtures
 
 END = "2025-06-30T00:00:00+00:00"
 END_TS = 1751241600.0  # 2025-06-30 00:00:00 UTC, by hand
@@ -278,7 +279,7 @@ def test_missing_model_slot_is_named():
 
 
 def test_fill_appends_to_a_real_store(prices):
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
 
     rows = list(fixtures.generate(1_500, seed=9, end=END, prices=prices))
     with EventStore() as store:
@@ -298,7 +299,7 @@ def test_fill_appends_to_a_real_store(prices):
 def test_checked_in_sample_matches_its_command(tmp_path, prices):
     meta = json.loads((fixtures.SAMPLE_DIR / "sample.json").read_text())
     assert meta["command"] == (
-        f"python -m kagura.observability.fixtures sample --n {meta['n']} --seed {meta['seed']} --end {meta['end_iso']}"
+        f"python -m kagura.synthetic.fixtures sample --n {meta['n']} --seed {meta['seed']} --end {meta['end_iso']}"
     )
     assert (fixtures.SAMPLE_DIR / "executions.parquet").stat().st_size + (
         fixtures.SAMPLE_DIR / "events.parquet"
@@ -328,7 +329,7 @@ def test_sample_moves_to_a_new_end():
 
 
 def test_load_sample_from_an_empty_folder_says_how_to_make_one(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m kagura.observability.fixtures sample"):
+    with pytest.raises(FileNotFoundError, match="python -m kagura.synthetic.fixtures sample"):
         fixtures.load_sample(tmp_path)
 
 
@@ -339,7 +340,7 @@ def test_command_line_fills_a_store_and_refuses_bad_input(tmp_path):
         [
             sys.executable,
             "-m",
-            "kagura.observability.fixtures",
+            "kagura.synthetic.fixtures",
             "fill",
             "--db",
             str(db),
@@ -356,7 +357,7 @@ def test_command_line_fills_a_store_and_refuses_bad_input(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "appended 300 executions" in done.stdout
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
 
     with EventStore(db) as store:
         assert store.get_summary_stats()["total_executions"] == 300
@@ -364,7 +365,7 @@ def test_command_line_fills_a_store_and_refuses_bad_input(tmp_path):
         [
             sys.executable,
             "-m",
-            "kagura.observability.fixtures",
+            "kagura.synthetic.fixtures",
             "fill",
             "--db",
             str(db),

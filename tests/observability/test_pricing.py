@@ -12,7 +12,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import litellm  # noqa: E402
 
-from kagura.observability import fixtures, pricing  # noqa: E402
+from kagura.observability.recording import pricing  # noqa: E402
+from kagura.synthetic import fixtures  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from kagura.observability import redact
-from kagura.observability.redact import REDACTED, Redactor
+from kagura.observability.recording import redact
+from kagura.observability.recording.redact import REDACTED, Redactor
 
 
 @pytest.fixture(autouse=True)

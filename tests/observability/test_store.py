@@ -13,9 +13,9 @@ import statistics
 import pytest
 from store_rows import run
 
-from kagura.observability import fixtures
 from kagura.observability.errors import AmbiguousIdError, QueryError
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
+from kagura.synthetic import fixtures
 
 END = 1_751_241_600.0  # 2025-06-30T00:00:00Z
 N = 700

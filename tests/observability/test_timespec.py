@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
 from kagura.observability.timespec import (
     TimeSpecError,
     parse_cutoff,

@@ -15,8 +15,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from kagura.observability import fixtures
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
+from kagura.synthetic import fixtures
 
 STEP_7 = """
 from pathlib import Path

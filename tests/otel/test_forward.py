@@ -12,8 +12,8 @@ import textwrap
 from otel_parts import Recorder, attrs, cli_json, run_cli
 from store_rows import run
 
+from kagura.observability.eventstore import EventStore
 from kagura.observability.otel import forward
-from kagura.observability.store import EventStore
 
 T0 = 1_780_000_000.0
 

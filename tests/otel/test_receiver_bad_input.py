@@ -12,8 +12,8 @@ import zlib
 
 import pytest
 
+from kagura.observability.eventstore import EventStore
 from kagura.observability.otel.receiver import Receiver
-from kagura.observability.store import EventStore
 
 PROTO = "application/x-protobuf"
 

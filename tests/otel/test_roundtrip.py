@@ -12,8 +12,8 @@ import pytest
 from otel_parts import run_cli
 from store_rows import run
 
-from kagura.observability import model
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
+from kagura.observability.store import rows as model
 
 T0 = 1_780_000_000.0
 

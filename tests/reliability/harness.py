@@ -100,7 +100,7 @@ class Run:
 
     def rows(self) -> tuple[dict, list[dict]]:
         """The execution row and event rows of this run."""
-        from kagura.observability import model
+        from kagura.observability.store import rows as model
 
         events = []
         if self.status != "running":
@@ -141,7 +141,7 @@ class Run:
 
 def new_run(rng: random.Random, start: float, end: float, status: str | None = None) -> Run:
     """A random run that started in [start, end)."""
-    from kagura.observability import model
+    from kagura.observability.store import rows as model
 
     started = rng.uniform(start, end)
     status = status or rng.choice(("completed",) * 6 + ("failed", "cancelled"))
@@ -432,7 +432,8 @@ class Probes:
 
     def install(self) -> None:
         """Wrap the store's protocol steps (only observing them, never changing what they do)."""
-        from kagura.observability import compaction, wal
+        from kagura.observability.store import compaction
+        from kagura.observability.store import tail as wal
 
         probes = self
 
@@ -455,7 +456,7 @@ class Probes:
         in_context(compaction.Compactor, "_merge", "merge")
         in_context(compaction.Compactor, "_delete_before", "retention")
         in_context(compaction.Compactor, "cleanup", "cleanup")
-        in_context(wal.Wal, "append_many", "append")
+        in_context(wal.Tail, "append_many", "append")
 
         write_segment = compaction.write_segment
 
@@ -677,7 +678,7 @@ def role_zygote(args: argparse.Namespace, probes: Probes) -> None:
     import litellm  # noqa: F401
 
     import kagura.agent  # noqa: F401
-    import kagura.observability.store  # noqa: F401
+    import kagura.observability.eventstore  # noqa: F401
 
     print("ready", flush=True)
     for line in sys.stdin:

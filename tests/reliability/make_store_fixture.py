@@ -20,8 +20,9 @@ AGENTS = ("translator", "chatbot", "researcher", "要約エージェント", "ag
 
 def build(folder: Path, seed: int = 6) -> dict:
     """Write the store into `folder`; return the expected content."""
-    from kagura.observability import EventStore, model
-    from kagura.observability.wal import SCHEMA_VERSION
+    from kagura.observability import EventStore
+    from kagura.observability.store import rows as model
+    from kagura.observability.store.tail import SCHEMA_VERSION
 
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)

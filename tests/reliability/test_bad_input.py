@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from kagura.cli import app
-from kagura.observability import EventStore, TelemetryCollector, model
+from kagura.observability import EventStore, TelemetryCollector
+from kagura.observability.store import rows as model
 
 from . import harness
 from .conftest import LONG, assert_one_line_error, cli

@@ -16,7 +16,8 @@ import sys
 import threading
 import time
 
-from kagura.observability import EventStore, model
+from kagura.observability import EventStore
+from kagura.observability.store import rows as model
 
 from . import harness
 from .conftest import LONG, cli, figures, wait_until

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from kagura.observability import EventStore
-from kagura.observability.compaction import lake_lock
+from kagura.observability.store.compaction import lake_lock
 
 from . import harness
 from .conftest import LONG, figures

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from kagura.observability import EventStore
-from kagura.observability.compaction import lake_lock
+from kagura.observability.store.compaction import lake_lock
 
 from . import harness
 

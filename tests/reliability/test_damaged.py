@@ -17,9 +17,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from kagura.observability import EventStore, doctor
-from kagura.observability.compaction import lake_lock
+from kagura.observability import EventStore
 from kagura.observability.errors import StoreError
+from kagura.observability.store import doctor
+from kagura.observability.store.compaction import lake_lock
 
 from . import harness
 from .conftest import assert_one_line_error, cli

@@ -28,7 +28,8 @@ MODES = """
 import json, os, sys, time
 os.umask(0)
 from pathlib import Path
-from kagura.observability import EventStore, model
+from kagura.observability import EventStore
+from kagura.observability.store import rows as model
 home = Path(sys.argv[1])
 store = EventStore(home / "telemetry.db", auto_compact=False)
 t = time.time() - 7200

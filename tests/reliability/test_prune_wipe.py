@@ -21,8 +21,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from kagura.observability import model
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
+from kagura.observability.store import rows as model
 
 from .conftest import cli
 
@@ -30,7 +30,7 @@ DAY = 86400.0
 
 READER = r"""
 import sys
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
 store = EventStore(sys.argv[1])
 store.get_summary_stats()
 print("ready", flush=True)

@@ -18,7 +18,7 @@ import pytest
 
 from kagura.observability import EventStore
 from kagura.observability.errors import SchemaTooNewError
-from kagura.observability.wal import SCHEMA_VERSION
+from kagura.observability.store.tail import SCHEMA_VERSION
 
 from . import harness
 from .conftest import assert_one_line_error, cli

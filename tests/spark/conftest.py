@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kagura.observability import fixtures
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
+from kagura.synthetic import fixtures
 
 END = "2025-06-12T18:00:00+00:00"
 

@@ -14,9 +14,9 @@ import os
 
 import pytest
 
-from kagura.observability import query
-from kagura.observability.fixtures import parse_end
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
+from kagura.observability.store import engine as query
+from kagura.synthetic.fixtures import parse_end
 
 END = parse_end("2025-06-12T18:00:00+00:00")
 DAY = 86400.0

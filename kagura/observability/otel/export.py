@@ -18,8 +18,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from kagura.observability import model
 from kagura.observability.otel import mapping as m
+from kagura.observability.store import rows as model
 
 # One span: trace, span, parent ("" for none), name, kind, start ns, end ns,
 # attributes [(key, str | int | float)], status code, status message, host.
@@ -61,7 +61,7 @@ def spans(executions: Any, events: Any) -> Iterator[Span]:
 
 def row_spans(pairs: Iterable[tuple[dict[str, Any], list[dict[str, Any]]]]) -> Iterator[Span]:
     """OTLP spans for (execution row, event rows) pairs, as the recorder commits them."""
-    from kagura.observability.model import EVENT_NAMES, EXECUTION_NAMES
+    from kagura.observability.store.rows import EVENT_NAMES, EXECUTION_NAMES
 
     runs = [row for row, _ in pairs]
     events = [event for _, rows in pairs for event in rows]

@@ -281,7 +281,7 @@ _installed: dict[str, Any] = {}
 
 def install(endpoint: str | None = None) -> Forwarder | None:
     """Forward every commit of finished runs to `endpoint` (default: from the environment)."""
-    from kagura.observability import collector
+    from kagura.observability.recording import collector
 
     endpoint = endpoint or endpoint_from_env()
     if not endpoint:
@@ -313,7 +313,7 @@ def install_from_env() -> None:
 def _flush_at_exit() -> None:
     forwarder = _installed.get("forwarder")
     if forwarder is not None:
-        from kagura.observability import collector
+        from kagura.observability.recording import collector
 
         collector.flush(timeout=EXIT_WAIT)  # runs still being committed are offered first
         if not forwarder.flush(EXIT_WAIT):

@@ -20,8 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kagura.observability import model, redact
 from kagura.observability.otel import mapping as m
+from kagura.observability.recording import redact
+from kagura.observability.store import rows as model
 
 MAX_INDEX = 200_000  # span ids remembered between requests, to find the run of a late child
 _CHUNK = 400  # ids per `IN (...)` list
@@ -627,7 +628,7 @@ def _cost(
     key = (name, provider)
     priced = batch.prices.get(key, False)
     if priced is False:
-        from kagura.observability import pricing
+        from kagura.observability.recording import pricing
 
         priced = pricing.cost_function(name)
         if priced is None and provider and "/" not in name:
@@ -655,7 +656,7 @@ FROM events WHERE execution_id IN ({}) GROUP BY execution_id
 
 def write(store: Any, batch: Batch) -> int:
     """Store a batch in one transaction, the runs' counters summed over all their events; return spans stored."""
-    from kagura.observability.model import EVENT_NAMES, EXECUTION_NAMES
+    from kagura.observability.store.rows import EVENT_NAMES, EXECUTION_NAMES
 
     if not batch.executions and not batch.events:
         return 0

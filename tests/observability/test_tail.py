@@ -8,14 +8,15 @@ import threading
 import pytest
 from store_rows import run
 
-from kagura.observability import model, wal
 from kagura.observability.errors import NotAStoreError, SchemaTooNewError
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
+from kagura.observability.store import rows as model
+from kagura.observability.store import tail as wal
 
 
 def test_migrating_an_empty_database_gives_the_model_columns(tmp_path):
     path = tmp_path / "t.db"
-    wal.Wal(path).close()
+    wal.Tail(path).close()
     con = sqlite3.connect(path)
     exec_cols = [r[1] for r in con.execute("PRAGMA table_info(executions)")]
     event_cols = [r[1] for r in con.execute("PRAGMA table_info(events)")]
@@ -54,7 +55,7 @@ def test_another_apps_sqlite_database_is_refused_and_left_untouched(tmp_path):
 
 def test_a_store_from_a_newer_version_is_refused(tmp_path):
     path = tmp_path / "t.db"
-    wal.Wal(path).close()
+    wal.Tail(path).close()
     con = sqlite3.connect(path)
     con.execute(f"PRAGMA user_version = {wal.SCHEMA_VERSION + 1}")
     con.close()
@@ -63,7 +64,7 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path):
 
 
 def test_snapshots_follow_updates_and_event_replacement(tmp_path):
-    w = wal.Wal(tmp_path / "t.db")
+    w = wal.Tail(tmp_path / "t.db")
     row, events = run("a", 100.0, costs=(0.1, 0.2))
     w.append_many([(dict(row, status="running", ended_at=None, duration=None), [])])
     first = w.snapshot()
@@ -85,8 +86,8 @@ def test_snapshots_follow_updates_and_event_replacement(tmp_path):
 
 def test_a_second_connection_sees_the_other_writers_rows(tmp_path):
     path = tmp_path / "t.db"
-    reader = wal.Wal(path)
-    writer = wal.Wal(path)
+    reader = wal.Tail(path)
+    writer = wal.Tail(path)
     assert reader.snapshot().executions.num_rows == 0
     writer.append_many([run("a", float(i)) for i in range(5)])
     assert reader.snapshot().executions.num_rows == 5

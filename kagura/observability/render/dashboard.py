@@ -23,7 +23,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 if TYPE_CHECKING:  # pragma: no cover
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
 
 # Lines only above a section's last row (the Total row): the tutorial's look.
 _RULED = box.Box("    \n    \n    \n    \n ── \n    \n    \n    \n")
@@ -879,7 +879,7 @@ class Dashboard:
 
     def __init__(self, store: EventStore | None = None, console: Console | None = None):
         if store is None:
-            from kagura.observability.store import EventStore
+            from kagura.observability.eventstore import EventStore
 
             store = EventStore()
         self.store = store
@@ -888,7 +888,7 @@ class Dashboard:
 
     def _settle(self) -> None:
         """Wait briefly for runs this process recorded to reach the store, so reads include them."""
-        collector = sys.modules.get("kagura.observability.collector")
+        collector = sys.modules.get("kagura.observability.recording.collector")
         if collector is not None:  # agents ran here: their rows go through a background writer
             collector.flush(self.store, timeout=2.0)
 

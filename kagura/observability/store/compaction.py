@@ -27,8 +27,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kagura.observability.errors import StoreError
-from kagura.observability.model import EVENT_NAMES, EXECUTION_NAMES, HOST, SETTLED
-from kagura.observability.wal import EVENTS_SCHEMA, EXECUTIONS_SCHEMA, Segment, Wal, bump_generation
+from kagura.observability.store.rows import EVENT_NAMES, EXECUTION_NAMES, HOST, SETTLED
+from kagura.observability.store.tail import (
+    EVENTS_SCHEMA,
+    EXECUTIONS_SCHEMA,
+    Segment,
+    Tail,
+    bump_generation,
+)
 
 BATCH_ROWS = 250_000  # executions moved per transaction
 MERGE_BELOW = 500_000  # segments smaller than this (executions) get merged ...
@@ -426,7 +432,7 @@ def read_segment(lake: Path, seg: Segment) -> tuple[pa.Table, pa.Table]:
 class Compactor:
     """Compaction, merging, retention and cleanup of one store's lake."""
 
-    def __init__(self, wal: Wal, lake: Path):
+    def __init__(self, wal: Tail, lake: Path):
         self.wal = wal
         self.lake = lake
 

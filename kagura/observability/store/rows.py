@@ -18,6 +18,8 @@ import socket
 import time
 from typing import Any
 
+from kagura.observability import timespec
+
 # (name, kind): kind is one of text, real, int, json. The order is the order of
 # the SQLite columns, the Arrow schemas and the Parquet files.
 EXECUTION_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -135,8 +137,7 @@ def id_time_range(prefix: str) -> tuple[float, float] | None:
 
 MAX_DEPTH = 64  # nesting kept in stored JSON; deeper values are stored as "<too deep>"
 MAX_INT = 2**63 - 1  # SQLite's and Parquet's integers are 64 bits
-# Times a run may have: years 1 to 9999, which every date function can show.
-MIN_TIME, MAX_TIME = -62_135_596_800.0, 253_402_300_799.0
+MIN_TIME, MAX_TIME = timespec.MIN_TIME, timespec.MAX_TIME  # years 1 to 9999
 _INF = math.inf
 
 

@@ -19,7 +19,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from kagura.observability import model
+from kagura.observability.store import rows as model
 
 DAY = 86400.0
 
@@ -684,7 +684,7 @@ def write_sample(
         },
         "unpriced_model": UNPRICED_MODEL,
         "command": (
-            "python -m kagura.observability.fixtures sample"
+            "python -m kagura.synthetic.fixtures sample"
             + ("" if folder.resolve() == SAMPLE_DIR else f" --out {folder}")
             + f" --n {n} --seed {seed} --end {end}"
         ),
@@ -709,7 +709,7 @@ def load_sample(
     meta_path = folder / "sample.json"
     if not meta_path.is_file():
         raise FileNotFoundError(
-            f"no telemetry sample in {folder}; make one with `python -m kagura.observability.fixtures sample --out {folder}`"
+            f"no telemetry sample in {folder}; make one with `python -m kagura.synthetic.fixtures sample --out {folder}`"
         )
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     shift = parse_end(end) - meta["end"]
@@ -1069,7 +1069,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m kagura.observability.fixtures", description="Generate realistic telemetry."
+        prog="python -m kagura.synthetic.fixtures", description="Generate realistic telemetry."
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sample = sub.add_parser("sample", help="write executions.parquet, events.parquet, sample.json")
@@ -1093,7 +1093,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"wrote {meta['executions']} executions and {meta['events']} events to {args.out}"
             )
             return 0
-        from kagura.observability.store import EventStore
+        from kagura.observability.eventstore import EventStore
 
         end = float(args.end) if args.end and args.end.replace(".", "", 1).isdigit() else args.end
         with EventStore(args.db) as store:

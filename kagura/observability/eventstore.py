@@ -20,9 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kagura.config import COMPACT_TAIL_AGE, COMPACT_TAIL_ROWS, default_db_path, ensure_private_dir
-from kagura.observability import model
-from kagura.observability.analytics import Analytics
-from kagura.observability.compaction import (
+from kagura.observability.analytics.catalogue import Analytics
+from kagura.observability.errors import AmbiguousIdError
+from kagura.observability.store import rows as model
+from kagura.observability.store.compaction import (
     Compactor,
     LakeBusy,
     ReaderHold,
@@ -30,10 +31,9 @@ from kagura.observability.compaction import (
     pid_alive,
     wipe_pending,
 )
-from kagura.observability.errors import AmbiguousIdError
-from kagura.observability.query import Result, Runner, Views, load_sql, reads_of
+from kagura.observability.store.engine import Result, Runner, Views, load_sql, reads_of
+from kagura.observability.store.tail import Segment, Tail, TailSnapshot, bump_generation
 from kagura.observability.timespec import parse_cutoff, parse_moment
-from kagura.observability.wal import Segment, TailSnapshot, Wal, bump_generation
 
 log = logging.getLogger("kagura.telemetry")
 
@@ -100,7 +100,7 @@ class EventStore(Analytics):
             if not read_only:
                 ensure_private_dir(self.path.parent)
         self.read_only = bool(read_only)
-        self._wal = Wal(self.path, read_only=self.read_only)
+        self._wal = Tail(self.path, read_only=self.read_only)
         self._compactor = Compactor(self._wal, self.lake) if self.lake is not None else None
         self._runner: Runner | None = None
         self._auto_compact = auto_compact and self._compactor is not None and not self.read_only

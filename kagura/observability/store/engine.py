@@ -27,10 +27,10 @@ _HEADER = re.compile(r"^--\s*([A-Za-z_]+):\s*(.*)$")
 
 def sql_dir() -> Path:
     """The folder of SQL files: the packaged copy first, then the repository's `sql/`."""
-    packaged = Path(__file__).resolve().parent.parent / "sql"
+    packaged = Path(__file__).resolve().parents[2] / "sql"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent.parent / "sql"
+    return Path(__file__).resolve().parents[3] / "sql"
 
 
 @cache

@@ -10,14 +10,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from kagura.observability.query import Result, catalogue, load_sql
-from kagura.observability.sandbox import (
+from kagura.observability.analytics.sandbox import (
     MEMORY_LIMIT,
     TIME_LIMIT,
     check_limits,
     check_read_only,
     run_sandboxed,
 )
+from kagura.observability.store.engine import Result, catalogue, load_sql
 from kagura.observability.timespec import parse_moment, parse_span
 
 if TYPE_CHECKING:  # pragma: no cover

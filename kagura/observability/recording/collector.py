@@ -26,8 +26,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from kagura import config
-from kagura.observability import model, redact
 from kagura.observability.errors import StoreBusy
+from kagura.observability.recording import redact
+from kagura.observability.store import rows as model
 
 if TYPE_CHECKING:
     import inspect
@@ -155,7 +156,7 @@ def default_store() -> Any:
     with _default_lock:
         if _default["store"] is not None and _default["path"] == path:
             return _default["store"]
-        from kagura.observability.store import EventStore
+        from kagura.observability.eventstore import EventStore
 
         new = EventStore(path)
         old, _default["store"], _default["path"] = _default["store"], new, path
@@ -756,7 +757,7 @@ class TelemetryCollector:
             return
         try:
             if cost is None:
-                from kagura.observability import pricing
+                from kagura.observability.recording import pricing
 
                 cost = pricing.cost(model, prompt_tokens, completion_tokens)
             fields = self._event_fields(data)

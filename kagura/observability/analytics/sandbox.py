@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from kagura.observability.errors import QueryError
-from kagura.observability.query import Result, Views, check_params, local_timezone
+from kagura.observability.store.engine import Result, Views, check_params, local_timezone
 
 TIME_LIMIT = 60.0  # seconds an ad-hoc query may run
 MEMORY_LIMIT = "2GB"  # DuckDB's buffer memory for one ad-hoc query
@@ -189,7 +189,7 @@ def _register(con, views: Views) -> None:
     """Show the views' data as `executions` and `events`: Arrow reads the files, DuckDB never opens a path."""
     import pyarrow.dataset as ds
 
-    from kagura.observability.wal import EVENTS_SCHEMA, EXECUTIONS_SCHEMA
+    from kagura.observability.store.tail import EVENTS_SCHEMA, EXECUTIONS_SCHEMA
 
     for name, files, schema, tail in (
         ("executions", views.execution_files, EXECUTIONS_SCHEMA, views.tail_executions),

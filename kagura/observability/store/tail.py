@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kagura.observability.errors import NotAStoreError, SchemaTooNewError, StoreBusy, StoreError
-from kagura.observability.model import (
+from kagura.observability.store.rows import (
     EVENT_COLUMNS,
     EVENT_NAMES,
     EXECUTION_COLUMNS,
@@ -210,7 +210,7 @@ def create_private_file(path: Path) -> None:
     os.close(fd)
 
 
-class Wal:
+class Tail:
     """The SQLite tail of one store: a connection per thread, appends and snapshots."""
 
     def __init__(self, path: Path | None, *, read_only: bool = False):
@@ -552,7 +552,7 @@ def _read_rev(con: sqlite3.Connection, sql: str, schema: pa.Schema) -> tuple[pa.
 class _WriteTxn:
     """BEGIN IMMEDIATE ... COMMIT; SQLite's errors come out as StoreError naming the file."""
 
-    def __init__(self, wal: Wal, con: sqlite3.Connection, wait: bool = True):
+    def __init__(self, wal: Tail, con: sqlite3.Connection, wait: bool = True):
         self.wal, self.con, self.wait = wal, con, wait
 
     def __enter__(self) -> sqlite3.Connection:
@@ -624,7 +624,7 @@ def _write_error(path: Path | None, exc: sqlite3.Error) -> StoreError:
 
 
 class _ReadTxn:
-    def __init__(self, wal: Wal, con: sqlite3.Connection):
+    def __init__(self, wal: Tail, con: sqlite3.Connection):
         self.wal, self.con = wal, con
 
     def __enter__(self) -> sqlite3.Connection:

@@ -17,19 +17,19 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kagura.observability.compaction import (
+from kagura.observability.errors import StoreError
+from kagura.observability.store.compaction import (
     RETIRED_GRACE,
     LakeBusy,
     lake_lock,
     read_pending,
     reader_pids,
 )
-from kagura.observability.errors import StoreError
-from kagura.observability.model import EVENT_NAMES, EXECUTION_NAMES
+from kagura.observability.store.rows import EVENT_NAMES, EXECUTION_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
-    from kagura.observability.store import EventStore
-    from kagura.observability.wal import Segment
+    from kagura.observability.eventstore import EventStore
+    from kagura.observability.store.tail import Segment
 
 DAMAGED = "damaged"  # lake subfolder for quarantined files: never read, never cleaned up
 

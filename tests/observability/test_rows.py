@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from kagura.observability import model
+from kagura.observability.store import rows as model
 
 
 def test_ids_are_time_ordered_and_do_not_collide():

@@ -1,0 +1,1 @@
+"""How answers are shown: rich tables, panels and trees for the terminal."""

@@ -1,0 +1,1 @@
+"""Synthetic telemetry: realistic runs for notebooks, benchmarks and tests (not loaded at runtime)."""
