@@ -29,7 +29,7 @@ def test_a_script_written_for_kagura_runs_unchanged(kagura_home, tmp_path):
 
 
 def test_patching_get_data_dir_moves_the_default_store_of_agents(tmp_path):
-    from kagura.observability import collector
+    from kagura.observability.recording import collector
 
     target = tmp_path / "elsewhere"
     with patch("kagura.config.paths.get_data_dir", return_value=target):
