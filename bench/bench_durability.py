@@ -39,6 +39,7 @@ from bench_recording import naive_run, one_run  # noqa: E402
 
 from kagura.observability.eventstore import EventStore  # noqa: E402
 from kagura.observability.recording.collector import Run, TelemetryCollector, _current, flush  # noqa: E402
+from kagura.observability.store import migrations  # noqa: E402
 from kagura.observability.store import rows as model  # noqa: E402
 from kagura.observability.store import tail as wal  # noqa: E402
 
@@ -85,8 +86,7 @@ def raw_connection(path: Path) -> sqlite3.Connection:
     con.execute("PRAGMA journal_mode = WAL")
     con.execute("PRAGMA synchronous = NORMAL")
     con.execute("PRAGMA wal_autocheckpoint = 10000")
-    for migration in wal.MIGRATIONS:
-        migration(con)
+    migrations.upgrade(con, 0)
     return con
 
 

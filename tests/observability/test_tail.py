@@ -10,6 +10,7 @@ from store_rows import run
 
 from kagura.observability.errors import NotAStoreError, SchemaTooNewError
 from kagura.observability.eventstore import EventStore
+from kagura.observability.store import migrations
 from kagura.observability.store import rows as model
 from kagura.observability.store import tail as wal
 
@@ -25,7 +26,7 @@ def test_migrating_an_empty_database_gives_the_model_columns(tmp_path):
     assert (
         con.execute("PRAGMA user_version").fetchone()[0]
         == wal.SCHEMA_VERSION
-        == len(wal.MIGRATIONS)
+        == len(migrations.MIGRATIONS)
     )
     assert con.execute("PRAGMA application_id").fetchone()[0] == wal.APPLICATION_ID
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -124,3 +125,33 @@ def test_memory_store_keeps_everything_in_memory(tmp_path):
     assert store.compact()["executions"] == 0
     assert store.delete_old_executions(11.5) == 2
     assert [e["started_at"] for e in store.get_executions()] == [12.0]
+
+
+def test_migrations_are_named_functions_numbered_in_order():
+    from kagura.observability.store import migrations
+
+    names = [m.__name__ for m in migrations.MIGRATIONS]
+    assert names[:2] == ["m001_initial", "m002_rev"]
+    for number, name in enumerate(names, start=1):
+        assert name.startswith(f"m{number:03d}_"), name
+    assert migrations.SCHEMA_VERSION == len(names)
+
+
+def test_a_store_of_version_one_runs_only_the_later_migrations(tmp_path):
+    from kagura.observability.store import migrations
+
+    path = tmp_path / "t.db"
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("BEGIN")
+    migrations.m001_initial(con)
+    con.execute("PRAGMA user_version = 1")
+    con.execute(f"PRAGMA application_id = {wal.APPLICATION_ID}")
+    con.execute("COMMIT")
+    con.execute("BEGIN")
+    assert migrations.upgrade(con, 1) == [m.__name__ for m in migrations.MIGRATIONS[1:]]
+    con.execute(f"PRAGMA user_version = {migrations.SCHEMA_VERSION}")
+    con.execute("COMMIT")
+    assert [r[1] for r in con.execute("PRAGMA table_info(executions)")][0] == "rev"
+    assert con.execute("SELECT value FROM state WHERE key = 'generation'").fetchone() == (0,)
+    con.close()
+    wal.Tail(path).close()  # opens it as a store of the current version

@@ -3,7 +3,7 @@
 Every finished (or starting) execution is one short `BEGIN IMMEDIATE`
 transaction on a long-lived per-thread connection in WAL mode. Readers take a
 snapshot of the tail rows and the lake's manifest in one read transaction.
-The schema changes only by appending to MIGRATIONS.
+The schema changes only by appending a migration to store/migrations.py.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kagura.observability.errors import NotAStoreError, SchemaTooNewError, StoreBusy, StoreError
+from kagura.observability.store.migrations import SCHEMA_VERSION, upgrade
 from kagura.observability.store.rows import (
     EVENT_COLUMNS,
     EVENT_NAMES,
@@ -55,89 +56,6 @@ SEGMENTS_SCHEMA = pa.schema(
     ]
 )
 
-
-# Migrations are frozen text: never edit one that has shipped, append a new one.
-_M001 = """
-CREATE TABLE executions (
-  id TEXT PRIMARY KEY, trace_id TEXT, parent_id TEXT, agent_name TEXT NOT NULL,
-  started_at REAL NOT NULL, ended_at REAL, duration REAL, status TEXT NOT NULL,
-  error TEXT, error_type TEXT, kwargs TEXT, tags TEXT, model TEXT, total_cost REAL,
-  total_tokens INTEGER, prompt_tokens INTEGER, completion_tokens INTEGER,
-  llm_calls INTEGER, tool_calls INTEGER, unpriced_calls INTEGER, metrics TEXT,
-  host TEXT, pid INTEGER
-);
-CREATE INDEX executions_started_at ON executions (started_at);
-CREATE TABLE events (
-  execution_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, name TEXT,
-  started_at REAL NOT NULL, duration REAL, prompt_tokens INTEGER, completion_tokens INTEGER,
-  total_tokens INTEGER, cost REAL, status TEXT, error TEXT, data TEXT,
-  PRIMARY KEY (execution_id, seq)
-) WITHOUT ROWID;
--- The lake's manifest: one row per segment (a pair of Parquet files).
-CREATE TABLE segments (
-  id TEXT PRIMARY KEY, date TEXT NOT NULL, executions_path TEXT NOT NULL,
-  events_path TEXT NOT NULL, min_started_at REAL NOT NULL, max_started_at REAL NOT NULL,
-  executions INTEGER NOT NULL, events INTEGER NOT NULL, bytes INTEGER NOT NULL,
-  created_at REAL NOT NULL
-);
--- Files taken out of the manifest, deleted once no reader can still hold them.
-CREATE TABLE retired_files (path TEXT PRIMARY KEY, retired_at REAL NOT NULL);
-"""
-
-# Every write gives its rows a new, never reused `rev`, so a reader can fetch
-# just what changed since its last snapshot; `generation` counts the changes
-# that remove or rewrite tail rows in place (compaction, retention), after
-# which readers read the tail whole again.
-_M002 = """
-CREATE TABLE executions_v2 (
-  rev INTEGER PRIMARY KEY AUTOINCREMENT,
-  id TEXT NOT NULL UNIQUE, trace_id TEXT, parent_id TEXT, agent_name TEXT NOT NULL,
-  started_at REAL NOT NULL, ended_at REAL, duration REAL, status TEXT NOT NULL,
-  error TEXT, error_type TEXT, kwargs TEXT, tags TEXT, model TEXT, total_cost REAL,
-  total_tokens INTEGER, prompt_tokens INTEGER, completion_tokens INTEGER,
-  llm_calls INTEGER, tool_calls INTEGER, unpriced_calls INTEGER, metrics TEXT,
-  host TEXT, pid INTEGER
-);
-INSERT INTO executions_v2 (id, trace_id, parent_id, agent_name, started_at, ended_at, duration,
-  status, error, error_type, kwargs, tags, model, total_cost, total_tokens, prompt_tokens,
-  completion_tokens, llm_calls, tool_calls, unpriced_calls, metrics, host, pid)
-SELECT id, trace_id, parent_id, agent_name, started_at, ended_at, duration,
-  status, error, error_type, kwargs, tags, model, total_cost, total_tokens, prompt_tokens,
-  completion_tokens, llm_calls, tool_calls, unpriced_calls, metrics, host, pid
-FROM executions ORDER BY started_at;
-DROP TABLE executions;
-ALTER TABLE executions_v2 RENAME TO executions;
-CREATE TABLE events_v2 (
-  rev INTEGER PRIMARY KEY AUTOINCREMENT,
-  execution_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, name TEXT,
-  started_at REAL NOT NULL, duration REAL, prompt_tokens INTEGER, completion_tokens INTEGER,
-  total_tokens INTEGER, cost REAL, status TEXT, error TEXT, data TEXT,
-  UNIQUE (execution_id, seq)
-);
-INSERT INTO events_v2 (execution_id, seq, type, name, started_at, duration, prompt_tokens,
-  completion_tokens, total_tokens, cost, status, error, data)
-SELECT execution_id, seq, type, name, started_at, duration, prompt_tokens,
-  completion_tokens, total_tokens, cost, status, error, data
-FROM events ORDER BY execution_id, seq;
-DROP TABLE events;
-ALTER TABLE events_v2 RENAME TO events;
-CREATE TABLE state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT INTO state (key, value) VALUES ('generation', 0);
-"""
-
-
-def _script(text: str):
-    def run(con: sqlite3.Connection) -> None:
-        for statement in text.split(";\n"):
-            if statement.strip():
-                con.execute(statement)
-
-    return run
-
-
-# Append only: a store at version N has run the first N of these.
-MIGRATIONS = [_script(_M001), _script(_M002)]
-SCHEMA_VERSION = len(MIGRATIONS)
 
 _EXEC_INSERT = (
     f"INSERT OR REPLACE INTO executions ({', '.join(EXECUTION_NAMES)}) "
@@ -382,8 +300,7 @@ class Tail:
         with self.write(con) as c:
             # Another process may have migrated while we waited for the lock.
             version = c.execute("PRAGMA user_version").fetchone()[0]
-            for migration in MIGRATIONS[version:]:
-                migration(c)
+            upgrade(c, version)
             c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 

@@ -1,0 +1,134 @@
+"""The SQLite tail's schema, one named migration at a time.
+
+A store at schema version N (its `PRAGMA user_version`) has run the first N functions of
+MIGRATIONS, in order; opening it where it can be written runs the rest (`upgrade`), in
+one write transaction, so a store is never left half-migrated.
+
+To change the schema (STYLE.md: the schema changes only by appending a migration):
+
+1. Write `def m00N_what_it_does(con)` below the last one: N is the next number, the name
+   says what it does (`m003_add_session_id`). Its body runs SQL through `_run`, which
+   takes statements one by one inside the caller's transaction (never `executescript`,
+   which commits), e.g. `_run(con, "ALTER TABLE executions ADD COLUMN session_id TEXT")`.
+2. Append it to MIGRATIONS. `tests/observability/test_tail.py` checks that the names are
+   numbered in order and that an empty database migrates to the columns of `rows.py`;
+   `tests/reliability/test_upgrade.py` opens a store of the previous version.
+3. Add the column to `EXECUTION_COLUMNS` / `EVENT_COLUMNS` in `rows.py` at the position
+   the migration leaves it (new columns go last), so SQLite, Arrow and Parquet agree.
+   Parquet segments written before it lack the column: the lake's readers (`engine.py`'s
+   `read_parquet`, the sandbox's Arrow dataset) must read those as null, and a test
+   should query a lake holding an old segment.
+4. Never edit, rename, reorder or remove a migration that has shipped: a store out there
+   has run it. Old kagura refuses a store written by a newer one (SchemaTooNewError).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+
+def _run(con: sqlite3.Connection, text: str) -> None:
+    """Run `text`, statements separated by ';' at a line's end, inside the open transaction."""
+    for statement in text.split(";\n"):
+        if statement.strip():
+            con.execute(statement)
+
+
+# Migrations are frozen text: never edit one that has shipped, append a new one.
+_M001 = """
+CREATE TABLE executions (
+  id TEXT PRIMARY KEY, trace_id TEXT, parent_id TEXT, agent_name TEXT NOT NULL,
+  started_at REAL NOT NULL, ended_at REAL, duration REAL, status TEXT NOT NULL,
+  error TEXT, error_type TEXT, kwargs TEXT, tags TEXT, model TEXT, total_cost REAL,
+  total_tokens INTEGER, prompt_tokens INTEGER, completion_tokens INTEGER,
+  llm_calls INTEGER, tool_calls INTEGER, unpriced_calls INTEGER, metrics TEXT,
+  host TEXT, pid INTEGER
+);
+CREATE INDEX executions_started_at ON executions (started_at);
+CREATE TABLE events (
+  execution_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, name TEXT,
+  started_at REAL NOT NULL, duration REAL, prompt_tokens INTEGER, completion_tokens INTEGER,
+  total_tokens INTEGER, cost REAL, status TEXT, error TEXT, data TEXT,
+  PRIMARY KEY (execution_id, seq)
+) WITHOUT ROWID;
+-- The lake's manifest: one row per segment (a pair of Parquet files).
+CREATE TABLE segments (
+  id TEXT PRIMARY KEY, date TEXT NOT NULL, executions_path TEXT NOT NULL,
+  events_path TEXT NOT NULL, min_started_at REAL NOT NULL, max_started_at REAL NOT NULL,
+  executions INTEGER NOT NULL, events INTEGER NOT NULL, bytes INTEGER NOT NULL,
+  created_at REAL NOT NULL
+);
+-- Files taken out of the manifest, deleted once no reader can still hold them.
+CREATE TABLE retired_files (path TEXT PRIMARY KEY, retired_at REAL NOT NULL);
+"""
+
+# Every write gives its rows a new, never reused `rev`, so a reader can fetch
+# just what changed since its last snapshot; `generation` counts the changes
+# that remove or rewrite tail rows in place (compaction, retention), after
+# which readers read the tail whole again.
+_M002 = """
+CREATE TABLE executions_v2 (
+  rev INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE, trace_id TEXT, parent_id TEXT, agent_name TEXT NOT NULL,
+  started_at REAL NOT NULL, ended_at REAL, duration REAL, status TEXT NOT NULL,
+  error TEXT, error_type TEXT, kwargs TEXT, tags TEXT, model TEXT, total_cost REAL,
+  total_tokens INTEGER, prompt_tokens INTEGER, completion_tokens INTEGER,
+  llm_calls INTEGER, tool_calls INTEGER, unpriced_calls INTEGER, metrics TEXT,
+  host TEXT, pid INTEGER
+);
+INSERT INTO executions_v2 (id, trace_id, parent_id, agent_name, started_at, ended_at, duration,
+  status, error, error_type, kwargs, tags, model, total_cost, total_tokens, prompt_tokens,
+  completion_tokens, llm_calls, tool_calls, unpriced_calls, metrics, host, pid)
+SELECT id, trace_id, parent_id, agent_name, started_at, ended_at, duration,
+  status, error, error_type, kwargs, tags, model, total_cost, total_tokens, prompt_tokens,
+  completion_tokens, llm_calls, tool_calls, unpriced_calls, metrics, host, pid
+FROM executions ORDER BY started_at;
+DROP TABLE executions;
+ALTER TABLE executions_v2 RENAME TO executions;
+CREATE TABLE events_v2 (
+  rev INTEGER PRIMARY KEY AUTOINCREMENT,
+  execution_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, name TEXT,
+  started_at REAL NOT NULL, duration REAL, prompt_tokens INTEGER, completion_tokens INTEGER,
+  total_tokens INTEGER, cost REAL, status TEXT, error TEXT, data TEXT,
+  UNIQUE (execution_id, seq)
+);
+INSERT INTO events_v2 (execution_id, seq, type, name, started_at, duration, prompt_tokens,
+  completion_tokens, total_tokens, cost, status, error, data)
+SELECT execution_id, seq, type, name, started_at, duration, prompt_tokens,
+  completion_tokens, total_tokens, cost, status, error, data
+FROM events ORDER BY execution_id, seq;
+DROP TABLE events;
+ALTER TABLE events_v2 RENAME TO events;
+CREATE TABLE state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO state (key, value) VALUES ('generation', 0);
+"""
+
+
+def m001_initial(con: sqlite3.Connection) -> None:
+    """Executions, events, the lake's manifest (segments) and the files it retired."""
+    _run(con, _M001)
+
+
+def m002_rev(con: sqlite3.Connection) -> None:
+    """A never reused `rev` on every row, and the `generation` readers watch."""
+    _run(con, _M002)
+
+
+Migration = Callable[[sqlite3.Connection], None]
+
+# Append only: a store at version N has run the first N of these.
+MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_rev)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def upgrade(con: sqlite3.Connection, version: int) -> list[str]:
+    """Run the migrations after `version` inside the caller's write transaction.
+
+    Returns the names of those it ran, in order.
+    """
+    ran = []
+    for migration in MIGRATIONS[version:]:
+        migration(con)
+        ran.append(migration.__name__)
+    return ran
