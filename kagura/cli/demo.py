@@ -287,7 +287,12 @@ def demo(
     db: DbOpt = None,
     runs: Annotated[
         int,
-        typer.Option("--runs", min=1, max=10_000, help="How many top-level agent runs to record."),
+        typer.Option(
+            "--runs",
+            min=1,
+            max=1_000_000_000,
+            help="How many top-level agent runs to record (at most 10,000; with --synthetic, up to 1e9).",
+        ),
     ] = 60,
     days: Annotated[
         int, typer.Option("--days", min=1, max=365, help="Spread the runs over this many days.")
@@ -295,12 +300,29 @@ def demo(
     seed: Annotated[
         int, typer.Option("--seed", help="Seed of the scenario (same seed, same plan).")
     ] = 7,
+    synthetic: Annotated[
+        bool,
+        typer.Option(
+            "--synthetic",
+            help="Write synthetic runs (3 events each) straight into the lake instead: millions in seconds.",
+        ),
+    ] = False,
 ) -> None:
     """Record real agent runs offline (a local demo model, real @agent path), then print commands to try."""
     import asyncio
     import tempfile
 
     from kagura import config
+
+    if synthetic:
+        from kagura.cli.demo_synthetic import demo_synthetic
+
+        demo_synthetic(db, runs, days, seed)
+        return
+    if runs > 10_000:
+        raise UsageError(
+            f"--runs {runs:,} is more than the 10,000 real runs a demo records; add --synthetic for more"
+        )
 
     if not config.telemetry_enabled():
         raise UsageError("telemetry is off (KAGURA_TELEMETRY=0): unset it to record the demo")

@@ -1,1 +1,1 @@
-"""Synthetic telemetry: realistic runs for notebooks, benchmarks and tests (not loaded at runtime)."""
+"""Synthetic telemetry: realistic runs for notebooks, benchmarks, tests and trying the store at size (not loaded at runtime)."""

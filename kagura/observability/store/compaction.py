@@ -43,7 +43,25 @@ MERGE_MAX = 2_000_000  # executions in one merged segment at most
 RETIRED_GRACE = 60.0  # seconds a replaced file stays for readers of an older snapshot
 ABANDON_AFTER = 7 * 86400.0  # a run from another host still "running" after this is abandoned
 ROW_GROUP = 65_536
-ZSTD_LEVEL = 9  # about 8% smaller files than level 3, for little more time than SQLite's read
+# zstd level 1 with floats written byte-stream-split (each byte of a float in its own
+# stream, so the slowly changing high bytes of times and costs compress apart from the
+# noisy low ones) and dictionaries for repetitive text: smaller files than level 9
+# without the split, for a fifth of the CPU (docs/benchmarks.md, lake encodings).
+ZSTD_LEVEL = 1
+DICTIONARY_COLUMNS = [
+    "agent_name",
+    "status",
+    "host",
+    "model",
+    "type",
+    "name",
+    "error_type",
+    "parent_id",
+    "error",
+    "kwargs",
+    "tags",
+    "data",
+]
 
 
 class LakeBusy(Exception):
@@ -294,16 +312,8 @@ def _write_parquet_file(table: pa.Table, final: Path, tmp: Path) -> int:
             compression="zstd",
             compression_level=ZSTD_LEVEL,
             row_group_size=ROW_GROUP,
-            use_dictionary=[
-                "agent_name",
-                "status",
-                "host",
-                "model",
-                "type",
-                "name",
-                "error_type",
-                "parent_id",
-            ],
+            use_dictionary=DICTIONARY_COLUMNS,
+            use_byte_stream_split=[f.name for f in table.schema if pa.types.is_floating(f.type)],
             write_statistics=True,
         )
         f.flush()
@@ -326,19 +336,25 @@ def _segment_id() -> str:
 
 
 def write_segment(
-    lake: Path, date: str, executions: pa.Table, events: pa.Table, sort_events: bool = True
+    lake: Path,
+    date: str,
+    executions: pa.Table,
+    events: pa.Table,
+    sort_events: bool = True,
+    presorted: bool = False,
 ) -> Segment:
     """Write one segment's two files (executions sorted by started_at); not yet listed.
 
     Events are grouped by execution (ordered by execution id, then seq), so the
     repeated ids compress to almost nothing; `sort_events=False` keeps an
-    order that is grouped already.
+    order that is grouped already. `presorted=True`: executions come sorted by
+    (started_at, id) and events grouped by execution, in any order.
     """
     seg_id = _segment_id()
-    executions = _root_traces_as_null(
-        executions.sort_by([("started_at", "ascending"), ("id", "ascending")])
-    )
-    if sort_events and events.num_rows:
+    if not presorted:
+        executions = executions.sort_by([("started_at", "ascending"), ("id", "ascending")])
+    executions = _root_traces_as_null(executions)
+    if sort_events and not presorted and events.num_rows:
         events = events.sort_by([("execution_id", "ascending"), ("seq", "ascending")])
     stem = f"{seg_id}_{HOST.replace('/', '_')}-{os.getpid()}.parquet"
     exec_rel = f"executions/date={date}/{stem}"

@@ -1,0 +1,58 @@
+"""`kagura demo --synthetic`: millions of synthetic runs written straight into the lake, then what to try."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from kagura.cli.options import CliError, UsageError, console, db_path
+
+
+def demo_synthetic(db: Path | None, runs: int, days: int, seed: int) -> None:
+    """Write `runs` synthetic runs over the last `days` days into the store at --db, and say so."""
+    try:
+        from kagura.synthetic.lake import write_runs
+    except ImportError as error:
+        raise CliError(
+            f"--synthetic needs numpy ({error}): pip install 'kagura-ai[synthetic]'"
+        ) from None
+    from kagura.cli.progress import Counter
+    from kagura.observability.compaction import LakeBusy
+    from kagura.observability.errors import StoreError
+
+    target = db_path(db)
+    out = console()
+    try:
+        with Counter("Writing synthetic runs", runs) as progress:
+            written = write_runs(target, runs, days, seed=seed, progress=progress.advance)
+    except LakeBusy:
+        raise CliError(
+            f"another process is compacting or pruning {target}: try again when it is done"
+        ) from None
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    except (StoreError, OSError) as error:
+        raise CliError(f"cannot write synthetic runs into {target}: {error}") from None
+    per_run = written.bytes / max(written.runs, 1)
+    out.print(
+        f"Wrote {written.runs:,} synthetic runs ({written.events:,} events) over the last {days} days "
+        f"into {target}: {written.segments:,} lake segments, {written.bytes:,} bytes "
+        f"({per_run:.0f} per run), in {written.seconds:.1f} s"
+    )
+    if written.first is not None:
+        span = (
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(written.first)),
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(written.last)),
+        )
+        out.print(f"  runs from {span[0]} to {span[1]}")
+    suffix = f" --db {db}" if db is not None else ""
+    commands = [
+        (f"kagura monitor stats{suffix}", "totals, success rate, p50/p95"),
+        (f"kagura monitor cost{suffix}", "spend by agent"),
+        (f"kagura monitor latency{suffix}", "percentiles per agent"),
+        (f"kagura monitor doctor{suffix}", "segments, files and bytes of the lake"),
+    ]
+    width = max(len(c) for c, _ in commands)
+    out.print("\nTry next:")
+    for command, what in commands:
+        out.print(f"  {command.ljust(width)}   [dim]# {what}[/dim]")
