@@ -17,8 +17,8 @@ def demo_synthetic(db: Path | None, runs: int, days: int, seed: int) -> None:
             f"--synthetic needs numpy ({error}): pip install 'kagura-ai[synthetic]'"
         ) from None
     from kagura.cli.progress import Counter
-    from kagura.observability.compaction import LakeBusy
     from kagura.observability.errors import StoreError
+    from kagura.observability.store.compaction import LakeBusy
 
     target = db_path(db)
     out = console()

@@ -24,10 +24,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from kagura.observability import fixtures
-from kagura.observability.compaction import _insert_segment, lake_lock, write_segment
-from kagura.observability.model import to_json
-from kagura.observability.wal import EVENTS_SCHEMA, EXECUTIONS_SCHEMA, Segment, bump_generation
+from kagura.observability.store.compaction import _insert_segment, lake_lock, write_segment
+from kagura.observability.store.rows import to_json
+from kagura.observability.store.tail import (
+    EVENTS_SCHEMA,
+    EXECUTIONS_SCHEMA,
+    Segment,
+    bump_generation,
+)
+from kagura.synthetic import fixtures
 
 DAY = 86400.0
 CHUNK = 1_000_000  # runs per segment at most (and per chunk held in memory)
@@ -64,7 +69,7 @@ def write_runs(
     progress: Callable[[int], Any] | None = None,
 ) -> Written:
     """Write `runs` synthetic runs (3 events each) over the `days` before `end` into the store's lake."""
-    from kagura.observability.store import EventStore
+    from kagura.observability import EventStore
 
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise ValueError(f"runs must be a whole number >= 1, got {runs!r}")
