@@ -18,6 +18,7 @@ from typing import Any
 from kagura.agent.memory import ConversationMemory
 from kagura.agent.parsing import AgentOutputError, format_hint, parse_reply
 from kagura.agent.tools import Tool, as_tool, tool_result_text
+from kagura.observability.recording import context as run_context
 from kagura.observability.recording.collector import TelemetryCollector, get_global_telemetry
 
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -53,6 +54,8 @@ class AgentSpec:
         name: str | None,
         max_iterations: int,
         litellm_kwargs: dict[str, Any],
+        tags: Sequence[str] | None = None,
+        metadata: dict[str, Any] | None = None,
     ):
         import inspect  # here, not at import: `import kagura` stays light
 
@@ -85,6 +88,11 @@ class AgentSpec:
             self.memory = ConversationMemory() if memory else None
         self.max_iterations = max_iterations
         self.litellm_kwargs = dict(litellm_kwargs)
+        try:
+            self.tags = run_context.check_tags(tags)
+            self.metadata = run_context.check_metadata(metadata)
+        except ValueError as exc:
+            raise AgentError(f"agent {self.name!r}: {exc}") from None
         self.signature = inspect.signature(fn)
         self._template: Any = None
         self._annotation: Any = None
@@ -297,12 +305,16 @@ def agent(
     name: str | None = None,
     *,
     max_iterations: int = DEFAULT_MAX_ITERATIONS,
+    tags: Sequence[str] | None = None,
+    metadata: dict[str, Any] | None = None,
     **litellm_kwargs: Any,
 ) -> Any:
     """Turn an `async def` whose docstring is a Jinja2 prompt into an LLM agent.
 
-    `@agent(model="gpt-4o-mini")` or bare `@agent`. Other keyword arguments go to
-    `litellm.acompletion` unchanged (api_base, api_key, mock_response, timeout, ...).
+    `@agent(model="gpt-4o-mini")` or bare `@agent`. `tags` and `metadata` are
+    recorded with every run (with those of `kagura.context`). Other keyword
+    arguments go to `litellm.acompletion` unchanged (api_base, api_key,
+    mock_response, timeout, ...).
     """
     if callable(model) and not isinstance(model, str):
         return agent()(model)
@@ -324,6 +336,8 @@ def agent(
             name=name,
             max_iterations=max_iterations,
             litellm_kwargs=litellm_kwargs,
+            tags=tags,
+            metadata=metadata,
         )
 
         @functools.wraps(fn)
@@ -332,7 +346,9 @@ def agent(
             spec.prepare()  # the first call's imports are not part of its recorded duration
             collector = get_global_telemetry().collector
             # The run is committed (awaited, the loop goes on) before the call returns.
-            async with collector.arecording(spec.name, arguments, model=spec.model):
+            async with collector.arecording(
+                spec.name, arguments, model=spec.model, tags=spec.tags, metadata=spec.metadata
+            ):
                 return await spec.run(arguments, collector)
 
         run_agent.agent = spec  # type: ignore[attr-defined]

@@ -22,10 +22,13 @@ from kagura.cli.options import (
     NotFound,
     OnceOpt,
     RefreshOpt,
+    SessionOpt,
     SinceOpt,
     StatusOpt,
+    TagOpt,
     UntilOpt,
     UsageError,
+    UserOpt,
     check_choice,
     check_status,
     console,
@@ -37,6 +40,7 @@ from kagura.cli.options import (
     parse_window,
     print_json,
     require_agent,
+    scoped,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,7 +55,7 @@ monitor_app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-GROUPS = ("agent", "date", "model")
+GROUPS = ("agent", "date", "model", "user", "session", "tag")
 
 
 def dashboard(db: Path | None) -> Dashboard:
@@ -125,17 +129,31 @@ def list_(
     limit: LimitOpt = 20,
     since: SinceOpt = None,
     until: UntilOpt = None,
+    session: SessionOpt = None,
+    user: UserOpt = None,
+    tag: TagOpt = None,
+    all_runs: Annotated[
+        bool, typer.Option("--all", help="Nested runs too (by default only top-level runs).")
+    ] = False,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Execution history, newest first, with the ids to pass to `kagura monitor trace`."""
+    """Execution history, newest first, with the ids to pass to `kagura monitor trace`.
+
+    Top-level runs only unless --all; session and user columns appear when runs have them.
+    """
     status = check_status(status)
     start, end = parse_window(since, until)
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     board = dashboard(db)
     require_agent(board.store, agent, db)
-    rows = board.store.get_executions(
-        agent_name=agent, status=status, since=start, limit=limit, until=end
+    rows = scoped(board.store, session, user, tag).get_executions(
+        agent_name=agent,
+        status=status,
+        since=start,
+        limit=limit,
+        until=end,
+        roots_only=not all_runs,
     )
     if json:
         print_json(rows)
@@ -151,6 +169,9 @@ def stats(
     agent: AgentOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
+    session: SessionOpt = None,
+    user: UserOpt = None,
+    tag: TagOpt = None,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -159,7 +180,8 @@ def stats(
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     board = dashboard(db)
     require_agent(board.store, agent, db)
-    summary = board.store.get_summary_stats(agent_name=agent, since=start, until=end)
+    store = scoped(board.store, session, user, tag)
+    summary = store.get_summary_stats(agent_name=agent, since=start, until=end)
     if json:
         print_json(summary)
         return
@@ -200,11 +222,14 @@ def trace(
 def cost(
     ctx: typer.Context,
     group_by: Annotated[
-        str, typer.Option("--group-by", "-g", help="agent, date or model.")
+        str, typer.Option("--group-by", "-g", help="agent, date, model, user, session or tag.")
     ] = "agent",
     agent: AgentOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
+    session: SessionOpt = None,
+    user: UserOpt = None,
+    tag: TagOpt = None,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -214,6 +239,7 @@ def cost(
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     board = dashboard(db)
     require_agent(board.store, agent, db)
+    board.store = scoped(board.store, session, user, tag)
     if group not in ("agent", "date") and f"cost_by_{group}" not in {
         q["name"] for q in board.store.catalogue()
     }:

@@ -89,6 +89,28 @@ RefreshOpt = Annotated[
     float, typer.Option("--refresh", "-r", min=0.1, help="Seconds between refreshes.")
 ]
 OnceOpt = Annotated[bool, typer.Option("--once", help="Render one frame and exit.")]
+SessionOpt = Annotated[
+    str | None, typer.Option("--session", help="Only runs of this session (kagura.context).")
+]
+UserOpt = Annotated[
+    str | None, typer.Option("--user", help="Only runs of this user (kagura.context).")
+]
+TagOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tag", help="Only runs with this tag: a label (beta) or key=value (team=search)."
+    ),
+]
+
+
+def scoped(store: EventStore, session: str | None, user: str | None, tag: str | None) -> EventStore:
+    """`store` narrowed to `--session`, `--user` and `--tag` (itself when none is given)."""
+    if session is None and user is None and tag is None:
+        return store
+    for option, value in (("--session", session), ("--user", user), ("--tag", tag)):
+        if value is not None and not value.strip():
+            raise UsageError(f"{option} needs a value")
+    return store.where(session_id=session, user_id=user, tag=tag)
 
 
 # --- time parsing ---------------------------------------------------------------

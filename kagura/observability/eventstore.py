@@ -32,6 +32,7 @@ from kagura.observability.store.compaction import (
     wipe_pending,
 )
 from kagura.observability.store.engine import Result, Runner, Views, load_sql, reads_of
+from kagura.observability.store.scope import Scope
 from kagura.observability.store.tail import Segment, Tail, TailSnapshot, bump_generation
 from kagura.observability.timespec import parse_cutoff, parse_moment
 
@@ -103,6 +104,7 @@ class EventStore(Analytics):
         self._wal = Tail(self.path, read_only=self.read_only)
         self._compactor = Compactor(self._wal, self.lake) if self.lake is not None else None
         self._runner: Runner | None = None
+        self._scope = Scope()  # where(): every query narrowed to a session, user or tag
         self._auto_compact = auto_compact and self._compactor is not None and not self.read_only
         self._appended = 0
         self._compacting: threading.Thread | None = None
@@ -364,7 +366,29 @@ class EventStore(Analytics):
     def _run_sql(self, text: str, label: str, views: Views, params: dict[str, Any]) -> Result:
         if self._runner is None:
             self._runner = Runner()
+        scope = self._scope
+        if scope:
+            text = scope.wrap(text, "events" in reads_of(text))
+            params = {**params, **scope.params()}
         return self._runner.run(text, params, views, label)
+
+    def where(
+        self, session_id: str | None = None, user_id: str | None = None, tag: str | None = None
+    ) -> EventStore:
+        """This store seen through one session, user and/or tag ("label" or "key=value").
+
+        Every query method of the returned store (analytics, `get_executions`,
+        `get_summary_stats`, `sql` excepted) counts only the runs that match,
+        and their events. It shares this store's files and connections: close this one.
+        """
+        import copy
+
+        scope = Scope(session_id, user_id, tag)
+        if self._runner is None:
+            self._runner = Runner()  # shared with the view, closed with this store
+        view = copy.copy(self)
+        view._scope = scope
+        return view
 
     def run(self, name: str, **params: Any) -> Result:
         """Run `sql/NAME.sql` with named params over all data; return its Result."""
@@ -391,13 +415,17 @@ class EventStore(Analytics):
         limit: int = 100,
         *,
         until: Any = None,
+        roots_only: bool = False,
     ) -> list[dict[str, Any]]:
-        """Executions newest first, as dicts; `agent_name` is an exact name or a glob ("project_a_*")."""
-        rows = self._recent(agent_name, status, since, until, limit)
+        """Executions newest first, as dicts; `agent_name` is an exact name or a glob ("project_a_*").
+
+        `roots_only=True` leaves out nested runs (those with a parent).
+        """
+        rows = self._recent(agent_name, status, since, until, limit, roots_only)
         now = time.time()
         return [model.execution_dict(r, now) for r in rows.to_pylist()]
 
-    def _recent(self, agent_name, status, since, until, limit) -> pa.Table:
+    def _recent(self, agent_name, status, since, until, limit, roots_only=False) -> pa.Table:
         """The newest `limit` matching rows, reading the newest segments first."""
         if status is not None:
             model.check_status(status)
@@ -412,6 +440,7 @@ class EventStore(Analytics):
             "since": since,
             "until": until,
             "limit": limit,
+            "roots": bool(roots_only),
         }
         text = load_sql("recent_executions")
         snap = self._tail(with_events=False)
@@ -587,6 +616,46 @@ class EventStore(Analytics):
             since=epoch(since, "since"),
             until=epoch(until, "until"),
         ).pl()
+
+    def cost_by_user(self, since=None, agent_name=None, *, until=None):
+        """Spend, runs and tokens per user of `kagura.context` (sql/cost_by_user.sql)."""
+        return self.run(
+            "cost_by_user",
+            agent=agent_name,
+            since=epoch(since, "since"),
+            until=epoch(until, "until"),
+        ).pl()
+
+    def cost_by_session(self, since=None, agent_name=None, *, until=None):
+        """Spend, runs and tokens per session of `kagura.context` (sql/cost_by_session.sql)."""
+        return self.run(
+            "cost_by_session",
+            agent=agent_name,
+            since=epoch(since, "since"),
+            until=epoch(until, "until"),
+        ).pl()
+
+    def cost_by_tag(self, since=None, agent_name=None, *, until=None):
+        """Spend, runs and tokens per tag; a run counts under each of its tags (sql/cost_by_tag.sql)."""
+        return self.run(
+            "cost_by_tag",
+            agent=agent_name,
+            since=epoch(since, "since"),
+            until=epoch(until, "until"),
+        ).pl()
+
+    def budget_by_user(self, daily=None, monthly=None, agent_name=None, now=None):
+        """Each user's spend today and this month against per-user budgets (sql/budget_by_user.sql)."""
+        for name, value in (("daily", daily), ("monthly", monthly)):
+            if value is not None and (model.finite(value, name) or 0.0) < 0:
+                raise ValueError(f"{name} budget must not be negative, got {value!r}")
+        return self.run(
+            "budget_by_user",
+            daily=daily,
+            monthly=monthly,
+            agent=agent_name,
+            now=epoch(now, "now") if now is not None else time.time(),
+        ).rows()
 
     def monthly_projection(
         self, days: float = 7, agent_name: str | None = None, now: float | None = None

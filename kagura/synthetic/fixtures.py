@@ -720,6 +720,8 @@ def load_sample(
         events.setdefault(event["execution_id"], []).append(event)
     pairs = []
     for row in executions:
+        for name in model.EXECUTION_NAMES:  # columns added since the sample was written
+            row.setdefault(name, None)
         row["started_at"] += shift
         if row["ended_at"] is not None:
             row["ended_at"] += shift
@@ -946,6 +948,9 @@ class _ArrowChunk:
                 pa.nulls(m, pa.string()),
                 pa.array(host, pa.string()),
                 pa.array(pid, pa.int64()),
+                pa.nulls(m, pa.string()),  # session_id
+                pa.nulls(m, pa.string()),  # user_id
+                pa.nulls(m, pa.string()),  # metadata
             ],
             schema=exec_schema,
         )

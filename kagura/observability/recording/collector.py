@@ -22,11 +22,12 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kagura import config
 from kagura.observability.errors import StoreBusy
+from kagura.observability.recording import context as run_context
 from kagura.observability.recording import redact
 from kagura.observability.store import rows as model
 
@@ -69,6 +70,9 @@ class Run:
         "model",
         "kwargs",
         "tags",
+        "session_id",
+        "user_id",
+        "metadata",
         "metrics",
         "events",
         "record",
@@ -93,6 +97,9 @@ class Run:
         self.model = model_name
         self.kwargs = kwargs
         self.tags: dict[str, Any] = {}
+        self.session_id: str | None = None
+        self.user_id: str | None = None
+        self.metadata: dict[str, Any] = {}
         self.metrics: dict[str, Any] = {}
         # (seq, type, started_at, fields): rows are built once, when the run ends.
         self.events: list[tuple[int, str, float, dict[str, Any]]] = []
@@ -118,6 +125,9 @@ class Run:
             "status": "running",
             "kwargs": dict(self.kwargs),
             "tags": dict(self.tags),
+            "session_id": self.session_id,
+            "user_id": self.user_id,
+            "metadata": dict(self.metadata),
             "model": self.model,
             "metrics": dict(self.metrics),
             "events": [
@@ -602,15 +612,19 @@ class TelemetryCollector:
         kwargs: dict[str, Any] | None = None,
         *,
         model: str | None = None,
-        tags: dict[str, Any] | None = None,
+        tags: dict[str, Any] | Sequence[str] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> Run:
-        """A new run, child of the current one; shown as `running` once it lasts RUNNING_AFTER."""
+        """A new run, child of the current one; shown as `running` once it lasts RUNNING_AFTER.
+
+        The run gets the session, user, tags and metadata of `kagura.context`
+        blocks around it; `tags` (a list of labels, or a dict) and `metadata` add to them.
+        """
         record = config.telemetry_enabled()
         cleaned = self._clean_mapping(kwargs) if record else {}
         run = Run(str(agent_name), cleaned, _current.get(), model, record)
-        if tags:
-            for key, value in tags.items():
-                self._tag(run, key, value)
+        if record:
+            self._label(run, tags, metadata)
         if record:
             store = None
             try:
@@ -696,14 +710,15 @@ class TelemetryCollector:
         kwargs: dict[str, Any] | None = None,
         *,
         model: str | None = None,
-        tags: dict[str, Any] | None = None,
+        tags: dict[str, Any] | Sequence[str] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> Iterator[Run]:
         """Track one execution around a block of sync code; yields the Run.
 
         On leaving the block the run is committed before the code goes on
         (durable mode); async code uses `arecording`, which does not block the loop.
         """
-        run = self.start(agent_name, kwargs, model=model, tags=tags)
+        run = self.start(agent_name, kwargs, model=model, tags=tags, metadata=metadata)
         token = _current.set(run)
         try:
             yield run
@@ -721,10 +736,11 @@ class TelemetryCollector:
         kwargs: dict[str, Any] | None = None,
         *,
         model: str | None = None,
-        tags: dict[str, Any] | None = None,
+        tags: dict[str, Any] | Sequence[str] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> AsyncIterator[Run]:
         """Track one execution around a block of async code; its commit is awaited on exit."""
-        run = self.start(agent_name, kwargs, model=model, tags=tags)
+        run = self.start(agent_name, kwargs, model=model, tags=tags, metadata=metadata)
         token = _current.set(run)
         try:
             yield run
@@ -825,6 +841,34 @@ class TelemetryCollector:
     def _tag(self, run: Run, key: Any, value: Any) -> None:
         run.tags[str(key)] = self.redactor.clean(value, key)
 
+    def _label(
+        self,
+        run: Run,
+        tags: dict[str, Any] | Sequence[str] | None,
+        metadata: dict[str, Any] | None,
+    ) -> None:
+        """Give `run` the context's session, user, tags and metadata, then its own tags and metadata.
+
+        A label tag ("beta") is stored as the tag key with the value true, so
+        labels and `add_tag(key, value)` tags share the execution's `tags`.
+        """
+        try:
+            ctx = run_context.current_context()
+            run.session_id, run.user_id = ctx.session_id, ctx.user_id
+            for label in ctx.tags:
+                run.tags[label] = True
+            if isinstance(tags, dict):
+                for key, value in tags.items():
+                    self._tag(run, key, value)
+            else:
+                for label in run_context.check_tags(tags):
+                    run.tags[label] = True
+            merged = {**ctx.metadata, **run_context.check_metadata(metadata)}
+            if merged:
+                run.metadata = self.redactor.clean_mapping(merged)
+        except Exception as exc:  # a bad label must not break the agent
+            self._warn("labels", exc)
+
     def _clean_mapping(self, mapping: dict[str, Any] | None) -> dict[str, Any]:
         try:
             return self.redactor.clean_mapping(mapping)
@@ -849,6 +893,9 @@ class TelemetryCollector:
             status=status,
             kwargs=model.to_json(run.kwargs, cleaned=True),
             tags=model.to_json(run.tags, cleaned=True) if run.tags else None,
+            session_id=run.session_id,
+            user_id=run.user_id,
+            metadata=model.to_json(run.metadata, cleaned=True) if run.metadata else None,
             model=run.model,
             **fields,
         )

@@ -397,6 +397,14 @@ def render_activity_table(
         Col("Duration", "number", keep=30, short="Dur."),
         Col("Cost", "number", keep=40),
     ]
+    # Who a run was for (kagura.context), shown only when some run says.
+    people = [
+        (label, key)
+        for label, key in (("Session", "session_id"), ("User", "user_id"))
+        if show_id and any(row.get(key) for row in rows)
+    ]
+    for label, _ in people:
+        columns.append(Col(label, "text", keep=20, min_width=4, max_width=24))
     if show_id:
         columns.append(Col("ID", "id", keep=90, style="cyan"))
     table = FitTable(columns, make=_ruled, header_row=True)
@@ -414,6 +422,7 @@ def render_activity_table(
             if running
             else fmt_cost(_metric(row, "total_cost"), _metric(row, "unpriced_calls")),
         ]
+        cells.extend(row.get(key) or "-" for _, key in people)
         if show_id:
             cells.append(short_id(row.get("id") or ""))
         table.add_row(*cells)
@@ -724,7 +733,9 @@ def _cost_cell(row: dict[str, Any]) -> str:
 def render_cost_table(rows: list[dict[str, Any]], group_by: str = "agent") -> Panel:
     """The "Cost by Agent" (or by model) panel: one row per group, then a Total row."""
     label = group_by.capitalize()
-    key = {"agent": "agent_name"}.get(group_by, group_by)
+    key = {"agent": "agent_name", "user": "user_id", "session": "session_id"}.get(
+        group_by, group_by
+    )
     table = FitTable(
         [
             Col(label, "text", keep=90, min_width=8, max_width=40),

@@ -270,8 +270,9 @@ def _view_sql(name: str, files: list[str], tail: str) -> str:
     listed = ", ".join(_quote(f) for f in files)
     # The lake stores a root run's trace_id as NULL: it is the run's own id.
     star = "* REPLACE (coalesce(trace_id, id) AS trace_id)" if name == "executions" else "*"
+    # By name: segments written before a column was added read it as NULL.
     return (
         f"CREATE OR REPLACE TEMP VIEW {name} AS "
-        f"SELECT {star} FROM read_parquet([{listed}], hive_partitioning = false) "
-        f"UNION ALL SELECT * FROM {tail}"
+        f"SELECT {star} FROM read_parquet([{listed}], hive_partitioning = false, "
+        f"union_by_name = true) UNION ALL BY NAME SELECT * FROM {tail}"
     )

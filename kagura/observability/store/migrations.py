@@ -115,10 +115,22 @@ def m002_rev(con: sqlite3.Connection) -> None:
     _run(con, _M002)
 
 
+def m003_session_user_metadata(con: sqlite3.Connection) -> None:
+    """Who and what a run belongs to: session_id, user_id and metadata (kagura.context)."""
+    _run(
+        con,
+        """
+ALTER TABLE executions ADD COLUMN session_id TEXT;
+ALTER TABLE executions ADD COLUMN user_id TEXT;
+ALTER TABLE executions ADD COLUMN metadata TEXT
+""",
+    )
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 # Append only: a store at version N has run the first N of these.
-MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_rev)
+MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_rev, m003_session_user_metadata)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -46,6 +46,10 @@ EXECUTION_COLUMNS: tuple[tuple[str, str], ...] = (
     ("metrics", "json"),
     ("host", "text"),
     ("pid", "int"),
+    # Appended by migration 3: who and what the run belongs to (kagura.context).
+    ("session_id", "text"),
+    ("user_id", "text"),
+    ("metadata", "json"),
 )
 
 EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -284,7 +288,16 @@ _EXECUTION_COUNTS = (
     "tool_calls",
     "unpriced_calls",
 )
-_EXECUTION_TEXTS = ("trace_id", "error", "error_type", "parent_id", "model", "host")
+_EXECUTION_TEXTS = (
+    "trace_id",
+    "error",
+    "error_type",
+    "parent_id",
+    "model",
+    "host",
+    "session_id",
+    "user_id",
+)
 _TYPED_EVENT_SET = frozenset(TYPED_EVENT_FIELDS)
 _pid = os.getpid()
 
@@ -331,7 +344,7 @@ def execution_row(**fields: Any) -> dict[str, Any]:
     row["total_cost"] = cost
     for name in _EXECUTION_COUNTS:
         row[name] = count(row[name], name) or 0
-    for name in ("kwargs", "tags", "metrics"):
+    for name in ("kwargs", "tags", "metrics", "metadata"):
         if row[name] is not None and not isinstance(row[name], str):
             row[name] = to_json(row[name])
     for name in _EXECUTION_TEXTS:
@@ -481,6 +494,9 @@ def rows_from_execution_dict(
         error_type=execution.get("error_type"),
         kwargs=to_json(execution.get("kwargs") or {}),
         tags=to_json(execution.get("tags") or {}),
+        session_id=execution.get("session_id"),
+        user_id=execution.get("user_id"),
+        metadata=to_json(execution.get("metadata")) if execution.get("metadata") else None,
         model=execution.get("model"),
         metrics=to_json(metrics) if metrics else None,
         host=execution.get("host"),
@@ -520,6 +536,9 @@ def execution_dict(row: dict[str, Any], now: float | None = None) -> dict[str, A
         "error_type": row["error_type"],
         "kwargs": from_json(row["kwargs"], {}) or {},
         "tags": from_json(row["tags"], {}) or {},
+        "session_id": row.get("session_id"),
+        "user_id": row.get("user_id"),
+        "metadata": from_json(row.get("metadata"), {}) or {},
         "model": row["model"],
         "host": row["host"],
         "pid": row["pid"],

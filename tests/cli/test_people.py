@@ -1,0 +1,105 @@
+"""`--session`, `--user`, `--tag` on the reading commands, `list --all`, `cost --group-by user|session|tag`.
+
+The store is built row by row (real SQLite, half of it moved to the real Parquet
+lake) and read by the real command line in a subprocess; expected figures are
+added up by hand below.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from kagura.observability import EventStore
+from kagura.observability.store import rows as model
+
+NOW = time.time()
+
+# name: (agent, user, session, tags, cost, parent)
+RUNS = {
+    "r1": ("chat", "ann", "s1", {"beta": True}, 1.0, None),
+    "r2": ("chat", "ann", "s2", None, 2.0, None),
+    "r3": ("search", "bob", "s2", {"beta": True, "team": "x"}, 4.0, None),
+    "r4": ("search", None, None, None, 8.0, "r3"),  # nested under r3
+}
+
+
+@pytest.fixture
+def people(kagura_home):
+    kagura_home.mkdir(parents=True)
+    store = EventStore(kagura_home / "telemetry.db", auto_compact=False)
+    ids = {}
+    for i, (name, (agent, user, session, tags, cost, parent)) in enumerate(RUNS.items()):
+        run_id = model.new_execution_id(NOW - 600 + i * 60)
+        ids[name] = run_id
+        row = model.execution_row(
+            id=run_id,
+            trace_id=ids[parent] if parent else run_id,
+            parent_id=ids[parent] if parent else None,
+            agent_name=agent,
+            started_at=NOW - 600 + i * 60,
+            ended_at=NOW - 590 + i * 60,
+            status="completed",
+            user_id=user,
+            session_id=session,
+            tags=tags,
+            total_cost=cost,
+            llm_calls=1,
+        )
+        store.append(row, [])
+        if name == "r2":
+            store.compact()  # r1 and r2 in the lake, r3 and r4 in the tail
+    store.close()
+    return ids
+
+
+def test_list_shows_top_level_runs_with_session_and_user_unless_all(people, cli):
+    result = cli("monitor", "list")
+    assert result.returncode == 0, result.stderr
+    assert "Session" in result.stdout and "User" in result.stdout
+    assert "ann" in result.stdout and "bob" in result.stdout
+    listed = json.loads(cli("monitor", "list", "--json").stdout)
+    assert {r["id"] for r in listed} == {people["r1"], people["r2"], people["r3"]}
+    every = json.loads(cli("monitor", "list", "--all", "--json").stdout)
+    assert len(every) == 4
+
+
+def test_list_and_stats_narrow_to_a_user_session_or_tag(people, cli):
+    ann = json.loads(cli("monitor", "list", "--user", "ann", "--json").stdout)
+    assert [r["id"] for r in ann] == [people["r2"], people["r1"]]
+    s2 = json.loads(cli("monitor", "stats", "--session", "s2", "--json").stdout)
+    assert s2["total_executions"] == 2 and s2["total_cost"] == 6.0
+    beta = json.loads(cli("monitor", "stats", "--tag", "beta", "--json").stdout)
+    assert beta["total_cost"] == 5.0
+    team = json.loads(cli("monitor", "stats", "--tag", "team=x", "--json").stdout)
+    assert team["total_cost"] == 4.0
+
+
+@pytest.mark.parametrize(
+    ("group", "key", "want"),
+    [
+        ("user", "user_id", {"ann": 3.0, "bob": 4.0, None: 8.0}),
+        ("session", "session_id", {"s1": 1.0, "s2": 6.0, None: 8.0}),
+        ("tag", "tag", {"beta": 5.0, "team=x": 4.0}),
+    ],
+)
+def test_cost_groups_by_user_session_and_tag(people, cli, group, key, want):
+    result = cli("monitor", "cost", "--group-by", group, "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert {r[key]: r["cost"] for r in data["rows"]} == want
+    table = cli("monitor", "cost", "--group-by", group)
+    assert table.returncode == 0 and group.capitalize() in table.stdout
+
+
+def test_cost_of_one_user_by_agent(people, cli):
+    data = json.loads(cli("monitor", "cost", "--user", "ann", "--json").stdout)
+    assert [(r["agent_name"], r["cost"]) for r in data["rows"]] == [("chat", 3.0)]
+
+
+def test_an_empty_filter_value_is_one_line_and_exit_2(people, cli):
+    result = cli("monitor", "list", "--user", " ")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["Error: --user needs a value"]
