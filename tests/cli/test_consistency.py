@@ -210,7 +210,7 @@ def test_read_commands_work_in_a_read_only_folder(cli, small, tmp_path):
     folder = small.path.parent
     before = _files(folder)
     outputs = {}
-    for args in (("list", "--json"), ("stats", "--json"), ("doctor", "--json"), ("cost",)):
+    for args in (("list", "--all", "--json"), ("stats", "--json"), ("doctor", "--json"), ("cost",)):
         command = " ".join([sys.executable, "-m", "kagura.cli", "monitor", *args])
         result = subprocess.run(
             [

@@ -179,7 +179,7 @@ def test_list_filters_by_status_and_agent(small, cli):
 
 
 def test_list_json_equals_the_python_api(small, cli):
-    result = cli("monitor", "list", "--json", "--limit", "50")
+    result = cli("monitor", "list", "--all", "--json", "--limit", "50")
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     expected = json.loads(json.dumps(EventStore(small.path).get_executions(limit=50)))
@@ -351,7 +351,7 @@ def test_prune_deletes_only_runs_older_than_the_cutoff(small, cli):
     assert json.loads(cli("monitor", "stats", "--json").stdout)["total_executions"] == 10
     result = cli("monitor", "prune", "--older-than", "1d", "--yes", "--json")
     assert json.loads(result.stdout)["deleted"] == 1
-    remaining = json.loads(cli("monitor", "list", "--json").stdout)
+    remaining = json.loads(cli("monitor", "list", "--all", "--json").stdout)
     assert small.rows["t3"]["id"] not in {r["id"] for r in remaining}
     assert len(remaining) == 9
 

@@ -24,7 +24,7 @@ def test_since_and_recent_take_the_same_units(cli, small):
     recent = cli("monitor", "regressions", "--recent", "10sec", "--baseline", "30min", "--json")
     assert recent.returncode in (0, 1), recent.stderr
     assert isinstance(json.loads(recent.stdout), list)
-    months = cli("monitor", "list", "--since", "1mo", "--json")
+    months = cli("monitor", "list", "--all", "--since", "1mo", "--json")
     assert months.returncode == 0, months.stderr
     assert len(json.loads(months.stdout)) == len(small.rows)
 
