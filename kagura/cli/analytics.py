@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rich.console import RenderableType
     from rich.table import Table
 
-    from kagura.observability.render.dashboard import Col, FitTable
+    from kagura.observability.render.tables import Col, FitTable
 
 DAY = 86400.0
 
@@ -150,7 +150,7 @@ def _table(title: str, *columns: Col) -> FitTable:
             padding=(0, 1, 0, 0),
         )
 
-    from kagura.observability.render.dashboard import FitTable
+    from kagura.observability.render.tables import FitTable
 
     return FitTable(list(columns), make=make)
 
@@ -171,7 +171,8 @@ def _change(before: Any, after: Any, fmt) -> str:
 
 def render_latency(rows: list[dict[str, Any]], by: str = "agent") -> FitTable:
     """p50/p90/p95/p99 per agent or model (and day): one row each."""
-    from kagura.observability.render.dashboard import Col, fmt_duration
+    from kagura.observability.render.formatting import fmt_duration
+    from kagura.observability.render.tables import Col
 
     key, count = ("agent_name", "runs") if by == "agent" else ("model", "calls")
     per_day = any(r.get("date") is not None for r in rows)
@@ -202,7 +203,8 @@ def render_regressions(rows: list[dict[str, Any]], window: str) -> RenderableTyp
     from rich.console import Group
     from rich.text import Text
 
-    from kagura.observability.render.dashboard import Col, fmt_duration
+    from kagura.observability.render.formatting import fmt_duration
+    from kagura.observability.render.tables import Col
 
     table = _table(
         "Regressions",
@@ -252,7 +254,8 @@ def render_health(rows: list[dict[str, Any]], now: float) -> FitTable:
     """Agent, status, failures among its last runs, last run, and silence."""
     from rich.text import Text
 
-    from kagura.observability.render.dashboard import Col, fmt_duration, fmt_time
+    from kagura.observability.render.formatting import fmt_duration, fmt_time
+    from kagura.observability.render.tables import Col
 
     looks = {
         "healthy": ("✓ healthy", "green"),
@@ -293,7 +296,7 @@ def render_budget(status: dict[str, Any]) -> RenderableType:
     """Spend today and this month against the budgets, and the projection with its method."""
     from rich.text import Text
 
-    from kagura.observability.render.dashboard import fmt_money
+    from kagura.observability.render.formatting import fmt_money
 
     def line(label: str, spent: float, budget: float | None, exceeded: bool, kind: str) -> Text:
         text = Text(f"{label:<21}", style="bold")
@@ -343,7 +346,8 @@ def render_budget(status: dict[str, Any]) -> RenderableType:
 
 def render_errors(rows: list[dict[str, Any]], now: float) -> FitTable:
     """Error groups, most frequent first, with a sample id for `kagura monitor trace`."""
-    from kagura.observability.render.dashboard import Col, fmt_time, short_id
+    from kagura.observability.render.formatting import fmt_time, short_id
+    from kagura.observability.render.tables import Col
 
     table = _table(
         "Error groups",
@@ -370,7 +374,8 @@ def render_errors(rows: list[dict[str, Any]], now: float) -> FitTable:
 
 def render_trend(rows: list[dict[str, Any]], window: int, bar_width: int = 24) -> FitTable:
     """Spend per day with its trailing mean and a bar."""
-    from kagura.observability.render.dashboard import Bar, Col, fmt_money
+    from kagura.observability.render.formatting import fmt_money
+    from kagura.observability.render.tables import Bar, Col
 
     table = _table(
         "Cost by day",
@@ -394,7 +399,8 @@ def render_trend(rows: list[dict[str, Any]], window: int, bar_width: int = 24) -
 
 def render_model_days(rows: list[dict[str, Any]]) -> FitTable:
     """Spend per day and model of the LLM calls."""
-    from kagura.observability.render.dashboard import Col, fmt_money
+    from kagura.observability.render.formatting import fmt_money
+    from kagura.observability.render.tables import Col
 
     table = _table(
         "Cost by day and model",
@@ -441,7 +447,7 @@ def render_rows(rows: list[dict[str, Any]], columns: list[str]) -> RenderableTyp
     Times (columns named *_at, since, until, now, last_seen, ... holding epoch
     seconds) read as local ISO date-times; numbers are never cut.
     """
-    from kagura.observability.render.dashboard import Col, FitTable
+    from kagura.observability.render.tables import Col, FitTable
 
     cells = [[_cell(c, row[c]) for c in columns] for row in rows]
     numeric = [
@@ -865,7 +871,7 @@ def trend(
         keys = ("month_cost", "daily_mean", "days_left", "projected_month_end", "method")
         print_json({"rows": rows, "projection": {k: projection[k] for k in keys}})
         return
-    from kagura.observability.render.dashboard import fmt_money
+    from kagura.observability.render.formatting import fmt_money
 
     out = console()
     if not rows:

@@ -372,7 +372,7 @@ def demo(
 def _summary(
     out: Any, target: Path, db: Path | None, items: list, pairs: list, errors: Tally, days: int
 ) -> None:
-    from kagura.observability.render.dashboard import fmt_money
+    from kagura.observability.render.formatting import fmt_money
 
     rows = [row for row, _ in pairs]
     failed = sum(1 for r in rows if r["status"] == "failed" and r["parent_id"] is None)

@@ -158,7 +158,7 @@ def list_(
     if json:
         print_json(rows)
         return
-    from kagura.observability.render.dashboard import render_list_table
+    from kagura.observability.render.runs import render_list_table
 
     board.console.print(render_list_table(rows))
 
@@ -185,7 +185,7 @@ def stats(
     if json:
         print_json(summary)
         return
-    from kagura.observability.render.dashboard import render_stats
+    from kagura.observability.render.runs import render_stats
 
     board.console.print(render_stats(summary, agent))
 
@@ -209,7 +209,7 @@ def trace(
         raise NotFound(
             f"No execution {execution_id!r} in {db_path(db)}: copy an id from `kagura monitor list`"
         )
-    from kagura.observability.render.dashboard import nest_trace, render_trace
+    from kagura.observability.render.trace import nest_trace, render_trace
 
     if json:  # the same tree as the text view: child runs nested, each with its events
         print_json(nest_trace(execution, runs))
@@ -350,7 +350,7 @@ def prune(
 
 
 def _when(at: float) -> str:
-    from kagura.observability.render.dashboard import fmt_datetime
+    from kagura.observability.render.formatting import fmt_datetime
 
     return fmt_datetime(at)
 

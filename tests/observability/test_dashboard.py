@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from kagura.observability.eventstore import EventStore
+from kagura.observability.render import cost as cost_view
 from kagura.observability.render import dashboard as dash
+from kagura.observability.render import formatting, runs, trace
 from kagura.observability.store import rows as model
 
 
@@ -40,22 +42,22 @@ def text_of(renderable, width: int = 100) -> str:
     ],
 )
 def test_money_has_enough_digits_for_tiny_costs(value, shown):
-    assert dash.fmt_money(value) == shown
+    assert formatting.fmt_money(value) == shown
 
 
 @given(st.floats(min_value=1e-12, max_value=1e7))
 def test_money_is_never_zero_for_a_cost_and_reads_back_within_5_percent(value):
-    shown = dash.fmt_money(value)
+    shown = formatting.fmt_money(value)
     assert shown != "$0.00"
     number = float(shown[1:].replace(",", ""))
     assert abs(number - value) <= 0.05 * value + 0.005 * (value >= 1)
 
 
 def test_costs_mark_unknown_and_partial_prices():
-    assert dash.fmt_cost(None) == "?"
-    assert dash.fmt_cost(0.0, unpriced_calls=2) == "?"
-    assert dash.fmt_cost(0.0012, unpriced_calls=1) == "$0.0012+"
-    assert dash.fmt_cost(0.0012) == "$0.0012"
+    assert formatting.fmt_cost(None) == "?"
+    assert formatting.fmt_cost(0.0, unpriced_calls=2) == "?"
+    assert formatting.fmt_cost(0.0012, unpriced_calls=1) == "$0.0012+"
+    assert formatting.fmt_cost(0.0012) == "$0.0012"
 
 
 @pytest.mark.parametrize(
@@ -63,27 +65,30 @@ def test_costs_mark_unknown_and_partial_prices():
     [(None, "-"), (0.52, "0.52s"), (59.994, "59.99s"), (125, "2m 05s"), (3720, "1h 02m")],
 )
 def test_durations(seconds, shown):
-    assert dash.fmt_duration(seconds) == shown
+    assert formatting.fmt_duration(seconds) == shown
 
 
 def test_tokens_and_times():
-    assert dash.fmt_tokens(12450) == "12,450"
+    assert formatting.fmt_tokens(12450) == "12,450"
     now = time.mktime((2024, 5, 28, 15, 0, 0, 0, 0, -1))
-    assert dash.fmt_time(now - 3600, now) == "14:00:00"
-    assert dash.fmt_time(now - 2 * 86400, now) == "05-26 15:00"
-    assert dash.fmt_time(now - 400 * 86400, now) == "2023-04-24"
+    assert formatting.fmt_time(now - 3600, now) == "14:00:00"
+    assert formatting.fmt_time(now - 2 * 86400, now) == "05-26 15:00"
+    assert formatting.fmt_time(now - 400 * 86400, now) == "2023-04-24"
 
 
 def test_status_labels_and_colours():
-    assert (str(dash.status_text("completed")), dash.status_text("completed").style) == (
+    assert (
+        str(formatting.status_text("completed")),
+        formatting.status_text("completed").style,
+    ) == (
         "✓ COMPLETED",
         "green",
     )
-    assert (str(dash.status_text("failed")), dash.status_text("failed").style) == (
+    assert (str(formatting.status_text("failed")), formatting.status_text("failed").style) == (
         "✗ FAILED",
         "red",
     )
-    assert (str(dash.status_text("running")), dash.status_text("running").style) == (
+    assert (str(formatting.status_text("running")), formatting.status_text("running").style) == (
         "● RUNNING",
         "yellow",
     )
@@ -91,8 +96,8 @@ def test_status_labels_and_colours():
 
 def test_short_ids_only_for_generated_ids():
     generated = model.new_execution_id()
-    assert dash.short_id(generated) == generated[:21]
-    assert dash.short_id("exec_abc123") == "exec_abc123"
+    assert formatting.short_id(generated) == generated[:21]
+    assert formatting.short_id("exec_abc123") == "exec_abc123"
 
 
 # --- renderers -----------------------------------------------------------------------
@@ -115,7 +120,7 @@ TUTORIAL_STATS = {
 
 
 def test_stats_read_as_the_tutorial_shows():
-    out = text_of(dash.render_stats(TUTORIAL_STATS))
+    out = text_of(runs.render_stats(TUTORIAL_STATS))
     assert out == (
         "📊 Summary Statistics\n"
         "\n"
@@ -137,7 +142,7 @@ def test_stats_read_as_the_tutorial_shows():
 
 def test_stats_say_when_calls_had_no_price_and_show_running():
     out = text_of(
-        dash.render_stats({**TUTORIAL_STATS, "unpriced_calls": 3, "running": 2, "failed": 1234})
+        runs.render_stats({**TUTORIAL_STATS, "unpriced_calls": 3, "running": 2, "failed": 1234})
     )
     assert "3 LLM calls had no known price" in out
     assert "  • Running: 2" in out
@@ -174,7 +179,7 @@ def test_history_table_shows_each_run_with_its_id():
         _execution("chatbot", "running", now - 3, 3.0, None),
         _execution("researcher", "failed", now - 20, 2.11, 0.0008),
     ]
-    out = text_of(dash.render_list_table(rows, now=now))
+    out = text_of(runs.render_list_table(rows, now=now))
     assert out.startswith("┌─ Execution History ─")
     lines = out.splitlines()
     assert re.match(r"│ Time\s+Agent\s+Status\s+Duration\s+Cost\s+ID\s+│", lines[1])
@@ -193,7 +198,7 @@ def test_narrow_consoles_cut_agent_names_not_numbers_or_ids():
     rows = [
         _execution("a_very_long_agent_name_for_testing", "completed", time.time(), 12.5, 0.000042)
     ]
-    out = text_of(dash.render_list_table(rows), width=80)
+    out = text_of(runs.render_list_table(rows), width=80)
     line = out.splitlines()[2]
     assert len(line) <= 80
     assert "12.50s" in line and "$0.000042" in line and rows[0]["id"][:21] in line
@@ -203,7 +208,7 @@ def test_narrow_consoles_cut_agent_names_not_numbers_or_ids():
 def test_live_frame_has_header_table_and_footer():
     stats = {**TUTORIAL_STATS, "running": 1}
     out = text_of(
-        dash.render_live(stats, [_execution()], agent_name="translator", refresh_rate=2.0)
+        runs.render_live(stats, [_execution()], agent_name="translator", refresh_rate=2.0)
     )
     lines = out.splitlines()
     assert lines[0] == "📊 Kagura Agent Monitor  (agent: translator)"
@@ -264,7 +269,7 @@ def test_trace_offsets_are_relative_to_the_start_and_children_nest():
             "duration": 0.3,
         }
     ]
-    out = text_of(dash.render_trace(parent, [parent, child]))
+    out = text_of(trace.render_trace(parent, [parent, child]))
     assert f"📝 Execution Trace: researcher ({parent['id']})" in out
     assert "Error: TimeoutError: timed out" in out
     assert "Events Timeline (4 events)" in out
@@ -282,7 +287,7 @@ def test_trace_offsets_are_relative_to_the_start_and_children_nest():
 def test_trace_of_a_running_run_says_so():
     now = time.time()
     run = _execution("chatbot", "running", now - 4.0, None, None)
-    out = text_of(dash.render_trace(run, now=now))
+    out = text_of(trace.render_trace(run, now=now))
     assert "Duration: 4.00s so far" in out
     assert "[4.00s] still running (4.00s so far)" in out
 
@@ -299,7 +304,7 @@ def test_cost_table_has_a_total_row_and_marks_unpriced_groups():
         {"agent_name": "chatbot", "calls": 15, "tokens": 4892, "cost": 0.0189, "unpriced_calls": 1},
         {"agent_name": "local", "calls": 4, "tokens": 2435, "cost": 0.0, "unpriced_calls": 4},
     ]
-    out = text_of(dash.render_cost_table(rows))
+    out = text_of(cost_view.render_cost_table(rows))
     lines = out.splitlines()
     assert lines[0].startswith("┌─ Cost by Agent ─")
     assert re.search(r"translator\s+23\s+5,123\s+\$0\.0234\s+55\.3%", out)  # 0.0234 / 0.0423
@@ -315,7 +320,7 @@ def test_cost_by_date_draws_bars_in_proportion():
         {"date": date(2024, 5, 2), "calls": 1, "tokens": 100, "cost": 0.01, "unpriced_calls": 0},
         {"date": date(2024, 5, 3), "calls": 1, "tokens": 10, "cost": 0.0, "unpriced_calls": 0},
     ]
-    out = text_of(dash.render_cost_by_date(rows, bar_width=24))
+    out = text_of(cost_view.render_cost_by_date(rows, bar_width=24))
     day1, day2, day3 = (
         next(line for line in out.splitlines() if d in line)
         for d in ("2024-05-01", "2024-05-02", "2024-05-03")
@@ -326,7 +331,7 @@ def test_cost_by_date_draws_bars_in_proportion():
 
 def test_monthly_estimate_says_how_it_was_made():
     out = text_of(
-        dash.render_monthly_estimate(
+        cost_view.render_monthly_estimate(
             {"monthly_estimate": 1.54, "window_days": 7.0, "window_cost": 0.3593, "window_runs": 42}
         )
     )
@@ -335,7 +340,7 @@ def test_monthly_estimate_says_how_it_was_made():
         "  = mean daily spend over the last 7 days x 30",
         "    from $0.3593 spent in 42 runs",
     ]
-    young = dash.estimate_method({"window_days": 2.5})
+    young = cost_view.estimate_method({"window_days": 2.5})
     assert young == "mean daily spend over the last 2.5 days (all the telemetry there is) x 30"
 
 
