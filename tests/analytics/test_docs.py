@@ -189,7 +189,7 @@ def test_every_sql_file_has_a_test():
 
 
 def test_sql_md_is_generated_from_the_headers():
-    from kagura.cli.analytics import catalogue_markdown
+    from kagura.observability.analytics.sql_docs import catalogue_markdown
 
     entries = query.catalogue()
     texts = {e["name"]: query.load_sql(e["name"]) for e in entries}
