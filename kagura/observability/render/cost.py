@@ -40,7 +40,9 @@ def _cost_cell(row: dict[str, Any]) -> str:
 def render_cost_table(rows: list[dict[str, Any]], group_by: str = "agent") -> Panel:
     """The "Cost by Agent" (or by model) panel: one row per group, then a Total row."""
     label = group_by.capitalize()
-    key = {"agent": "agent_name"}.get(group_by, group_by)
+    key = {"agent": "agent_name", "user": "user_id", "session": "session_id"}.get(
+        group_by, group_by
+    )
     table = FitTable(
         [
             Col(label, "text", keep=90, min_width=8, max_width=40),

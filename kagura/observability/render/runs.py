@@ -45,6 +45,14 @@ def render_activity_table(
         Col("Duration", "number", keep=30, short="Dur."),
         Col("Cost", "number", keep=40),
     ]
+    # Who a run was for (kagura.context), shown only when some run says.
+    people = [
+        (label, key)
+        for label, key in (("Session", "session_id"), ("User", "user_id"))
+        if show_id and any(row.get(key) for row in rows)
+    ]
+    for label, _ in people:
+        columns.append(Col(label, "text", keep=20, min_width=4, max_width=24))
     if show_id:
         columns.append(Col("ID", "id", keep=90, style="cyan"))
     table = FitTable(columns, make=ruled, header_row=True)
@@ -60,6 +68,7 @@ def render_activity_table(
             Text(duration + "…", style="yellow") if running else duration,
             "…" if running else fmt_cost(metric(row, "total_cost"), metric(row, "unpriced_calls")),
         ]
+        cells.extend(row.get(key) or "-" for _, key in people)
         if show_id:
             cells.append(short_id(row.get("id") or ""))
         table.add_row(*cells)
