@@ -228,7 +228,7 @@ class _Agents:
         text_rng = random.Random(seed)
         self.errors = pa.array(
             [
-                fixtures._error_message(text_rng, kind, model_names[i], agent)[0]
+                fixtures.error_message(text_rng, kind, model_names[i], agent)[0]
                 for i, agent in enumerate(agents)
                 for kind in fixtures.ERROR_TYPES
                 for _ in range(ERROR_VARIANTS)
