@@ -106,11 +106,12 @@ def kagura(
 
 
 def _register() -> None:
-    from kagura.cli import demo, monitor, otel
+    from kagura.cli import demo, monitor, otel, report
 
     app.add_typer(monitor.monitor_app, name="monitor")
     app.command("demo")(demo.demo)
     otel.register(app, monitor.monitor_app)
+    report.register(monitor.monitor_app)
 
 
 _register()

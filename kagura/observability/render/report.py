@@ -1,0 +1,311 @@
+"""The HTML report: one self-contained page of cost, latency, regressions, errors, health and traces.
+
+`collect(store, ...)` asks the store's catalogue for the numbers (plain dicts, no
+formatting); `render_html(data)` turns them into one HTML file whose styles, script
+and data are inline, so it opens from disk with no server and no network. Tables are
+written by the template (Jinja2, autoescaped); charts and trace waterfalls are drawn
+in the browser from the embedded JSON, with text set through `textContent` only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import time
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kagura.observability.store import EventStore
+
+# Bounds of the embedded traces: the page stays small however busy the store is.
+DEFAULT_TRACES = 50
+MAX_TRACES = 500
+MAX_RUNS_PER_TRACE = 200
+MAX_EVENTS_PER_TRACE = 1000
+MAX_TEXT = 2000  # characters of one argument, error or event field kept in the page
+# The newest runs scanned for the traces they belong to (a trace's runs are often adjacent).
+RUNS_SCANNED_PER_TRACE = 8
+# Small multiples of latency over time: the agents with the most runs.
+MAX_LATENCY_AGENTS = 12
+MAX_ERROR_GROUPS = 20
+
+
+# --- the data ----------------------------------------------------------------------
+
+
+def collect(
+    store: EventStore,
+    *,
+    since: float | None,
+    until: float | None = None,
+    agent: str | None = None,
+    traces: int = DEFAULT_TRACES,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Everything the page shows, as JSON-able dicts from the store's catalogue (sql/ files).
+
+    Windowed sections read runs started in [since, until); health and regressions
+    judge as of `until` (or now) with their usual windows.
+    """
+    now = time.time() if now is None else now
+    at = until if until is not None else now
+    window = {"agent": agent, "since": since, "until": until}
+    by_date = store.run("cost_by_date", **window).rows()
+    by_agent = store.run("cost_by_agent", **window).rows()
+    overall = store.latency_percentiles(agent, since, until)
+    per_day = store.latency_percentiles(agent, since, until, per_day=True)
+    busiest = [
+        r["agent_name"] for r in sorted(overall, key=lambda r: (-r["runs"], r["agent_name"]))
+    ]
+    shown = set(busiest[:MAX_LATENCY_AGENTS])
+    runs, embedded = _recent_traces(store, agent, since, until, traces, now)
+    data = {
+        "generated_at": now,
+        "window": {"since": since, "until": until, "agent": agent},
+        "summary": store.get_summary_stats(agent, since, until=until),
+        "cost_by_date": by_date,
+        "cost_by_agent": by_agent,
+        "cost_by_model": store.cost_by_model_rows(since, agent, until=until),
+        "latency": overall,
+        "latency_by_day": [r for r in per_day if r["agent_name"] in shown],
+        "latency_agents_left_out": max(0, len(busiest) - MAX_LATENCY_AGENTS),
+        "regressions": store.regressions(agent, now=at),
+        "health": store.agent_health(agent, now=at),
+        "errors": store.error_groups(agent, since, until, limit=MAX_ERROR_GROUPS),
+        "runs": runs,
+        "traces": embedded,
+        "limits": {
+            "traces": traces,
+            "runs_per_trace": MAX_RUNS_PER_TRACE,
+            "events_per_trace": MAX_EVENTS_PER_TRACE,
+            "text": MAX_TEXT,
+            "latency_agents": MAX_LATENCY_AGENTS,
+            "error_groups": MAX_ERROR_GROUPS,
+        },
+    }
+    return _plain(data)
+
+
+def _recent_traces(
+    store: EventStore,
+    agent: str | None,
+    since: float | None,
+    until: float | None,
+    wanted: int,
+    now: float,
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The newest `wanted` traces of the window: one table row each, and each trace's runs and events."""
+    if wanted <= 0:
+        return [], {}
+    newest = store.get_executions(
+        agent, since=since, until=until, limit=wanted * RUNS_SCANNED_PER_TRACE
+    )
+    order: list[str] = []
+    for run in newest:
+        if run["trace_id"] not in order:
+            order.append(run["trace_id"])
+        if len(order) == wanted:
+            break
+    rows, traces = [], {}
+    for trace_id in order:
+        runs = store.get_trace(trace_id)
+        if not runs:
+            continue
+        root = next((r for r in runs if r["parent_id"] is None), runs[0])
+        traces[trace_id] = _trace(runs, now)
+        metrics = root["metrics"]
+        rows.append(
+            {
+                "trace_id": trace_id,
+                "id": root["id"],
+                "agent_name": root["agent_name"],
+                "status": root["status"],
+                "started_at": root["started_at"],
+                "duration": root["duration"],
+                "cost": metrics.get("total_cost"),
+                "unpriced_calls": metrics.get("unpriced_calls") or 0,
+                "tokens": metrics.get("total_tokens"),
+                "llm_calls": metrics.get("llm_calls"),
+                "runs": len(runs),
+                "error": _cut(root["error"]),
+            }
+        )
+    return rows, traces
+
+
+def _trace(runs: list[dict[str, Any]], now: float) -> dict[str, Any]:
+    """One trace for the waterfall: runs (parents before children) with their events, cut to the bounds."""
+    kept_runs = runs[:MAX_RUNS_PER_TRACE]
+    budget = MAX_EVENTS_PER_TRACE
+    out_runs, events_left_out = [], 0
+    for run in kept_runs:
+        events = run.get("events") or []
+        kept = events[: max(0, budget)]
+        budget -= len(kept)
+        events_left_out += len(events) - len(kept)
+        metrics = run["metrics"]
+        out_runs.append(
+            {
+                "id": run["id"],
+                "parent_id": run["parent_id"],
+                "agent_name": run["agent_name"],
+                "status": run["status"],
+                "started_at": run["started_at"],
+                "duration": run["duration"],
+                "model": run.get("model"),
+                "error_type": run["error_type"],
+                "error": _cut(run["error"]),
+                "kwargs": _cut_json(run["kwargs"]),
+                "cost": metrics.get("total_cost"),
+                "unpriced_calls": metrics.get("unpriced_calls") or 0,
+                "tokens": metrics.get("total_tokens"),
+                "events": [_event(e) for e in kept],
+            }
+        )
+    return {
+        "runs": out_runs,
+        "runs_left_out": len(runs) - len(kept_runs),
+        "events_left_out": events_left_out,
+    }
+
+
+_EVENT_DATA_SKIP = {
+    "model",
+    "tool_name",
+    "operation",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost",
+    "duration",
+    "status",
+    "error",
+}
+
+
+def _event(event: dict[str, Any]) -> dict[str, Any]:
+    data = {k: v for k, v in (event.get("data") or {}).items() if k not in _EVENT_DATA_SKIP}
+    return {
+        "type": event["type"],
+        "name": event["name"],
+        "started_at": event["timestamp"],
+        "duration": event["duration"],
+        "tokens": event["total_tokens"],
+        "cost": event["cost"],
+        "status": event["status"],
+        "error": _cut(event["error"]),
+        "data": _cut_json(data) if data else None,
+    }
+
+
+def _cut(text: Any) -> Any:
+    """Text cut at MAX_TEXT characters, saying how much was left out."""
+    if not isinstance(text, str) or len(text) <= MAX_TEXT:
+        return text
+    return text[:MAX_TEXT] + f"… [{len(text) - MAX_TEXT:,} more characters]"
+
+
+def _cut_json(value: Any) -> str | None:
+    """A value as indented JSON text, cut at MAX_TEXT characters; None when empty."""
+    if value in (None, {}, []):
+        return None
+    return _cut(json.dumps(value, indent=1, ensure_ascii=False, default=str, sort_keys=True))
+
+
+def _plain(value: Any) -> Any:
+    """`value` as strict JSON: dates as ISO text, NaN/inf as None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return value
+
+
+# --- the page ------------------------------------------------------------------------
+
+_ASSETS = Path(__file__).with_name("assets")
+
+
+@cache
+def _asset(name: str) -> str:
+    """The text of a file of assets/ that the page inlines."""
+    text = (_ASSETS / name).read_text(encoding="utf-8")
+    # Inline code ends at the first "</" + tag name; the assets are ours, so this never fires.
+    if "</script" in text.lower() or "</style" in text.lower():
+        raise ValueError(f"asset {name} holds a closing tag and cannot be inlined")
+    return text
+
+
+def script_json(value: Any) -> str:
+    """JSON safe inside a <script> element: no '<', '>' or '&' can end it or start markup."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def render_html(data: dict[str, Any]) -> str:
+    """The report page for `collect()`'s data: one HTML document, nothing to fetch."""
+    from jinja2 import Environment, FunctionLoader, select_autoescape
+    from markupsafe import Markup
+
+    from kagura.observability.dashboard import (
+        fmt_cost,
+        fmt_datetime,
+        fmt_duration,
+        fmt_money,
+        fmt_tokens,
+    )
+
+    env = Environment(
+        loader=FunctionLoader(lambda name: (_ASSETS / name).read_text(encoding="utf-8")),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        money=fmt_money,
+        cost=fmt_cost,
+        duration=fmt_duration,
+        tokens=fmt_tokens,
+        when=fmt_datetime,
+        rate=lambda v: "-" if v is None else f"{100 * v:.1f}%",
+        ratio=lambda v: "-" if v is None else f"x{v:.2f}",
+    )
+    style, script = _asset("report.css"), _asset("report.js")
+    # The page runs its own script and style only: an injected handler would be refused.
+    csp = (
+        f"default-src 'none'; script-src {_csp_hash(script)}; style-src {_csp_hash(style)}; "
+        "img-src data:; base-uri 'none'; form-action 'none'"
+    )
+    return env.get_template("report.html.j2").render(
+        data=data,
+        data_json=Markup(script_json(data)),
+        style=Markup(style),
+        script=Markup(script),
+        csp=csp,
+        title=_title(data),
+        traces_size=len(script_json(data["traces"]).encode()),
+    )
+
+
+def _title(data: dict[str, Any]) -> str:
+    agent = data["window"]["agent"]
+    return "Kagura report" + (f": {agent}" if agent else "")

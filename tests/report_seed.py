@@ -1,0 +1,91 @@
+"""A small store for the HTML report's tests, with every number the page shows known by hand.
+
+Runs sit at local noon of days 1, 3 and 8 before today (three distinct days with runs in
+the last 30), plus one run 40 days back that a 30-day report leaves out. One agent name
+is markup that would run script if the page pasted it as HTML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+from store_rows import run
+
+from kagura.observability.store import EventStore
+
+# Markup in user data: the page must show it as text and run none of it.
+HOSTILE = '</script><img src=x onerror="window.__pwned=1"><b>bold</b>'
+
+
+def noon(days_ago: int) -> float:
+    """Local noon `days_ago` days before today, in epoch seconds."""
+    day = date.today() - timedelta(days=days_ago)
+    return datetime.combine(day, time(12, 0)).timestamp()
+
+
+@dataclass
+class Seeded:
+    """The seeded store's path and what the tests expect of it, computed by hand."""
+
+    path: Path
+    # date (ISO) -> spend of the runs started that day (costs of their LLM calls)
+    cost_by_day: dict[str, float] = field(default_factory=dict)
+    # agent -> spend over the window
+    cost_by_agent: dict[str, float] = field(default_factory=dict)
+    # trace id -> rows its waterfall draws (runs + events), newest trace first
+    traces: dict[str, int] = field(default_factory=dict)
+    child_agent: str = "beta"
+    nested_trace: str = ""
+    hostile_trace: str = ""
+
+
+def seed(path: Path) -> Seeded:
+    """Write the report's test store at `path` and return what it holds."""
+    expected = Seeded(path)
+    rows: list[tuple[dict, list[dict]]] = []
+    day1, day3, day8 = noon(1), noon(3), noon(8)
+
+    # Day 8: one beta run, $0.005, 2 LLM calls.
+    rows.append(run("beta", day8, duration=2.0, costs=(0.002, 0.003)))
+    # Day 3: one alpha run, $0.030, one LLM call and one tool call.
+    rows.append(run("alpha", day3, duration=4.0, costs=(0.030,), tools=1))
+    # Day 1: an alpha run ($0.010) with a nested beta run ($0.004) that makes 2 tool calls.
+    root = run("alpha", day1, duration=6.0, costs=(0.010,))
+    child = run("beta", day1 + 1.0, duration=3.0, costs=(0.004,), tools=2, parent=root[0])
+    rows += [root, child]
+    # Day 1, later: the hostile agent fails ($0.001, its error holds markup as well).
+    hostile = run(
+        HOSTILE,
+        day1 + 3600,
+        duration=0.5,
+        costs=(0.001,),
+        status="failed",
+        error=HOSTILE + " & more",
+    )
+    rows.append(hostile)
+    # 40 days back: outside a 30-day window.
+    rows.append(run("alpha", noon(40), costs=(1.0,)))
+
+    store = EventStore(path)
+    for execution, events in rows:
+        store.append(execution, events)
+    store.close()
+
+    def iso(at: float) -> str:
+        return datetime.fromtimestamp(at).date().isoformat()
+
+    expected.cost_by_day = {iso(day8): 0.005, iso(day3): 0.030, iso(day1): 0.010 + 0.004 + 0.001}
+    expected.cost_by_agent = {"alpha": 0.040, "beta": 0.009, HOSTILE: 0.001}
+    # Newest first: hostile (1 run + 1 event), the nested trace (2 runs + 1 + 3 events),
+    # alpha on day 3 (1 run + 2 events), beta on day 8 (1 run + 2 events).
+    expected.traces = {
+        hostile[0]["trace_id"]: 2,
+        root[0]["trace_id"]: 6,
+        rows[1][0]["trace_id"]: 3,
+        rows[0][0]["trace_id"]: 3,
+    }
+    expected.nested_trace = root[0]["trace_id"]
+    expected.hostile_trace = hostile[0]["trace_id"]
+    return expected
