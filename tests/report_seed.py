@@ -13,7 +13,7 @@ from pathlib import Path
 
 from store_rows import run
 
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
 
 # Markup in user data: the page must show it as text and run none of it.
 HOSTILE = '</script><img src=x onerror="window.__pwned=1"><b>bold</b>'

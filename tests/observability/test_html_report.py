@@ -12,8 +12,8 @@ import re
 import pytest
 from report_seed import HOSTILE, noon, seed
 
+from kagura.observability.eventstore import EventStore
 from kagura.observability.render import report
-from kagura.observability.store import EventStore
 
 
 @pytest.fixture

@@ -1,1 +1,1 @@
-"""How answers are shown: rich tables, panels and trees for the terminal."""
+"""How answers are shown: rich tables, panels and trees for the terminal, and the HTML report."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from kagura.observability.store import EventStore
+    from kagura.observability.eventstore import EventStore
 
 # Bounds of the embedded traces: the page stays small however busy the store is.
 DEFAULT_TRACES = 50
@@ -266,7 +266,7 @@ def render_html(data: dict[str, Any]) -> str:
     from jinja2 import Environment, FunctionLoader, select_autoescape
     from markupsafe import Markup
 
-    from kagura.observability.dashboard import (
+    from kagura.observability.render.formatting import (
         fmt_cost,
         fmt_datetime,
         fmt_duration,
