@@ -12,4 +12,7 @@ def kagura_home(tmp_path, monkeypatch):
     monkeypatch.setenv("KAGURA_HOME", str(home))
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     monkeypatch.delenv("KAGURA_TELEMETRY", raising=False)
+    # A shared lake is opted into by a test, never inherited from the shell.
+    for name in ("KAGURA_LAKE", "KAGURA_HOST_ID", "KAGURA_LAKE_HOSTS"):
+        monkeypatch.delenv(name, raising=False)
     return home

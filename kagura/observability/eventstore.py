@@ -33,6 +33,13 @@ from kagura.observability.store.compaction import (
 )
 from kagura.observability.store.engine import Result, Runner, Views, load_sql, reads_of
 from kagura.observability.store.scope import Scope
+from kagura.observability.store.shared_lake import (
+    SharedLake,
+    host_filter,
+    is_shared,
+    lake_url,
+    segment_of,
+)
 from kagura.observability.store.tail import Segment, Tail, TailSnapshot, bump_generation
 from kagura.observability.timespec import parse_cutoff, parse_moment
 
@@ -78,12 +85,20 @@ class EventStore(Analytics):
         *,
         auto_compact: bool = True,
         read_only: bool | None = None,
+        lake: str | None = None,
+        hosts: str | Iterable[str] | None = None,
     ):
         """Open (or create) the store at `db_path`.
 
         `read_only=None` looks: a store whose file, folder or lake this process
         cannot write is opened read-only (reads work, writes raise StoreError, and
         no file is created beside it); True or False say so outright.
+
+        `lake` (default: KAGURA_LAKE) is a lake many hosts share, `s3://bucket/prefix`
+        or a folder: this store compacts into its own `host=<id>/` there, and reads
+        every host's runs (its own tail too). `hosts` keeps only these host ids
+        (default: KAGURA_LAKE_HOSTS, else all). `EventStore(":memory:", lake=...)`
+        only reads the fleet.
         """
         if str(db_path) == ":memory:":
             self.path: Path | None = None
@@ -101,8 +116,15 @@ class EventStore(Analytics):
             if not read_only:
                 ensure_private_dir(self.path.parent)
         self.read_only = bool(read_only)
+        url = lake_url(lake)
+        self.shared = (
+            SharedLake(url, store=f"{model.HOST}:{self.path or ':memory:'}") if url else None
+        )
+        self._hosts = host_filter(hosts) if self.shared is not None else None
         self._wal = Tail(self.path, read_only=self.read_only)
-        self._compactor = Compactor(self._wal, self.lake) if self.lake is not None else None
+        self._compactor = (
+            Compactor(self._wal, self.lake, self.shared) if self.lake is not None else None
+        )
         self._runner: Runner | None = None
         self._scope = Scope()  # where(): every query narrowed to a session, user or tag
         self._auto_compact = auto_compact and self._compactor is not None and not self.read_only
@@ -149,7 +171,8 @@ class EventStore(Analytics):
         """Remove files a crashed compaction left behind, and what a prune left once no one reads."""
         try:
             with lake_lock(self.lake):
-                self._compactor.cleanup()
+                # The shared lake is tidied by compactions: opening a store sends it no request.
+                self._compactor.cleanup(shared=False)
         except LakeBusy:
             pass
         _wipe_quietly(self._readers, self.lake, self.path)
@@ -333,7 +356,34 @@ class EventStore(Analytics):
                 pc.any(pc.equal(snap.executions.column("status"), "running")).as_py()
             )
             snap.marked = now
+        if self.shared is not None:
+            return self._with_fleet(snap)
         return snap
+
+    def _with_fleet(self, snap: TailSnapshot) -> TailSnapshot:
+        """`snap` plus every other host's newest manifest in the shared lake (only the chosen hosts).
+
+        This store's own segments come from its SQLite manifest, read with its
+        tail in one transaction; other hosts' from the lake.
+        """
+        own = self.shared.host
+        keep_own = self._hosts is None or own in self._hosts
+        segments = list(snap.segments) if keep_own else []
+        skip = own if self.lake is not None else None
+        for entry in self.shared.fleet(self._hosts, skip=skip):
+            segments += [segment_of(e, Segment) for e in entry.segments]
+        executions, events = snap.executions, snap.events
+        if not keep_own:
+            executions, events = executions.schema.empty_table(), events.schema.empty_table()
+        return TailSnapshot(
+            executions,
+            events,
+            segments,
+            snap.taken_at,
+            snap.marked,
+            snap.has_running and keep_own,
+            snap.serial if keep_own else 0,
+        )
 
     def _views(
         self,
@@ -355,12 +405,23 @@ class EventStore(Analytics):
             segments = _overlapping(snap.segments, since, until)
         lake = self.lake
         key = (snap.serial, events, tuple(s.id for s in segments))
+        local = [s for s in segments if not is_shared(s.executions_path)]
+        shared = [s for s in segments if is_shared(s.executions_path)]
+        if shared and self.shared is None:
+            from kagura.observability.errors import StoreError
+
+            raise StoreError(
+                f"{self.path} has runs in a shared lake; open it with that lake (KAGURA_LAKE or --lake)"
+            )
         return Views(
-            execution_files=[str(lake / s.executions_path) for s in segments],
-            event_files=[str(lake / s.events_path) for s in segments] if events else [],
+            execution_files=[str(lake / s.executions_path) for s in local],
+            event_files=[str(lake / s.events_path) for s in local] if events else [],
             tail_executions=snap.executions,
             tail_events=snap.events,
             key=key,
+            shared=self.shared if shared else None,
+            shared_execution_files=[s.executions_path for s in shared],
+            shared_event_files=[s.events_path for s in shared] if events else [],
         )
 
     def _run_sql(self, text: str, label: str, views: Views, params: dict[str, Any]) -> Result:

@@ -189,20 +189,23 @@ def _register(con, views: Views) -> None:
     """Show the views' data as `executions` and `events`: Arrow reads the files, DuckDB never opens a path."""
     import pyarrow.dataset as ds
 
+    from kagura.observability.store.engine import register_shared
     from kagura.observability.store.tail import EVENTS_SCHEMA, EXECUTIONS_SCHEMA
 
+    shared = register_shared(con, views)
     for name, files, schema, tail in (
         ("executions", views.execution_files, EXECUTIONS_SCHEMA, views.tail_executions),
         ("events", views.event_files, EVENTS_SCHEMA, views.tail_events),
     ):
         con.register(f"_kagura_tail_{name}", tail)
+        # The lake stores a root run's trace_id as NULL: it is the run's own id.
+        star = "* REPLACE (coalesce(trace_id, id) AS trace_id)" if name == "executions" else "*"
+        lake = ""
         if files:
             con.register(f"_kagura_lake_{name}", ds.dataset(files, schema=schema, format="parquet"))
-            # The lake stores a root run's trace_id as NULL: it is the run's own id.
-            star = "* REPLACE (coalesce(trace_id, id) AS trace_id)" if name == "executions" else "*"
             lake = f"SELECT {star} FROM _kagura_lake_{name} UNION ALL "
-        else:
-            lake = ""
+        if name in shared:
+            lake += f"SELECT {star} FROM {shared[name]} UNION ALL "
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {name} AS {lake}SELECT * FROM _kagura_tail_{name}"
         )

@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from kagura.observability.errors import StoreError
 from kagura.observability.store.rows import EVENT_NAMES, EXECUTION_NAMES, HOST, SETTLED
+from kagura.observability.store.shared_lake import SharedLake, is_shared, listed_shared
 from kagura.observability.store.tail import (
     EVENTS_SCHEMA,
     EXECUTIONS_SCHEMA,
@@ -306,21 +307,26 @@ def _write_parquet_file(table: pa.Table, final: Path, tmp: Path) -> int:
     _private_dirs(final.parent)
     fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
     with os.fdopen(fd, "wb") as f:
-        pq.write_table(
-            table,
-            f,
-            compression="zstd",
-            compression_level=ZSTD_LEVEL,
-            row_group_size=ROW_GROUP,
-            use_dictionary=DICTIONARY_COLUMNS,
-            use_byte_stream_split=[f.name for f in table.schema if pa.types.is_floating(f.type)],
-            write_statistics=True,
-        )
+        _write_table(table, f)
         f.flush()
         os.fsync(f.fileno())
     os.rename(tmp, final)
     _fsync_dir(final.parent)
     return final.stat().st_size
+
+
+def _write_table(table: pa.Table, stream: Any) -> None:
+    """One lake file's bytes: zstd, row groups of ROW_GROUP, dictionaries for repeated names."""
+    pq.write_table(
+        table,
+        stream,
+        compression="zstd",
+        compression_level=ZSTD_LEVEL,
+        row_group_size=ROW_GROUP,
+        use_dictionary=DICTIONARY_COLUMNS,
+        use_byte_stream_split=[f.name for f in table.schema if pa.types.is_floating(f.type)],
+        write_statistics=True,
+    )
 
 
 def _day_of(started_at: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -342,13 +348,16 @@ def write_segment(
     events: pa.Table,
     sort_events: bool = True,
     presorted: bool = False,
+    shared: SharedLake | None = None,
 ) -> Segment:
     """Write one segment's two files (executions sorted by started_at); not yet listed.
 
     Events are grouped by execution (ordered by execution id, then seq), so the
     repeated ids compress to almost nothing; `sort_events=False` keeps an
     order that is grouped already. `presorted=True`: executions come sorted by
-    (started_at, id) and events grouped by execution, in any order.
+    (started_at, id) and events grouped by execution, in any order. With a
+    `shared` lake the files go under this host's prefix there (`host=<id>/...`),
+    else into the store's own `lake`.
     """
     seg_id = _segment_id()
     if not presorted:
@@ -359,8 +368,17 @@ def write_segment(
     stem = f"{seg_id}_{HOST.replace('/', '_')}-{os.getpid()}.parquet"
     exec_rel = f"executions/date={date}/{stem}"
     event_rel = f"events/date={date}/{stem}"
-    size = _write_parquet(executions, lake / exec_rel)
-    size += _write_parquet(events, lake / event_rel)
+    if shared is not None:
+        exec_rel, event_rel = f"{shared.prefix}/{exec_rel}", f"{shared.prefix}/{event_rel}"
+        size = shared.write_file(exec_rel, lambda f: _write_table(executions, f))
+        try:
+            size += shared.write_file(event_rel, lambda f: _write_table(events, f))
+        except BaseException:
+            shared.remove([exec_rel])
+            raise
+    else:
+        size = _write_parquet(executions, lake / exec_rel)
+        size += _write_parquet(events, lake / event_rel)
     started = executions.column("started_at")
     return Segment(
         id=seg_id,
@@ -403,9 +421,13 @@ def _retire(con, seg: Segment, now: float) -> None:
     )
 
 
-def _remove_files(lake: Path, segs: list[Segment]) -> None:
+def _remove_files(lake: Path, segs: list[Segment], shared: SharedLake | None = None) -> None:
     for seg in segs:
         for rel in (seg.executions_path, seg.events_path):
+            if is_shared(rel):
+                if shared is not None:
+                    shared.remove([rel])
+                continue
             try:
                 (lake / rel).unlink()
             except FileNotFoundError:
@@ -428,8 +450,18 @@ def root_traces_restored(executions: pa.Table) -> pa.Table:
     )
 
 
-def read_segment(lake: Path, seg: Segment) -> tuple[pa.Table, pa.Table]:
+def read_segment(
+    lake: Path, seg: Segment, shared: SharedLake | None = None
+) -> tuple[pa.Table, pa.Table]:
     """The two tables of one listed segment (trace ids as readers see them)."""
+    if is_shared(seg.executions_path):
+        if shared is None:
+            raise StoreError(
+                f"segment {seg.id} lives in a shared lake; open the store with its lake (KAGURA_LAKE)"
+            )
+        executions = shared.read_parquet(seg.executions_path, schema=EXECUTIONS_SCHEMA)
+        events = shared.read_parquet(seg.events_path, schema=EVENTS_SCHEMA)
+        return root_traces_restored(executions), events
     try:
         executions = root_traces_restored(
             pq.read_table(lake / seg.executions_path, schema=EXECUTIONS_SCHEMA)
@@ -448,9 +480,38 @@ def read_segment(lake: Path, seg: Segment) -> tuple[pa.Table, pa.Table]:
 class Compactor:
     """Compaction, merging, retention and cleanup of one store's lake."""
 
-    def __init__(self, wal: Tail, lake: Path):
+    def __init__(self, wal: Tail, lake: Path, shared: SharedLake | None = None):
         self.wal = wal
         self.lake = lake
+        # New segments go to the shared lake when there is one; the store's own
+        # folder keeps the locks and any segments written before.
+        self.shared = shared
+
+    def _publish(self, con) -> None:
+        """Inside a write: publish the shared lake's manifest as this transaction will leave it.
+
+        It is durable in the lake before the transaction commits (which is what
+        deletes moved rows from the tail); a crash in between leaves a manifest
+        ahead of the store, which `_reconcile` takes back.
+        """
+        if self.shared is not None:
+            self.shared.publish(listed_shared(con))
+
+    def _reconcile(self) -> None:
+        """Make the host's newest manifest list what the store lists (after a crash between the two)."""
+        if self.shared is None:
+            return
+        con = self.wal.con()
+        ours = listed_shared(con)
+        newest = self.shared.newest(self.shared.host)
+        if newest is not None and newest.store not in (None, self.shared.store):
+            raise StoreError(
+                f"host id {self.shared.host!r} is already used in {self.shared.url} by another store "
+                f"({newest.store}); give this one its own KAGURA_HOST_ID"
+            )
+        listed = sorted(e["id"] for e in newest.segments) if newest is not None else []
+        if listed != sorted(e["id"] for e in ours) and (newest is not None or ours):
+            self.shared.publish(ours)
 
     # --- compaction ---
 
@@ -469,6 +530,7 @@ class Compactor:
         }
         try:
             with lake_lock(self.lake, wait):
+                self._reconcile()
                 report["removed_files"] = self.cleanup()
                 self.settle_abandoned()
                 while True:
@@ -548,11 +610,12 @@ class Compactor:
                     raise _Changed()
                 for seg in segments:
                     _insert_segment(con, seg)
+                self._publish(con)
         except _Changed:
-            _remove_files(self.lake, segments)
+            _remove_files(self.lake, segments, self.shared)
             return 0, 0, 0
         except BaseException:
-            _remove_files(self.lake, segments)
+            _remove_files(self.lake, segments, self.shared)
             raise
         return executions.num_rows, events.num_rows, len(segments)
 
@@ -570,9 +633,13 @@ class Compactor:
                 else:
                     ex = executions.filter(pc.equal(exec_days, day))
                     ev = events.filter(pc.equal(event_days, day))
-                segments.append(write_segment(self.lake, _date_str(day), ex, ev, sort_events=False))
+                segments.append(
+                    write_segment(
+                        self.lake, _date_str(day), ex, ev, sort_events=False, shared=self.shared
+                    )
+                )
         except BaseException:
-            _remove_files(self.lake, segments)
+            _remove_files(self.lake, segments, self.shared)
             raise
         return segments
 
@@ -601,10 +668,10 @@ class Compactor:
         return merged
 
     def _merge(self, group: list[Segment]) -> int:
-        tables = [read_segment(self.lake, seg) for seg in group]
+        tables = [read_segment(self.lake, seg, self.shared) for seg in group]
         executions = pa.concat_tables([t[0] for t in tables])
         events = pa.concat_tables([t[1] for t in tables])
-        new = write_segment(self.lake, group[0].date, executions, events)
+        new = write_segment(self.lake, group[0].date, executions, events, shared=self.shared)
         now = time.time()
         try:
             with self.wal.write() as con:
@@ -614,11 +681,12 @@ class Compactor:
                 for seg in group:
                     _retire(con, seg, now)
                 _insert_segment(con, new)
+                self._publish(con)
         except _Changed:
-            _remove_files(self.lake, [new])
+            _remove_files(self.lake, [new], self.shared)
             return 0
         except BaseException:
-            _remove_files(self.lake, [new])
+            _remove_files(self.lake, [new], self.shared)
             raise
         return len(group)
 
@@ -673,13 +741,11 @@ class Compactor:
                 days.add(seg.date)
                 starts += [seg.min_started_at, seg.max_started_at]
                 continue
-            executions = pq.read_table(
-                self.lake / seg.executions_path, columns=["id", "started_at"]
-            )
+            executions = self._read_columns(seg.executions_path, ["id", "started_at"])
             doomed = executions.filter(pc.less(executions.column("started_at"), older_than))
             if doomed.num_rows == 0:
                 continue
-            event_ids = pq.read_table(self.lake / seg.events_path, columns=["execution_id"])
+            event_ids = self._read_columns(seg.events_path, ["execution_id"])
             events += (
                 pc.sum(
                     pc.is_in(event_ids.column("execution_id"), value_set=doomed.column("id"))
@@ -721,6 +787,11 @@ class Compactor:
             "last": max(starts) if starts else None,
         }
 
+    def _read_columns(self, rel: str, columns: list[str]) -> pa.Table:
+        if is_shared(rel) and self.shared is not None:
+            return self.shared.read_parquet(rel, columns=columns)
+        return pq.read_table(self.lake / rel, columns=columns)
+
     def _delete_before(self, older_than: float) -> int:
         doomed = [s for s in self.segments() if s.min_started_at < older_than]
         rewrites: list[tuple[Segment, Segment | None, int]] = []
@@ -730,14 +801,16 @@ class Compactor:
                 if seg.max_started_at < older_than:
                     rewrites.append((seg, None, seg.executions))
                     continue
-                executions, events = read_segment(self.lake, seg)
+                executions, events = read_segment(self.lake, seg, self.shared)
                 keep = pc.greater_equal(executions.column("started_at"), older_than)
                 kept = executions.filter(keep)
                 kept_events = events.filter(
                     pc.is_in(events.column("execution_id"), value_set=kept.column("id"))
                 )
                 new = (
-                    write_segment(self.lake, seg.date, kept, kept_events) if kept.num_rows else None
+                    write_segment(self.lake, seg.date, kept, kept_events, shared=self.shared)
+                    if kept.num_rows
+                    else None
                 )
                 if new is not None:
                     new_segments.append(new)
@@ -764,8 +837,10 @@ class Compactor:
                     if new is not None:
                         _insert_segment(con, new)
                     deleted += removed
+                if rewrites:
+                    self._publish(con)
         except BaseException:
-            _remove_files(self.lake, new_segments)
+            _remove_files(self.lake, new_segments, self.shared)
             raise
         return deleted
 
@@ -778,7 +853,9 @@ class Compactor:
                 con.execute("DELETE FROM events")
                 con.execute("DELETE FROM executions")
                 con.execute("DELETE FROM segments")
-            _remove_files(self.lake, segs)
+                if any(is_shared(s.executions_path) for s in segs):
+                    self._publish(con)
+            _remove_files(self.lake, segs, self.shared)
             self.cleanup(grace=0.0)
 
     # --- housekeeping ---
@@ -811,8 +888,11 @@ class Compactor:
                     found.append(path)
         return found
 
-    def cleanup(self, grace: float = RETIRED_GRACE) -> int:
-        """Remove unlisted files (hold the lake lock); retired ones only after `grace`."""
+    def cleanup(self, grace: float = RETIRED_GRACE, shared: bool = True) -> int:
+        """Remove unlisted files (hold the lake lock); retired ones only after `grace`.
+
+        `shared=False` leaves the shared lake alone (no requests to it).
+        """
         con = self.wal.con()
         now = time.time()
         young = {
@@ -831,6 +911,13 @@ class Compactor:
                 removed += 1
             except FileNotFoundError:
                 pass
+        if self.shared is not None and shared:
+            # The shared lake: this host's prefix only; other hosts tidy their own.
+            removed += self.shared.cleanup(
+                {p for s in self.segments() for p in (s.executions_path, s.events_path)},
+                young,
+                grace,
+            )
         with self.wal.write(con) as c:
             c.execute("DELETE FROM retired_files WHERE retired_at <= ?", (now - grace,))
         for kind in ("executions", "events"):

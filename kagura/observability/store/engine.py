@@ -156,6 +156,10 @@ class Views:
     tail_executions: pa.Table
     tail_events: pa.Table
     key: tuple = field(default=())
+    # Files of a shared lake (paths relative to it), read through Arrow datasets.
+    shared: Any = None
+    shared_execution_files: list[str] = field(default_factory=list)
+    shared_event_files: list[str] = field(default_factory=list)
 
 
 def local_timezone() -> str:
@@ -217,8 +221,18 @@ class Runner:
         try:
             cur.register("_kagura_tail_executions", views.tail_executions)
             cur.register("_kagura_tail_events", views.tail_events)
-            cur.execute(_view_sql("executions", views.execution_files, "_kagura_tail_executions"))
-            cur.execute(_view_sql("events", views.event_files, "_kagura_tail_events"))
+            shared = register_shared(cur, views)
+            cur.execute(
+                _view_sql(
+                    "executions",
+                    views.execution_files,
+                    "_kagura_tail_executions",
+                    shared.get("executions"),
+                )
+            )
+            cur.execute(
+                _view_sql("events", views.event_files, "_kagura_tail_events", shared.get("events"))
+            )
         except BaseException:
             cur.close()
             raise
@@ -264,15 +278,36 @@ def _quote(path: str) -> str:
     return "'" + path.replace("'", "''") + "'"
 
 
-def _view_sql(name: str, files: list[str], tail: str) -> str:
-    if not files:
-        return f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {tail}"
-    listed = ", ".join(_quote(f) for f in files)
+def register_shared(cur, views: Views) -> dict[str, str]:
+    """Register the shared lake's files of `views` as Arrow datasets; {view: registered name}."""
+    if views.shared is None:
+        return {}
+    from kagura.observability.store.tail import EVENTS_SCHEMA, EXECUTIONS_SCHEMA
+
+    names = {}
+    for name, files, schema in (
+        ("executions", views.shared_execution_files, EXECUTIONS_SCHEMA),
+        ("events", views.shared_event_files, EVENTS_SCHEMA),
+    ):
+        if files:
+            cur.register(f"_kagura_shared_{name}", views.shared.dataset(files, schema))
+            names[name] = f"_kagura_shared_{name}"
+    return names
+
+
+def _view_sql(name: str, files: list[str], tail: str, shared: str | None = None) -> str:
     # The lake stores a root run's trace_id as NULL: it is the run's own id.
     star = "* REPLACE (coalesce(trace_id, id) AS trace_id)" if name == "executions" else "*"
-    # By name: segments written before a column was added read it as NULL.
-    return (
-        f"CREATE OR REPLACE TEMP VIEW {name} AS "
-        f"SELECT {star} FROM read_parquet([{listed}], hive_partitioning = false, "
-        f"union_by_name = true) UNION ALL BY NAME SELECT * FROM {tail}"
-    )
+    parts = []
+    if files:
+        listed = ", ".join(_quote(f) for f in files)
+        # By name: segments written before a column was added read it as NULL.
+        parts.append(
+            f"SELECT {star} FROM read_parquet([{listed}], hive_partitioning = false, "
+            "union_by_name = true)"
+        )
+    if shared:
+        # An Arrow dataset of the lake schema: older files' missing columns read as NULL.
+        parts.append(f"SELECT {star} FROM {shared}")
+    parts.append(f"SELECT * FROM {tail}")
+    return f"CREATE OR REPLACE TEMP VIEW {name} AS " + " UNION ALL BY NAME ".join(parts)
