@@ -17,7 +17,9 @@ from kagura.cli import analytics, doctor
 from kagura.cli.options import (
     AgentOpt,
     DbOpt,
+    HostOpt,
     JsonOpt,
+    LakeOpt,
     LimitOpt,
     NotFound,
     OnceOpt,
@@ -41,6 +43,7 @@ from kagura.cli.options import (
     print_json,
     require_agent,
     scoped,
+    use_lake,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -103,8 +106,11 @@ def monitor(
     refresh: RefreshOpt = 1.0,
     db: DbOpt = None,
     once: OnceOpt = False,
+    lake: LakeOpt = None,
+    host: HostOpt = None,
 ) -> None:
     """Watch and query agent telemetry. With no command: the live view of recent runs (Ctrl+C exits)."""
+    use_lake(lake, host)
     if ctx.invoked_subcommand is None:
         live_view(agent, refresh, db, once)
 

@@ -82,6 +82,17 @@ DbOpt = Annotated[
         "--db", help="Telemetry database (default: $KAGURA_HOME/telemetry.db).", dir_okay=False
     ),
 ]
+LakeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--lake",
+        help="A lake many hosts share (s3://bucket/prefix or a folder; default: $KAGURA_LAKE): read every host's runs.",
+    ),
+]
+HostOpt = Annotated[
+    str | None,
+    typer.Option("--host", help="With a shared lake: only these host ids (comma-separated)."),
+]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print JSON (stable keys) instead of tables.")
 ]
@@ -200,8 +211,18 @@ def no_telemetry(path: Path) -> NotFound:
 
 
 def open_store(db: Path | None) -> EventStore:
-    """The EventStore at --db (or the default); NotFound when there is no telemetry yet."""
+    """The EventStore at --db (or the default); NotFound when there is no telemetry yet.
+
+    With a shared lake (--lake or KAGURA_LAKE) and no store here, the fleet is
+    read from the lake alone.
+    """
     path = db_path(db)
+    from kagura.observability.shared_lake import lake_url
+
+    if not path.exists() and db is None and lake_url() is not None:
+        from kagura.observability.store import EventStore
+
+        return EventStore(":memory:")
     if not path.exists():
         raise no_telemetry(path)
     if path.is_dir():
@@ -212,6 +233,27 @@ def open_store(db: Path | None) -> EventStore:
     if store.read_only:  # said once, on stderr, so --json output stays clean
         sys.stderr.write(f"Note: {path} is read-only here; reading it without writing\n")
     return store
+
+
+def use_lake(lake: str | None, host: str | None) -> None:
+    """Make --lake and --host this process's KAGURA_LAKE and KAGURA_LAKE_HOSTS (every store reads them)."""
+    import os
+
+    from kagura.observability.errors import StoreError
+    from kagura.observability.shared_lake import HOSTS_ENV, LAKE_ENV, SharedLake, host_filter
+
+    if lake is not None:
+        try:
+            SharedLake(lake)  # a malformed URL stops here, before any store opens
+        except StoreError as error:
+            raise UsageError(str(error)) from None
+        os.environ[LAKE_ENV] = lake
+    if host is not None:
+        try:
+            host_filter(host)
+        except StoreError as error:
+            raise UsageError(str(error)) from None
+        os.environ[HOSTS_ENV] = host
 
 
 def require_agent(store: EventStore, agent: str | None, db: Path | None) -> None:

@@ -69,8 +69,10 @@ def spark_sql(name: str) -> str:
 def run(name: str, spark_session: Any, lake: Any, **params: Any) -> Result:
     """Run catalogue file `name` on Spark over `lake`; return its Result (rows, Polars, Arrow).
 
-    `lake` is an EventStore or the path of a store's database: its listed lake
-    files and its tail are what DuckDB would read.
+    `lake` is an EventStore, the path of a store's database (its listed lake
+    files and its tail are what DuckDB would read), or a shared lake
+    (`s3://bucket/prefix`, read through hadoop-aws's `s3a://`, or a shared folder):
+    every host's newest manifest.
     """
     from kagura.observability.store.engine import (
         Result,
@@ -109,9 +111,8 @@ def views(spark_session: Any, lake: Any, events: bool = True) -> None:
     store, owned = _open(lake)
     try:
         snap = store._tail(with_events=events)
-        root = store.lake
-        exec_files = [str(root / s.executions_path) for s in snap.segments]
-        event_files = [str(root / s.events_path) for s in snap.segments] if events else []
+        exec_files = [_file(store, s.executions_path) for s in snap.segments]
+        event_files = [_file(store, s.events_path) for s in snap.segments] if events else []
         tail_exec, tail_events = snap.executions, snap.events
     finally:
         if owned:
@@ -142,11 +143,25 @@ def _frame(spark_session: Any, files: list[str], tail: Any, schema: Any):
     return lake_df.unionByName(tail_df) if tail.num_rows else lake_df
 
 
+def _file(store: EventStore, rel: str) -> str:
+    """Where Spark finds lake file `rel` of `store` (its own lake, or the shared one)."""
+    from kagura.observability.shared_lake import is_shared
+
+    if is_shared(rel) and store.shared is not None:
+        return store.shared.engine_path(rel)
+    return str(store.lake / rel)
+
+
 def _open(lake: Any) -> tuple[EventStore, bool]:
     from kagura.observability.eventstore import EventStore
 
     if isinstance(lake, EventStore):
         return lake, False
+    text = str(lake)
+    if "://" in text or (
+        Path(text).expanduser().is_dir() and any(Path(text).expanduser().glob("host=*"))
+    ):
+        return EventStore(":memory:", lake=text), True  # a shared lake: the fleet
     path = Path(lake).expanduser()
     if path.is_dir() and path.with_suffix(".db").is_file():
         path = path.with_suffix(".db")  # the lake folder beside its store

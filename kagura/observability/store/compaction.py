@@ -615,7 +615,9 @@ class Compactor:
             _remove_files(self.lake, segments, self.shared)
             return 0, 0, 0
         except BaseException:
-            _remove_files(self.lake, segments, self.shared)
+            # Shared files stay: a manifest may list them already. Unlisted, they
+            # go with a later cleanup, once no reader can hold that manifest.
+            _remove_files(self.lake, segments)
             raise
         return executions.num_rows, events.num_rows, len(segments)
 
@@ -686,7 +688,7 @@ class Compactor:
             _remove_files(self.lake, [new], self.shared)
             return 0
         except BaseException:
-            _remove_files(self.lake, [new], self.shared)
+            _remove_files(self.lake, [new])  # shared files: see _compact_batch
             raise
         return len(group)
 
@@ -840,7 +842,7 @@ class Compactor:
                 if rewrites:
                     self._publish(con)
         except BaseException:
-            _remove_files(self.lake, new_segments, self.shared)
+            _remove_files(self.lake, new_segments)  # shared files: see _compact_batch
             raise
         return deleted
 

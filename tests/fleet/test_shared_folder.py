@@ -1,0 +1,147 @@
+"""A shared lake in a folder: hosts compact into host=<id>/, readers see every host."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from cli_process import run_cli
+from store_rows import run
+
+from kagura.observability import EventStore
+from kagura.observability.compaction import Compactor
+from kagura.observability.errors import StoreError
+
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+def host_store(tmp_path: Path, lake: Path, host: str, monkeypatch) -> EventStore:
+    monkeypatch.setenv("KAGURA_HOST_ID", host)
+    return EventStore(tmp_path / host / "telemetry.db", lake=str(lake), auto_compact=False)
+
+
+def write(store: EventStore, agent: str, n: int, cost: float, start: float) -> None:
+    store.append_many([run(agent, start + i, costs=(cost,)) for i in range(n)])
+
+
+def test_hosts_compact_into_their_prefix_and_a_reader_sees_all(tmp_path, monkeypatch):
+    lake = tmp_path / "lake"
+    a = host_store(tmp_path, lake, "host-a", monkeypatch)
+    write(a, "alpha", 4, 0.25, T0)
+    assert a.compact()["executions"] == 4
+    b = host_store(tmp_path, lake, "host-b", monkeypatch)
+    write(b, "beta", 3, 0.5, T0 + 100)
+    assert b.compact()["executions"] == 3
+    write(b, "beta", 2, 0.5, T0 + 200)  # stays in b's tail
+
+    # Files and manifests under each host's prefix, nothing else at the top.
+    assert sorted(p.name for p in lake.iterdir()) == ["host=host-a", "host=host-b"]
+    files = sorted(p.relative_to(lake).as_posix() for p in lake.rglob("*.parquet"))
+    assert len(files) == 4
+    assert all(f.startswith(("host=host-a/", "host=host-b/")) for f in files)
+    assert any("/executions/date=2026-01-01/" in f for f in files)
+    manifest = json.loads(sorted((lake / "host=host-a" / "_manifest").iterdir())[-1].read_text())
+    assert manifest["host"] == "host-a" and len(manifest["segments"]) == 1
+    # The lake files are plain Parquet: 4 runs of host a, 3 of b.
+    counts = sorted(pq.read_metadata(lake / f).num_rows for f in files if "/executions/" in f)
+    assert counts == [3, 4]
+    assert (os.stat(lake / files[0]).st_mode & 0o777) == 0o600
+
+    # A fleet reader: every host's lake runs (b's tail lives on b only).
+    reader = EventStore(":memory:", lake=str(lake))
+    stats = reader.get_summary_stats()
+    assert stats["total_executions"] == 7
+    assert stats["total_cost"] == pytest.approx(4 * 0.25 + 3 * 0.5)
+    # Host b reads the fleet plus its own tail.
+    assert b.get_summary_stats()["total_executions"] == 9
+    # --host as a filter.
+    only_a = EventStore(":memory:", lake=str(lake), hosts="host-a")
+    assert only_a.get_summary_stats()["total_executions"] == 4
+    assert [r["agent_name"] for r in only_a.get_executions(limit=10)] == ["alpha"] * 4
+    newest = reader.get_executions(limit=2)
+    assert [r["started_at"] for r in newest] == [T0 + 102, T0 + 101]
+    for store in (a, b, reader, only_a):
+        store.close()
+
+
+def test_a_crash_between_manifest_and_commit_never_counts_twice(tmp_path, monkeypatch):
+    lake = tmp_path / "lake"
+    host = host_store(tmp_path, lake, "h1", monkeypatch)
+    write(host, "alpha", 5, 0.1, T0)
+    real = Compactor._publish
+
+    def publish_then_die(self, con):
+        real(self, con)
+        raise RuntimeError("power cut after the manifest was written")
+
+    monkeypatch.setattr(Compactor, "_publish", publish_then_die)
+    with pytest.raises(RuntimeError):
+        host.compact()
+    monkeypatch.setattr(Compactor, "_publish", real)
+    # The tail kept its rows; the host counts each run once.
+    assert host.tail_size()["settled"] == 5
+    assert host.get_summary_stats()["total_executions"] == 5
+    reader = EventStore(":memory:", lake=str(lake))
+    assert reader.get_summary_stats()["total_executions"] == 5  # the manifest ran ahead
+    # The next compaction takes the manifest back, then moves the rows once.
+    assert host.compact()["executions"] == 5
+    reader.shared.forget()
+    assert reader.get_summary_stats()["total_executions"] == 5
+    assert host.get_summary_stats()["total_executions"] == 5
+    assert host.tail_size()["settled"] == 0
+    host.close()
+    reader.close()
+
+
+def test_two_stores_may_not_share_a_host_id(tmp_path, monkeypatch):
+    lake = tmp_path / "lake"
+    first = host_store(tmp_path, lake, "same", monkeypatch)
+    write(first, "alpha", 2, 0.1, T0)
+    first.compact()
+    monkeypatch.setenv("KAGURA_HOST_ID", "same")
+    other = EventStore(tmp_path / "other" / "telemetry.db", lake=str(lake), auto_compact=False)
+    write(other, "beta", 2, 0.1, T0)
+    with pytest.raises(StoreError, match="KAGURA_HOST_ID"):
+        other.compact()
+    assert other.tail_size()["settled"] == 2
+    first.close()
+    other.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["s3://Bad_Bucket/x", "ftp://host/lake", "s3://bucket/a/../b", "s3://key:secret@bucket/p"],
+)
+def test_bad_lake_urls_are_refused(url):
+    with pytest.raises(StoreError, match="bad lake URL"):
+        EventStore(":memory:", lake=url)
+
+
+def test_bad_host_id_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("KAGURA_HOST_ID", "a/b")
+    with pytest.raises(StoreError, match="bad host id"):
+        EventStore(tmp_path / "t.db", lake=str(tmp_path / "lake"))
+
+
+def test_cli_reads_the_fleet_and_filters_hosts(tmp_path, monkeypatch):
+    lake = tmp_path / "lake"
+    for host, n in (("h1", 3), ("h2", 2)):
+        store = host_store(tmp_path, lake, host, monkeypatch)
+        write(store, f"agent_{host}", n, 0.5, T0)
+        store.compact()
+        store.close()
+    env = {"KAGURA_HOME": str(tmp_path / "analyst")}
+    out = run_cli("monitor", "--lake", str(lake), "stats", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["total_executions"] == 5
+    out = run_cli("monitor", "--lake", str(lake), "--host", "h2", "stats", "--json", env=env)
+    assert json.loads(out.stdout)["total_executions"] == 2
+    out = run_cli("monitor", "stats", "--json", env={**env, "KAGURA_LAKE": str(lake)})
+    assert json.loads(out.stdout)["total_executions"] == 5
+    for bad in (["--lake", "gopher://x"], ["--lake", str(lake), "--host", "no/pe"]):
+        out = run_cli("monitor", *bad, "stats", env=env)
+        assert out.returncode == 2
+        assert out.stderr.count("\n") == 1 and out.stderr.startswith("Error: ")
