@@ -216,18 +216,16 @@ def open_store(db: Path | None) -> EventStore:
     With a shared lake (--lake or KAGURA_LAKE) and no store here, the fleet is
     read from the lake alone.
     """
+    from kagura.observability.eventstore import EventStore
+    from kagura.observability.store.shared_lake import lake_url
+
     path = db_path(db)
-    from kagura.observability.shared_lake import lake_url
-
     if not path.exists() and db is None and lake_url() is not None:
-        from kagura.observability.store import EventStore
-
         return EventStore(":memory:")
     if not path.exists():
         raise no_telemetry(path)
     if path.is_dir():
         raise UsageError(f"--db {path} is a folder; give the telemetry database file")
-    from kagura.observability.eventstore import EventStore
 
     store = EventStore(path)
     if store.read_only:  # said once, on stderr, so --json output stays clean
@@ -240,7 +238,7 @@ def use_lake(lake: str | None, host: str | None) -> None:
     import os
 
     from kagura.observability.errors import StoreError
-    from kagura.observability.shared_lake import HOSTS_ENV, LAKE_ENV, SharedLake, host_filter
+    from kagura.observability.store.shared_lake import HOSTS_ENV, LAKE_ENV, SharedLake, host_filter
 
     if lake is not None:
         try:

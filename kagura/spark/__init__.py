@@ -145,7 +145,7 @@ def _frame(spark_session: Any, files: list[str], tail: Any, schema: Any):
 
 def _file(store: EventStore, rel: str) -> str:
     """Where Spark finds lake file `rel` of `store` (its own lake, or the shared one)."""
-    from kagura.observability.shared_lake import is_shared
+    from kagura.observability.store.shared_lake import is_shared
 
     if is_shared(rel) and store.shared is not None:
         return store.shared.engine_path(rel)

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-import socket
 
 import pytest
-
-S3_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    # No instance-metadata lookups: they wait for a host that is not there.
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
+from s3_server import S3_ENV, free_port
 
 
 @pytest.fixture(scope="session")
@@ -46,10 +38,3 @@ def bucket(s3_env):
     name = f"fleet-{secrets.token_hex(4)}"
     pafs.S3FileSystem(endpoint_override=s3_env, allow_bucket_creation=True).create_dir(name)
     return name
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 nothing listens on (just now)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -11,7 +11,8 @@ import json
 import sys
 import time
 
-from kagura.observability import EventStore, model
+from kagura.observability import EventStore
+from kagura.observability.store import rows as model
 
 DAY = 86400.0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from cli_process import run_cli
-from conftest import S3_ENV, free_port
+from s3_server import S3_ENV, free_port
 from store_rows import run
 
 from kagura.observability import EventStore

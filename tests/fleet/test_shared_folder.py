@@ -12,8 +12,8 @@ from cli_process import run_cli
 from store_rows import run
 
 from kagura.observability import EventStore
-from kagura.observability.compaction import Compactor
 from kagura.observability.errors import StoreError
+from kagura.observability.store.compaction import Compactor
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
