@@ -25,6 +25,7 @@ BATCHES = 6
 SIZE = 150
 
 
+@pytest.mark.slow
 def test_three_hosts_compact_concurrently_and_a_reader_never_sees_half(tmp_path, bucket, s3_env):
     url = f"s3://{bucket}/fleet"
     procs = {}
