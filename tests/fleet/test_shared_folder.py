@@ -145,3 +145,18 @@ def test_cli_reads_the_fleet_and_filters_hosts(tmp_path, monkeypatch):
         out = run_cli("monitor", *bad, "stats", env=env)
         assert out.returncode == 2
         assert out.stderr.count("\n") == 1 and out.stderr.startswith("Error: ")
+
+
+def test_doctor_repair_never_unlists_shared_segments(tmp_path, monkeypatch):
+    from kagura.observability.store import doctor
+
+    lake = tmp_path / "lake"
+    host = host_store(tmp_path, lake, "h1", monkeypatch)
+    write(host, "alpha", 3, 0.1, T0)
+    host.compact()
+    report = doctor.check(host)
+    assert report["missing"] == [] and report["unreadable"] == []
+    doctor.repair(host)
+    assert len(host.segments()) == 1
+    assert EventStore(":memory:", lake=str(lake)).get_summary_stats()["total_executions"] == 3
+    host.close()

@@ -26,6 +26,7 @@ from kagura.observability.store.compaction import (
     reader_pids,
 )
 from kagura.observability.store.rows import EVENT_NAMES, EXECUTION_NAMES
+from kagura.observability.store.shared_lake import is_shared
 
 if TYPE_CHECKING:  # pragma: no cover
     from kagura.observability.eventstore import EventStore
@@ -104,6 +105,10 @@ def _check(store: EventStore, deep: bool) -> dict[str, Any]:
     missing, unreadable = [], []
     lake_bytes = 0
     for rel, (seg, kind) in sorted(listed.items()):
+        if is_shared(rel):
+            # In the shared lake, not this folder: never reported missing here, so a
+            # repair can't unlist them (the lake's own host tidies its prefix).
+            continue
         path = lake / rel
         if not path.is_file():
             missing.append(
