@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import secrets
 import threading
@@ -27,7 +28,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kagura.observability.errors import StoreError
-from kagura.observability.store.rows import EVENT_NAMES, EXECUTION_NAMES, HOST, SETTLED
+from kagura.observability.store import arrow_reader
+from kagura.observability.store.rows import (
+    EVENT_COLUMNS,
+    EVENT_NAMES,
+    EXECUTION_COLUMNS,
+    EXECUTION_NAMES,
+    HOST,
+    SETTLED,
+)
 from kagura.observability.store.shared_lake import SharedLake, is_shared, listed_shared
 from kagura.observability.store.tail import (
     EVENTS_SCHEMA,
@@ -41,6 +50,9 @@ BATCH_ROWS = 250_000  # executions moved per transaction
 MERGE_BELOW = 500_000  # segments smaller than this (executions) get merged ...
 MERGE_WHEN = 4  # ... once a date has this many of them
 MERGE_MAX = 2_000_000  # executions in one merged segment at most
+# From this many settled runs on, the tail is read into Arrow by ADBC in a child
+# process (store/arrow_reader.py): its start (about 0.3 s) pays off past this.
+ARROW_READER_FROM = 50_000
 RETIRED_GRACE = 60.0  # seconds a replaced file stays for readers of an older snapshot
 ABANDON_AFTER = 7 * 86400.0  # a run from another host still "running" after this is abandoned
 ROW_GROUP = 65_536
@@ -516,9 +528,18 @@ class Compactor:
     # --- compaction ---
 
     def compact(
-        self, wait: float = 0.0, batch: int = BATCH_ROWS, merge: bool = True
+        self,
+        wait: float = 0.0,
+        batch: int = BATCH_ROWS,
+        merge: bool = True,
+        arrow_reader: bool | None = None,
     ) -> dict[str, Any]:
-        """Move every settled tail row into the lake; return what was done."""
+        """Move every settled tail row into the lake; return what was done.
+
+        `arrow_reader`: read the tail through ADBC in a child process (True),
+        with Python's sqlite3 (False), or the first when it is installed and at
+        least ARROW_READER_FROM runs are settled (None).
+        """
         start = time.perf_counter()
         report = {
             "executions": 0,
@@ -533,13 +554,19 @@ class Compactor:
                 self._reconcile()
                 report["removed_files"] = self.cleanup()
                 self.settle_abandoned()
-                while True:
-                    moved, events, segs = self._compact_batch(batch)
-                    report["executions"] += moved
-                    report["events"] += events
-                    report["segments"] += segs
-                    if moved < batch:
-                        break
+                reader = self._reader(arrow_reader)
+                report["reader"] = "adbc" if reader is not None else "sqlite3"
+                try:
+                    while True:
+                        moved, events, segs = self._compact_batch(batch, reader)
+                        report["executions"] += moved
+                        report["events"] += events
+                        report["segments"] += segs
+                        if moved < batch:
+                            break
+                finally:
+                    if reader is not None:
+                        reader.close()
                 if merge:
                     report["merged"] = self.merge_small()
         except LakeBusy:
@@ -571,25 +598,53 @@ class Compactor:
                 )
         return len(gone)
 
-    def _compact_batch(self, batch: int) -> tuple[int, int, int]:
+    def _reader(self, wanted: bool | None) -> arrow_reader.ArrowReader | None:
+        """The child process that reads the tail into Arrow, when it is wanted and can run."""
+        if wanted is False or self.wal.path is None or not arrow_reader.available():
+            return None
+        if wanted is None:
+            settled = ", ".join(f"'{s}'" for s in SETTLED)
+            (count,) = (
+                self.wal.con()
+                .execute(f"SELECT count(*) FROM executions WHERE status IN ({settled})")
+                .fetchone()
+            )
+            if count < ARROW_READER_FROM:
+                return None
+        return arrow_reader.ArrowReader(self.wal.path)
+
+    def _compact_batch(
+        self, batch: int, reader: arrow_reader.ArrowReader | None = None
+    ) -> tuple[int, int, int]:
         settled = ", ".join(f"'{s}'" for s in SETTLED)
         chosen = f"SELECT id, started_at FROM executions WHERE status IN ({settled}) ORDER BY started_at LIMIT {int(batch)}"
         events_schema = EVENTS_SCHEMA.append(pa.field("_exec_started_at", pa.float64()))
+        queries = [
+            (
+                f"SELECT {', '.join('x.' + n for n in EXECUTION_NAMES)} FROM ({chosen}) b "
+                "JOIN executions x ON x.id = b.id ORDER BY x.started_at",
+                EXECUTIONS_SCHEMA,
+                list(EXECUTION_COLUMNS),
+            ),
+            (
+                f"SELECT {', '.join('e.' + n for n in EVENT_NAMES)}, b.started_at FROM ({chosen}) b "
+                "JOIN events e ON e.execution_id = b.id",
+                events_schema,
+                [*EVENT_COLUMNS, ("_exec_started_at", "real")],
+            ),
+        ]
         # One read transaction: the batch and exactly its events.
-        executions, events = self.wal.read_tables(
-            [
-                (
-                    f"SELECT {', '.join('x.' + n for n in EXECUTION_NAMES)} FROM ({chosen}) b "
-                    "JOIN executions x ON x.id = b.id ORDER BY x.started_at",
-                    EXECUTIONS_SCHEMA,
-                ),
-                (
-                    f"SELECT {', '.join('e.' + n for n in EVENT_NAMES)}, b.started_at FROM ({chosen}) b "
-                    "JOIN events e ON e.execution_id = b.id",
-                    events_schema,
-                ),
-            ]
-        )
+        tables = None
+        if reader is not None and not reader.failed:
+            try:
+                tables = reader.read_tables(queries)
+            except arrow_reader.ReaderFailed as exc:
+                logging.getLogger("kagura.telemetry").warning(
+                    "compaction reads the tail with sqlite3: the Arrow reader failed (%s)", exc
+                )
+        if tables is None:
+            tables = self.wal.read_tables([(sql, schema) for sql, schema, _ in queries])
+        executions, events = tables
         if executions.num_rows == 0:
             return 0, 0, 0
         segments = self._write_by_date(executions, events)

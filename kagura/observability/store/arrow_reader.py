@@ -1,0 +1,160 @@
+"""Tail reads straight into Arrow, through ADBC's SQLite driver in a child process.
+
+Building Python objects from SQLite rows was most of compaction's time. ADBC's
+SQLite driver reads rows into Arrow columns in C, but it carries its own copy
+of SQLite, and two SQLite libraries in one process break each other's POSIX
+locks (closing a file in one drops the locks the other holds; a SIGBUS was
+seen). So it runs in a child process that loads no other SQLite library (this
+module imports only the standard library, pyarrow and the driver when run as
+a script, not through the package), and only reads: the parent keeps every write, so compaction's
+protocol and its crash safety are unchanged. Requests go as JSON lines on
+stdin; answers come back as length-prefixed Arrow IPC streams on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+# SQLite literal that gives ADBC's type inference each kind of column (it guesses
+# types from the first rows: a column NULL there would come back as int64).
+_PROBE = {"text": "''", "json": "''", "real": "0.5", "int": "0"}
+_LENGTH = struct.Struct("<Q")
+
+
+def available() -> bool:
+    """True when ADBC's SQLite driver can be imported (in a child; not imported here)."""
+    import importlib.util
+
+    return importlib.util.find_spec("adbc_driver_sqlite") is not None
+
+
+def typed_select(sql: str, columns: list[tuple[str, str]]) -> str:
+    """`sql` after one probe row of the right types (the reader drops it)."""
+    probe = ", ".join(f"{_PROBE[kind]} AS {name}" for name, kind in columns)
+    return f"SELECT {probe} UNION ALL SELECT * FROM ({sql})"
+
+
+class ArrowReader:
+    """A child process that runs SELECTs in one read transaction and returns Arrow tables."""
+
+    def __init__(self, db: Path):
+        self.failed = False  # once it has failed, the caller reads in-process
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        # Run as a script (-I: no user site, no cwd on the path), so that importing the
+        # package (whose tail imports sqlite3) never happens in the child.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", str(Path(__file__).resolve()), str(db)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+
+    def read_tables(
+        self, queries: list[tuple[str, pa.Schema, list[tuple[str, str]]]]
+    ) -> list[pa.Table]:
+        """Each (sql, schema, [(column, kind)]) as an Arrow table of `schema`, all from one snapshot."""
+        request = [
+            [typed_select(sql, columns), [name for name, _ in columns]]
+            for sql, _, columns in queries
+        ]
+        try:
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+            tables = []
+            for _, schema, _ in queries:
+                (size,) = _LENGTH.unpack(_read_exactly(self.proc.stdout, _LENGTH.size))
+                if size == 0:
+                    raise ReaderFailed(self._stderr())
+                data = _read_exactly(self.proc.stdout, size)
+                table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+                tables.append(table.slice(1).cast(schema))
+            return tables
+        except ReaderFailed:
+            self.failed = True
+            raise
+        except (OSError, EOFError, ValueError, pa.ArrowException) as exc:
+            self.failed = True
+            raise ReaderFailed(f"{exc}; {self._stderr()}") from exc
+
+    def _stderr(self) -> str:
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return "the reader process did not answer"
+        return self.proc.stderr.read().decode(errors="replace").strip()[-500:]
+
+    def close(self) -> None:
+        """Ask the child to stop, then make sure it has."""
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            stream.close()
+
+
+class ReaderFailed(Exception):
+    """The reader process could not answer (its stderr, when it has one, is the message)."""
+
+
+def _read_exactly(stream: Any, size: int) -> bytes:
+    data = stream.read(size)
+    if len(data) != size:
+        raise EOFError("the reader process closed its output")
+    return data
+
+
+def _serve(db: str) -> int:
+    """The child: answer requests from stdin until it closes."""
+    from urllib.parse import quote
+
+    import adbc_driver_sqlite.dbapi as dbapi
+
+    if "_sqlite3" in sys.modules:  # the very thing this process exists to avoid
+        print("the Arrow reader must not load Python's sqlite3", file=sys.stderr)
+        return 2
+    out = sys.stdout.buffer
+    # Read-only: this process never writes the database.
+    con = dbapi.connect(f"file:{quote(os.path.abspath(db))}?mode=ro", autocommit=True)
+    try:
+        for line in sys.stdin.buffer:
+            request = json.loads(line)
+            cur = con.cursor()
+            try:
+                cur.execute("BEGIN")  # one snapshot for every query of the request
+                for sql, _names in request:
+                    cur.execute(sql)
+                    table = cur.fetch_arrow_table()
+                    sink = pa.BufferOutputStream()
+                    with pa.ipc.new_stream(sink, table.schema) as writer:
+                        writer.write_table(table)
+                    data = sink.getvalue()
+                    out.write(_LENGTH.pack(data.size))
+                    out.write(data)
+                cur.execute("COMMIT")
+            except Exception as exc:  # reported to the parent, which reads in-process instead
+                print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+                out.write(_LENGTH.pack(0))
+                out.flush()
+                return 1
+            finally:
+                cur.close()
+            out.flush()
+    finally:
+        con.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_serve(sys.argv[1]))

@@ -1,0 +1,99 @@
+"""Compaction that reads the tail through ADBC in a child process: the same lake as the sqlite3 path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from store_rows import run
+
+from kagura.observability.eventstore import EventStore
+from kagura.observability.store import arrow_reader
+
+pytest.importorskip("adbc_driver_sqlite")
+
+T0 = 1_750_000_000.0
+
+
+def _fill(store: EventStore) -> None:
+    """1,500 settled runs whose first 1,200 leave error, tags and metrics NULL (ADBC guesses
+    types from its first rows), then runs that set them; plus two runs still running."""
+    pairs = [run("alpha", T0 + i, costs=(0.001, None)) for i in range(1_200)]
+    for i in range(300):
+        row, events = run("beta", T0 + 2_000 + i, status="failed", error=f"boom {i}", tools=2)
+        row["tags"] = json.dumps({"k": i})
+        row["metrics"] = json.dumps({"score": i / 7})
+        pairs.append((row, events))
+    pairs += [run("gamma", T0 + 5_000 + i, status="running") for i in range(2)]
+    store.append_many(pairs)
+
+
+def _lake(store: EventStore) -> tuple[pa.Table, pa.Table]:
+    """Every listed row, read back with plain pyarrow, in a fixed order."""
+    segs = store.segments()
+    executions = pa.concat_tables(
+        [pq.read_table(store.lake / s.executions_path) for s in segs]
+    ).sort_by("id")
+    events = pa.concat_tables([pq.read_table(store.lake / s.events_path) for s in segs]).sort_by(
+        [("execution_id", "ascending"), ("seq", "ascending")]
+    )
+    return executions, events
+
+
+def test_adbc_and_sqlite3_paths_write_the_same_lake(tmp_path):
+    lakes = {}
+    for way in (True, False):
+        with EventStore(tmp_path / f"{way}.db", auto_compact=False) as store:
+            _fill(store)
+            report = store._compactor.compact(arrow_reader=way)
+            assert report["reader"] == ("adbc" if way else "sqlite3")
+            assert (report["executions"], report["events"]) == (1_500, 1_200 * 2 + 300 * 3)
+            assert store.tail_size()["running"] == 2
+            lakes[way] = _lake(store)
+    (ex_a, ev_a), (ex_b, ev_b) = lakes[True], lakes[False]
+    # Ids differ between the two stores: compare everything else, row by row.
+    assert ex_a.drop_columns(["id", "trace_id"]).equals(ex_b.drop_columns(["id", "trace_id"]))
+    assert ev_a.drop_columns(["execution_id"]).equals(ev_b.drop_columns(["execution_id"]))
+    beta = ex_a.filter(pa.compute.equal(ex_a.column("agent_name"), "beta"))
+    assert beta.column("error").to_pylist()[0].startswith("boom ")
+    assert beta.column("metrics").null_count == 0
+
+
+def test_a_failing_reader_falls_back_to_sqlite3(tmp_path):
+    with EventStore(tmp_path / "t.db", auto_compact=False) as store:
+        _fill(store)
+        broken = arrow_reader.ArrowReader(tmp_path / "no-such-folder" / "t.db")
+        try:
+            moved, events, _ = store._compactor._compact_batch(10_000, broken)
+        finally:
+            broken.close()
+        assert broken.failed
+        assert (moved, events) == (1_500, 1_200 * 2 + 300 * 3)
+        assert store.get_summary_stats()["total_executions"] == 1_502
+
+
+def test_the_reader_process_loads_no_other_sqlite(tmp_path):
+    with EventStore(tmp_path / "t.db", auto_compact=False) as store:
+        _fill(store)
+    reader = arrow_reader.ArrowReader(tmp_path / "t.db")
+    try:
+        (counted,) = reader.read_tables(
+            [
+                (
+                    "SELECT count(*) AS n FROM executions",
+                    pa.schema([("n", pa.int64())]),
+                    [("n", "int")],
+                )
+            ]
+        )
+        assert counted.column("n").to_pylist() == [1_502]
+        # What the child has mapped: ADBC's driver, and neither Python's sqlite3 module nor
+        # the system SQLite library it links.
+        maps = Path(f"/proc/{reader.proc.pid}/maps").read_text()
+    finally:
+        reader.close()
+    assert "adbc_driver_sqlite" in maps
+    assert "_sqlite3" not in maps and "libsqlite3" not in maps
