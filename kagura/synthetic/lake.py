@@ -83,9 +83,12 @@ def write_runs(
     rng = np.random.default_rng(seed)
     pieces = list(_pieces(rng, runs, end - days * DAY, end, chunk))
     store = EventStore(db_path, auto_compact=False)
-    if store.lake is None:
+    if store.lake is None or store.shared is not None:
         store.close()
-        raise ValueError("synthetic runs go into a lake: give a store file, not ':memory:'")
+        raise ValueError(
+            "synthetic runs go into the store's own lake: give a store file (not ':memory:') "
+            "and no shared lake (KAGURA_LAKE)"
+        )
     wal, lake = store._wal, store.lake
     written: list[Segment] = []
     try:
