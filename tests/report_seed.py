@@ -17,6 +17,7 @@ from kagura.observability.eventstore import EventStore
 
 # Markup in user data: the page must show it as text and run none of it.
 HOSTILE = '</script><img src=x onerror="window.__pwned=1"><b>bold</b>'
+EVE = "<i>eve</i>"
 
 
 def noon(days_ago: int) -> float:
@@ -36,6 +37,9 @@ class Seeded:
     cost_by_agent: dict[str, float] = field(default_factory=dict)
     # trace id -> rows its waterfall draws (runs + events), newest trace first
     traces: dict[str, int] = field(default_factory=dict)
+    # session or user -> (runs, spend), costliest first
+    sessions: dict[str, tuple[int, float]] = field(default_factory=dict)
+    users: dict[str, tuple[int, float]] = field(default_factory=dict)
     child_agent: str = "beta"
     nested_trace: str = ""
     hostile_trace: str = ""
@@ -67,6 +71,10 @@ def seed(path: Path) -> Seeded:
     rows.append(hostile)
     # 40 days back: outside a 30-day window.
     rows.append(run("alpha", noon(40), costs=(1.0,)))
+    # Sessions and users, as kagura.context sets them (a nested run inherits its root's).
+    people = [("s-1", "ana"), ("s-2", "bo"), ("s-1", "ana"), ("s-1", "ana"), (None, EVE)]
+    for (execution, _), (session, user) in zip(rows, people, strict=False):
+        execution["session_id"], execution["user_id"] = session, user
 
     store = EventStore(path)
     for execution, events in rows:
@@ -86,6 +94,9 @@ def seed(path: Path) -> Seeded:
         rows[1][0]["trace_id"]: 3,
         rows[0][0]["trace_id"]: 3,
     }
+    # Costliest first; the hostile run has no session (its $0.001 is the "no session" row).
+    expected.sessions = {"s-2": (1, 0.030), "s-1": (3, 0.019)}
+    expected.users = {"bo": (1, 0.030), "ana": (3, 0.019), EVE: (1, 0.001)}
     expected.nested_trace = root[0]["trace_id"]
     expected.hostile_trace = hostile[0]["trace_id"]
     return expected

@@ -20,13 +20,17 @@ from kagura.cli.options import (
     DbOpt,
     JsonOpt,
     NotFound,
+    SessionOpt,
+    TagOpt,
     UntilOpt,
     UsageError,
+    UserOpt,
     inherited,
     open_store,
     parse_window,
     print_json,
     require_agent,
+    scoped,
 )
 
 
@@ -47,6 +51,9 @@ def report(
         typer.Option("--since", help="From this time (default 30d ago; same forms as everywhere)."),
     ] = "30d",
     until: UntilOpt = None,
+    session: SessionOpt = None,
+    user: UserOpt = None,
+    tag: TagOpt = None,
     traces: Annotated[
         int,
         typer.Option(
@@ -68,7 +75,17 @@ def report(
     store = open_store(db)
     try:
         require_agent(store, agent, db)
-        data = page.collect(store, since=start, until=end, agent=agent, traces=traces)
+        scoped(store, session, user, tag)  # checks the values: one rule for every command
+        data = page.collect(
+            store,
+            since=start,
+            until=end,
+            agent=agent,
+            session=session,
+            user=user,
+            tag=tag,
+            traces=traces,
+        )
     finally:
         store.close()
     text = page.render_html(data)

@@ -71,6 +71,21 @@ def test_json_counts_and_filters(seeded, tmp_path):
     }
 
 
+def test_session_user_and_tag_narrow_the_page(seeded, tmp_path):
+    out = tmp_path / "ana.html"
+    result = run_cli(
+        "monitor", "report", "--db", str(seeded.path), "-o", str(out), "--user", "ana", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    # ana: the beta run of day 8 and the nested trace of day 1 (3 runs over 2 days, 2 agents).
+    counts = json.loads(result.stdout)
+    assert (counts["runs"], counts["days"], counts["agents"], counts["traces"]) == (3, 2, 2, 2)
+    result = run_cli(
+        "monitor", "report", "--db", str(seeded.path), "-o", str(out), "--session", " "
+    )
+    assert result.returncode == 2 and "--session needs a value" in one_line_error(result)
+
+
 def test_stdout_with_dash(seeded):
     result = run_cli("monitor", "report", "--db", str(seeded.path), "-o", "-", "--since", "2d")
     assert result.returncode == 0, result.stderr

@@ -10,7 +10,7 @@ import json
 import re
 
 import pytest
-from report_seed import HOSTILE, noon, seed
+from report_seed import EVE, HOSTILE, noon, seed
 
 from kagura.observability.eventstore import EventStore
 from kagura.observability.render import report
@@ -45,6 +45,54 @@ def test_cost_per_day_and_agent_are_the_seeded_spend(seeded):
     assert by_agent == pytest.approx(seeded.cost_by_agent)
     assert data["summary"]["total_executions"] == 5  # the run 40 days back is outside
     assert data["summary"]["total_cost"] == pytest.approx(0.050)
+
+
+def test_top_sessions_and_users_by_cost(seeded):
+    data = _collect(seeded.path)
+    for part, key, expected in (
+        (data["sessions"], "session_id", seeded.sessions),
+        (data["users"], "user_id", seeded.users),
+    ):
+        assert [r[key] for r in part["top"]] == list(expected)
+        assert {r[key]: r["calls"] for r in part["top"]} == {k: n for k, (n, _) in expected.items()}
+        assert {r[key]: r["cost"] for r in part["top"]} == pytest.approx(
+            {k: cost for k, (_, cost) in expected.items()}
+        )
+        assert part["others"] == 0
+    assert (data["sessions"]["none"]["calls"], data["sessions"]["none"]["cost"]) == (
+        1,
+        pytest.approx(0.001),
+    )
+    assert data["users"]["none"] is None
+
+
+def test_a_session_narrows_every_section(seeded):
+    data = _collect(seeded.path, session="s-1")
+    assert data["summary"]["total_executions"] == 3
+    assert {r["agent_name"]: r["cost"] for r in data["cost_by_agent"]} == pytest.approx(
+        {"alpha": 0.010, "beta": 0.009}
+    )
+    assert [r["trace_id"] for r in data["runs"]] == [
+        t for t in seeded.traces if t not in (seeded.hostile_trace, list(seeded.traces)[2])
+    ]
+    assert [r["session_id"] for r in data["sessions"]["top"]] == ["s-1"]
+
+
+def test_top_lists_are_bounded(tmp_path):
+    from store_rows import run
+
+    path = tmp_path / "telemetry.db"
+    store = EventStore(path)
+    # 13 users, user i spending (i + 1) thousandths of a dollar.
+    for i in range(report.MAX_TOP + 3):
+        execution, events = run("alpha", noon(1) + i, costs=((i + 1) / 1000,))
+        execution["user_id"] = f"u{i:02d}"
+        store.append(execution, events)
+    store.close()
+    users = _collect(path)["users"]
+    assert [r["user_id"] for r in users["top"]] == [f"u{i:02d}" for i in range(12, 2, -1)]
+    assert users["others"] == 3
+    assert users["others_cost"] == pytest.approx((1 + 2 + 3) / 1000)
 
 
 def test_traces_are_the_newest_each_with_its_runs_and_events(seeded):
@@ -84,7 +132,8 @@ def test_hostile_names_are_text_in_the_page(seeded):
     # Nowhere as markup: not in the tables, not in the JSON, not in the title.
     assert "<img" not in page
     assert "</script><" not in page
-    assert "<b>bold" not in page
+    assert "<b>bold" not in page and "<i>" not in page
+    assert EVE.replace("<", "&lt;").replace(">", "&gt;") in page
     # As escaped text in the tables, and intact in the embedded data.
     assert "&lt;/script&gt;&lt;img src=x onerror=&#34;window.__pwned=1&#34;&gt;" in page
     data = _embedded(page)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from browser import Browser, find_chromium
 from cli_process import run_cli
-from report_seed import HOSTILE, seed
+from report_seed import EVE, HOSTILE, seed
 
 pytestmark = pytest.mark.slow
 
@@ -100,6 +100,24 @@ def test_cost_per_agent_and_latency_draw(browser, page):
         [("alpha", 6), ("beta", 6), (HOSTILE, 3)]
     )
     assert all(width > 0 for _, _, width in figures)
+
+
+def test_top_sessions_and_users_show_their_share(browser, page):
+    _, seeded = page
+    for kind, expected in (("sessions", seeded.sessions), ("users", seeded.users)):
+        names = browser.evaluate(
+            f"Array.from(document.querySelectorAll('#top-{kind} tbody td:first-child'))"
+            ".map(d => d.textContent)"
+        )
+        assert names == list(expected)
+        bars = boxes(browser, f"#top-{kind} svg.share rect")
+        assert len(bars) == len(expected)
+        # Bars are drawn to the costliest row's spend.
+        costs = [cost for _, cost in expected.values()]
+        for bar, cost in zip(bars, costs, strict=True):
+            assert bar["w"] == pytest.approx(max(1.0, 100 * cost / costs[0]), abs=0.2)
+    assert EVE in browser.evaluate("document.getElementById('top-users').textContent")
+    assert browser.evaluate("document.querySelectorAll('i').length") == 0
 
 
 def test_clicking_a_run_shows_its_waterfall(browser, page):

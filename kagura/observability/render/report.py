@@ -33,6 +33,8 @@ RUNS_SCANNED_PER_TRACE = 8
 # Small multiples of latency over time: the agents with the most runs.
 MAX_LATENCY_AGENTS = 12
 MAX_ERROR_GROUPS = 20
+# Top sessions and users by cost.
+MAX_TOP = 10
 
 
 # --- the data ----------------------------------------------------------------------
@@ -44,15 +46,21 @@ def collect(
     since: float | None,
     until: float | None = None,
     agent: str | None = None,
+    session: str | None = None,
+    user: str | None = None,
+    tag: str | None = None,
     traces: int = DEFAULT_TRACES,
     now: float | None = None,
 ) -> dict[str, Any]:
     """Everything the page shows, as JSON-able dicts from the store's catalogue (sql/ files).
 
     Windowed sections read runs started in [since, until); health and regressions
-    judge as of `until` (or now) with their usual windows.
+    judge as of `until` (or now) with their usual windows. `session`, `user` and `tag`
+    narrow every section to the matching runs (EventStore.where).
     """
     now = time.time() if now is None else now
+    if session is not None or user is not None or tag is not None:
+        store = store.where(session_id=session, user_id=user, tag=tag)
     at = until if until is not None else now
     window = {"agent": agent, "since": since, "until": until}
     by_date = store.run("cost_by_date", **window).rows()
@@ -66,7 +74,14 @@ def collect(
     runs, embedded = _recent_traces(store, agent, since, until, traces, now)
     data = {
         "generated_at": now,
-        "window": {"since": since, "until": until, "agent": agent},
+        "window": {
+            "since": since,
+            "until": until,
+            "agent": agent,
+            "session": session,
+            "user": user,
+            "tag": tag,
+        },
         "summary": store.get_summary_stats(agent, since, until=until),
         "cost_by_date": by_date,
         "cost_by_agent": by_agent,
@@ -77,6 +92,8 @@ def collect(
         "regressions": store.regressions(agent, now=at),
         "health": store.agent_health(agent, now=at),
         "errors": store.error_groups(agent, since, until, limit=MAX_ERROR_GROUPS),
+        "sessions": _top(store.run("cost_by_session", **window).rows(), "session_id"),
+        "users": _top(store.run("cost_by_user", **window).rows(), "user_id"),
         "runs": runs,
         "traces": embedded,
         "limits": {
@@ -86,9 +103,22 @@ def collect(
             "text": MAX_TEXT,
             "latency_agents": MAX_LATENCY_AGENTS,
             "error_groups": MAX_ERROR_GROUPS,
+            "top": MAX_TOP,
         },
     }
     return _plain(data)
+
+
+def _top(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The MAX_TOP costliest rows that have a `key` (a session or user), and what the rest add up to."""
+    named = [r for r in rows if r[key] is not None]
+    unnamed = next((r for r in rows if r[key] is None), None)
+    return {
+        "top": named[:MAX_TOP],
+        "others": len(named) - len(named[:MAX_TOP]),
+        "others_cost": sum(r["cost"] for r in named[MAX_TOP:]),
+        "none": unnamed,  # the runs that carry no session (or user), as one row
+    }
 
 
 def _recent_traces(
@@ -132,6 +162,8 @@ def _recent_traces(
                 "tokens": metrics.get("total_tokens"),
                 "llm_calls": metrics.get("llm_calls"),
                 "runs": len(runs),
+                "session_id": root.get("session_id"),
+                "user_id": root.get("user_id"),
                 "error": _cut(root["error"]),
             }
         )
@@ -161,6 +193,10 @@ def _trace(runs: list[dict[str, Any]], now: float) -> dict[str, Any]:
                 "error_type": run["error_type"],
                 "error": _cut(run["error"]),
                 "kwargs": _cut_json(run["kwargs"]),
+                "session_id": run.get("session_id"),
+                "user_id": run.get("user_id"),
+                "tags": _cut_json(run.get("tags")),
+                "metadata": _cut_json(run.get("metadata")),
                 "cost": metrics.get("total_cost"),
                 "unpriced_calls": metrics.get("unpriced_calls") or 0,
                 "tokens": metrics.get("total_tokens"),

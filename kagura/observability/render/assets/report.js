@@ -150,7 +150,7 @@
     rows.forEach(function (r) { if (agents.indexOf(r.agent_name) < 0) agents.push(r.agent_name); });
     var legend = html("p", {class: "legend"});
     ["p50", "p95", "p99"].forEach(function (k) {
-      var item = html("span"); item.appendChild(html("i", {class: "k-" + k})); item.appendChild(document.createTextNode(k));
+      var item = html("span"); item.appendChild(html("span", {class: "swatch k-" + k})); item.appendChild(document.createTextNode(k));
       legend.appendChild(item);
     });
     container.parentNode.insertBefore(legend, container);
@@ -287,10 +287,12 @@
     if (row.kind === "run") {
       add("Run", item.id); add("Agent", item.agent_name); add("Status", item.status);
       add("Started", when(item.started_at)); add("Duration", duration(item.duration));
+      add("Session", item.session_id); add("User", item.user_id);
       add("Model", item.model); add("Cost", money(item.cost, item.unpriced_calls));
       add("Tokens", item.tokens);
       add("Error", item.error ? (item.error_type ? item.error_type + ": " : "") + item.error : null, true);
       add("Arguments", item.kwargs, true);
+      add("Tags", item.tags, true); add("Metadata", item.metadata, true);
     } else {
       add("Event", item.type); add("Name", item.name); add("Started", when(item.started_at));
       add("Duration", duration(item.duration)); add("Status", item.status);
