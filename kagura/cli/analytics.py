@@ -141,6 +141,17 @@ def regressions(
         ),
     ] = "30d",
     at: AtOpt = None,
+    scores: Annotated[
+        bool,
+        typer.Option(
+            "--scores",
+            help="Compare scores instead: numeric and boolean scores whose mean dropped by --min-drop.",
+        ),
+    ] = False,
+    min_drop: Annotated[
+        float,
+        typer.Option("--min-drop", min=0.0, help="With --scores: the smallest drop of a mean."),
+    ] = 0.1,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -148,6 +159,9 @@ def regressions(
     from kagura.observability.render.catalogue import render_regressions
 
     now = parse_at(at)
+    if scores:
+        _score_regressions(ctx, agent, recent, baseline, min_drop, now, db, json)
+        return
     options: dict[str, Any] = {
         "now": now,
         "min_runs": min_runs,
@@ -180,6 +194,30 @@ def regressions(
     else:
         console().print("No runs in the compared windows.")
     if any(r["flagged"] for r in rows):
+        raise typer.Exit(1)
+
+
+def _score_regressions(ctx, agent, recent, baseline, min_drop, now, db, json) -> None:
+    """`regressions --scores`: scores whose recent mean fell below the baseline's; exit 1 if any."""
+    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
+    store = open_store(db)
+    require_agent(store, agent, db)
+    rows = store.score_regressions(
+        recent=parse_span(recent, "--recent"),
+        lookback=parse_span(baseline, "--baseline"),
+        min_drop=min_drop,
+        agent_name=agent,
+        now=now,
+    )
+    if json:
+        print_json(rows)
+    elif rows:
+        from kagura.observability.render.scores import render_score_drops
+
+        console().print(render_score_drops(rows, f"last {recent} against the {baseline} before it"))
+    else:
+        console().print("No score dropped in the compared windows.")
+    if rows:
         raise typer.Exit(1)
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kagura.cli import analytics, doctor
+from kagura.cli import analytics, doctor, scores
 from kagura.cli.options import (
     AgentOpt,
     DbOpt,
@@ -222,6 +222,10 @@ def trace(
         return
 
     board.console.print(render_trace(execution, runs))
+    if execution.get("scores"):
+        from kagura.observability.render.scores import render_run_scores
+
+        board.console.print(render_run_scores(execution["scores"]))
 
 
 @monitor_app.command()
@@ -376,3 +380,4 @@ def _plan_line(plan: dict, verb: str) -> str:
 
 analytics.register(monitor_app)
 doctor.register(monitor_app)
+scores.register(monitor_app)

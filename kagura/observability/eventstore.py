@@ -458,13 +458,20 @@ class EventStore(Analytics):
         until = params.get("until")
         since = since if isinstance(since, (int, float)) and not isinstance(since, bool) else None
         until = until if isinstance(until, (int, float)) and not isinstance(until, bool) else None
-        reads_events = "events" in reads_of(text)
+        reads = reads_of(text)
+        reads_events = "events" in reads
         if reads_events and since is not None:
             # An event lives in the segment of its run's start, which can be before `since`.
             since -= _EVENT_MARGIN
-        return self._run_sql(
-            text, f"sql/{name}.sql", self._views(since, until, events=reads_events), params
-        )
+        views = self._views(since, until, events=reads_events)
+        if "scores" in reads:
+            from dataclasses import replace
+
+            from kagura.observability.store import scores
+
+            # Scores live only in the tail; read them now (views with them are not cached).
+            views = replace(views, extra={"scores": scores.read_table(self._wal.con())}, key=())
+        return self._run_sql(text, f"sql/{name}.sql", views, params)
 
     # --- executions ------------------------------------------------------------
 
@@ -552,6 +559,7 @@ class EventStore(Analytics):
             load_sql("child_executions"), "sql/child_executions.sql", views, {"parent": row["id"]}
         ).rows()
         result["children"] = [model.execution_dict(c) for c in children]
+        result["scores"] = self.get_scores(row["id"])
         return result
 
     def _find(
@@ -704,6 +712,69 @@ class EventStore(Analytics):
             since=epoch(since, "since"),
             until=epoch(until, "until"),
         ).pl()
+
+    # --- scores --------------------------------------------------------------------
+
+    def score(self, execution_id: str, name: str, value: Any, comment: str | None = None) -> dict:
+        """Give a run a score (a number, True/False or a label); returns the stored score.
+
+        Scores are appended, never replaced: scoring the same name again adds a
+        row, and readers use the newest. A run that does not exist is refused
+        (StoreError); `execution_id` may be a unique prefix.
+        """
+        from kagura.observability.errors import StoreError
+        from kagura.observability.store import scores
+
+        name, kind, number, label = scores.check(name, value, comment)
+        self._writable()
+        if not isinstance(execution_id, str) or not execution_id.strip():
+            raise ValueError("execution id must be a non-empty string")
+        found = self._find(execution_id.strip(), self._tail(with_events=False))
+        if found is None:
+            where = self.path or ":memory:"
+            raise StoreError(
+                f"No execution {execution_id!r} in {where}: score a run that exists "
+                "(copy an id from `kagura monitor list`)"
+            )
+        with self._wal.write() as con:
+            return scores.insert(con, found[0]["id"], name, kind, number, label, comment)
+
+    def get_scores(self, execution_id: str) -> list[dict[str, Any]]:
+        """The scores of one run (full id), oldest first: `{execution_id, name, kind, value, comment, created_at}`."""
+        from kagura.observability.store import scores
+
+        return scores.of_execution(self._wal.con(), execution_id)
+
+    def score_summary(self, group_by: str = "agent", since=None, agent_name=None, *, until=None):
+        """Scores per name and agent, model or day: count, mean, min, max, top label (sql/score_summary.sql)."""
+        if group_by not in ("agent", "model", "date"):
+            raise ValueError(f"group_by must be agent, model or date, got {group_by!r}")
+        return self.run(
+            "score_summary",
+            group=group_by,
+            agent=agent_name,
+            since=epoch(since, "since"),
+            until=epoch(until, "until"),
+        ).rows()
+
+    def score_regressions(
+        self, recent="1d", lookback="7d", min_drop: float = 0.1, agent_name=None, now=None
+    ) -> list[dict[str, Any]]:
+        """Numeric and boolean scores whose recent mean dropped below the baseline's (sql/score_regressions.sql)."""
+        from kagura.observability.timespec import parse_span
+
+        at = epoch(now, "now") if now is not None else time.time()
+        drop = model.finite(min_drop, "min_drop", allow_none=False)
+        if drop < 0:
+            raise ValueError(f"min_drop must not be negative, got {min_drop!r}")
+        return self.run(
+            "score_regressions",
+            now=at,
+            recent=parse_span(recent, "recent"),
+            lookback=parse_span(lookback, "lookback"),
+            min_drop=drop,
+            agent=agent_name,
+        ).rows()
 
     def budget_by_user(self, daily=None, monthly=None, agent_name=None, now=None):
         """Each user's spend today and this month against per-user budgets (sql/budget_by_user.sql)."""

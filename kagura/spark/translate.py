@@ -29,6 +29,10 @@ NOT_ON_SPARK = {
     "the translation does not carry to Spark and no hand-written twin does yet; run it on DuckDB",
     "budget_by_user": "no hand-written Spark twin yet for its local-time day and month bounds "
     "(budget_status has one); run it on DuckDB",
+    "score_summary": "it reads the scores, which live in the SQLite tail only (not in the lake "
+    "Spark reads); run it on DuckDB",
+    "score_regressions": "it reads the scores, which live in the SQLite tail only (not in the lake "
+    "Spark reads); run it on DuckDB",
 }
 
 # The suffix of a derived parameter holding a glob pattern as a Java regular expression.

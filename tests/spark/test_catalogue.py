@@ -85,7 +85,13 @@ def test_files_left_off_spark_say_why(spark, both_store):
     from kagura.spark.translate import NOT_ON_SPARK
 
     # every other file is compared below
-    assert set(NOT_ON_SPARK) == {"otlp_spans", "cost_by_tag", "budget_by_user"}
+    assert set(NOT_ON_SPARK) == {
+        "otlp_spans",
+        "cost_by_tag",
+        "budget_by_user",
+        "score_summary",
+        "score_regressions",
+    }
     with pytest.raises(QueryError, match="does not run on Spark: it writes OTLP JSON"):
         ks.run("otlp_spans", spark, both_store)
 

@@ -160,6 +160,8 @@ class Views:
     shared: Any = None
     shared_execution_files: list[str] = field(default_factory=list)
     shared_event_files: list[str] = field(default_factory=list)
+    # Other tables shown as views of their name (e.g. `scores`, read from the tail).
+    extra: dict[str, pa.Table] = field(default_factory=dict)
 
 
 def local_timezone() -> str:
@@ -233,6 +235,9 @@ class Runner:
             cur.execute(
                 _view_sql("events", views.event_files, "_kagura_tail_events", shared.get("events"))
             )
+            for name, table in views.extra.items():
+                cur.register(f"_kagura_tail_{name}", table)
+                cur.execute(_view_sql(name, [], f"_kagura_tail_{name}"))
         except BaseException:
             cur.close()
             raise

@@ -127,10 +127,29 @@ ALTER TABLE executions ADD COLUMN metadata TEXT
     )
 
 
+def m004_scores(con: sqlite3.Connection) -> None:
+    """Scores given to runs: append-only rows, kept in SQLite (compaction leaves them)."""
+    _run(
+        con,
+        """
+CREATE TABLE scores (
+  rev INTEGER PRIMARY KEY AUTOINCREMENT, execution_id TEXT NOT NULL, name TEXT NOT NULL,
+  kind TEXT NOT NULL, value REAL, label TEXT, comment TEXT, created_at REAL NOT NULL
+);
+CREATE INDEX scores_execution ON scores (execution_id)
+""",
+    )
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 # Append only: a store at version N has run the first N of these.
-MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_rev, m003_session_user_metadata)
+MIGRATIONS: tuple[Migration, ...] = (
+    m001_initial,
+    m002_rev,
+    m003_session_user_metadata,
+    m004_scores,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
