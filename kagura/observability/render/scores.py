@@ -7,7 +7,7 @@ from typing import Any
 from rich.panel import Panel
 from rich.text import Text
 
-from kagura.observability.render.dashboard import Col, FitTable, _panel, _ruled
+from kagura.observability.render.tables import Col, FitTable, panel, ruled
 
 
 def fmt_score(value: Any, kind: str | None = None) -> str:
@@ -42,7 +42,7 @@ def render_score_summary(rows: list[dict[str, Any]], group_by: str = "agent") ->
             Col("Max", "number", keep=30),
             Col("Top label", "text", keep=40, min_width=6, max_width=24),
         ],
-        make=_ruled,
+        make=ruled,
         header_row=True,
     )
     for r in rows:
@@ -55,7 +55,7 @@ def render_score_summary(rows: list[dict[str, Any]], group_by: str = "agent") ->
             fmt_score(r["max"]) if r["max"] is not None else "-",
             r["top_label"] or "-",
         )
-    return _panel(table, f"Scores by {group_by.capitalize()}")
+    return panel(table, f"Scores by {group_by.capitalize()}")
 
 
 def render_score_drops(rows: list[dict[str, Any]], window: str) -> Panel:
@@ -69,7 +69,7 @@ def render_score_drops(rows: list[dict[str, Any]], window: str) -> Panel:
             Col("Drop", "number", keep=80),
             Col("Runs", "number", keep=30),
         ],
-        make=_ruled,
+        make=ruled,
         header_row=True,
     )
     for r in rows:
@@ -81,4 +81,4 @@ def render_score_drops(rows: list[dict[str, Any]], window: str) -> Panel:
             Text(f"-{r['drop']:.4g}", style="red"),
             f"{r['baseline_scores']:,} / {r['recent_scores']:,}",
         )
-    return _panel(table, f"Scores that dropped ({window})")
+    return panel(table, f"Scores that dropped ({window})")
