@@ -18,6 +18,7 @@ from typing import Any
 from kagura.agent.memory import ConversationMemory
 from kagura.agent.parsing import AgentOutputError, format_hint, parse_reply
 from kagura.agent.tools import Tool, as_tool, tool_result_text
+from kagura.observability.recording import content as content_capture
 from kagura.observability.recording import context as run_context
 from kagura.observability.recording.collector import TelemetryCollector, get_global_telemetry
 
@@ -56,6 +57,7 @@ class AgentSpec:
         litellm_kwargs: dict[str, Any],
         tags: Sequence[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        capture_content: bool | None = None,
     ):
         import inspect  # here, not at import: `import kagura` stays light
 
@@ -88,6 +90,7 @@ class AgentSpec:
             self.memory = ConversationMemory() if memory else None
         self.max_iterations = max_iterations
         self.litellm_kwargs = dict(litellm_kwargs)
+        self.capture_content = capture_content
         try:
             self.tags = run_context.check_tags(tags)
             self.metadata = run_context.check_metadata(metadata)
@@ -150,6 +153,12 @@ class AgentSpec:
             self.render({name: None for name in self.signature.parameters}, compile_only=True)
         return litellm
 
+    # -- content capture (opt-in) --
+
+    def _content(self, collector: TelemetryCollector, value: Any) -> str:
+        """`value` redacted and capped for the record (recording.content)."""
+        return content_capture.capture(value, collector.redactor)
+
     # -- one call --
 
     async def run(self, arguments: dict[str, Any], collector: TelemetryCollector) -> Any:
@@ -167,14 +176,22 @@ class AgentSpec:
             )
             messages.extend(history)
         messages.append(user)
-        reply = await self._complete(messages, collector)
+        capture = content_capture.enabled(self.capture_content)
+        reply = await self._complete(messages, collector, capture)
         if self.memory is not None:
             started = time.perf_counter()
             self.memory.store([user, {"role": "assistant", "content": reply}])
             collector.record_memory_operation("store", time.perf_counter() - started, messages=2)
-        return parse_reply(reply, self.return_annotation, self.name)
+        result = parse_reply(reply, self.return_annotation, self.name)
+        if capture:
+            collector.record_event(
+                "output", name="return_value", content=self._content(collector, result)
+            )
+        return result
 
-    async def _complete(self, messages: list[dict[str, Any]], collector: TelemetryCollector) -> str:
+    async def _complete(
+        self, messages: list[dict[str, Any]], collector: TelemetryCollector, capture: bool = False
+    ) -> str:
         """The model's final text, after as many tool rounds as it asks for."""
         litellm = self.prepare()
         params: dict[str, Any] = dict(self.litellm_kwargs)
@@ -185,7 +202,7 @@ class AgentSpec:
         if self.tools:
             params["tools"] = [t.schema for t in self.tools]
         for _ in range(self.max_iterations):
-            response = await self._call_model(litellm, messages, params, collector)
+            response = await self._call_model(litellm, messages, params, collector, capture)
             message = response.choices[0].message
             calls = getattr(message, "tool_calls", None) or []
             if not calls or not self.tools:
@@ -208,7 +225,7 @@ class AgentSpec:
                 }
             )
             for call in calls:
-                content = await self._call_tool(call, collector)
+                content = await self._call_tool(call, collector, capture)
                 messages.append(
                     {
                         "role": "tool",
@@ -228,6 +245,7 @@ class AgentSpec:
         messages: list[dict[str, Any]],
         params: dict[str, Any],
         collector: TelemetryCollector,
+        capture: bool = False,
     ) -> Any:
         """One acompletion call, recorded as an llm_call event (also when it fails)."""
         from kagura.observability.recording import pricing
@@ -245,6 +263,7 @@ class AgentSpec:
                 cost=pricing.cost(self.model, 0, 0),
                 status="failed",
                 error=f"{type(exc).__name__}: {exc}",
+                **({"prompt": self._content(collector, messages)} if capture else {}),
             )
             raise
         duration = time.perf_counter() - started
@@ -257,6 +276,22 @@ class AgentSpec:
         if prompt_tokens is not None or completion_tokens is not None:
             cost = pricing.cost(self.model, prompt_tokens, completion_tokens, cached_tokens=cached)
         choice = response.choices[0]
+        captured: dict[str, Any] = {}
+        if capture:
+            message = choice.message
+            calls = getattr(message, "tool_calls", None)
+            captured["prompt"] = self._content(collector, messages)
+            captured["reply"] = self._content(
+                collector,
+                message.content
+                if not calls
+                else {
+                    "content": message.content,
+                    "tool_calls": [
+                        {"name": c.function.name, "arguments": c.function.arguments} for c in calls
+                    ],
+                },
+            )
         collector.record_llm_call(
             self.model,
             prompt_tokens,
@@ -264,10 +299,11 @@ class AgentSpec:
             duration,
             cost=cost,
             finish_reason=getattr(choice, "finish_reason", None),
+            **captured,
         )
         return response
 
-    async def _call_tool(self, call: Any, collector: TelemetryCollector) -> str:
+    async def _call_tool(self, call: Any, collector: TelemetryCollector, capture: bool) -> str:
         """The text of one tool call's result; a tool's exception becomes the result."""
         name = call.function.name
         raw = call.function.arguments
@@ -290,6 +326,8 @@ class AgentSpec:
             error = f"{type(exc).__name__}: {exc}"
             content = f"Error: {error}"
         fields: dict[str, Any] = {"arguments": arguments}
+        if capture:
+            fields["result"] = self._content(collector, content)
         if error is not None:
             fields.update(status="failed", error=error)
         collector.record_tool_call(name, time.perf_counter() - started, **fields)
@@ -307,12 +345,15 @@ def agent(
     max_iterations: int = DEFAULT_MAX_ITERATIONS,
     tags: Sequence[str] | None = None,
     metadata: dict[str, Any] | None = None,
+    capture_content: bool | None = None,
     **litellm_kwargs: Any,
 ) -> Any:
     """Turn an `async def` whose docstring is a Jinja2 prompt into an LLM agent.
 
     `@agent(model="gpt-4o-mini")` or bare `@agent`. `tags` and `metadata` are
-    recorded with every run (with those of `kagura.context`). Other keyword
+    recorded with every run (with those of `kagura.context`). `capture_content=True`
+    (or KAGURA_CAPTURE_CONTENT=1 when left None) records prompts, replies, tool
+    results and the return value, redacted and capped (recording/content.py). Other keyword
     arguments go to `litellm.acompletion` unchanged (api_base, api_key,
     mock_response, timeout, ...).
     """
@@ -338,6 +379,7 @@ def agent(
             litellm_kwargs=litellm_kwargs,
             tags=tags,
             metadata=metadata,
+            capture_content=capture_content,
         )
 
         @functools.wraps(fn)

@@ -43,13 +43,33 @@ def _event_label(event: dict[str, Any]) -> Text:
         text = Text(f"Tool Call ({name or '?'}) - {fmt_duration(duration)}")
     elif kind == "memory_operation":
         text = Text(f"Memory Op ({name or '?'}) - {fmt_duration(duration)}")
+    elif kind == "output":
+        text = Text(f"Output - {shorten(data.get('content'), 100)}")
     else:
         label = f"Event ({name})" if name else f"Event ({kind})"
         extra = {k: v for k, v in data.items() if k not in ("name",)}
         text = Text(label + (f" - {shorten(extra, 60)}" if extra else ""))
     if failed:
         text.append(f" ✗ {shorten(event.get('error') or 'failed', 80)}", style="red")
+    # Captured content (opt-in), shortened: `trace --json` and the Python API have it whole.
+    for key, label in (("prompt", "prompt"), ("reply", "reply"), ("result", "result")):
+        if isinstance(data.get(key), str):
+            text.append(
+                f"\n    {label}: {shorten(_last_message(data[key]) if key == 'prompt' else data[key], 100)}",
+                style="dim",
+            )
     return text
+
+
+def _last_message(prompt: str) -> str:
+    """The last message's text of a captured prompt (JSON list of messages), else the text."""
+    import json
+
+    try:
+        messages = json.loads(prompt)
+        return str(messages[-1].get("content") or "")
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError):
+        return prompt
 
 
 def _offset(start: float | None, origin: float) -> str:
