@@ -307,6 +307,13 @@ def budget(
         typer.Option("--window", min=0.01, help="Days of recent spend the projection averages."),
     ] = 7.0,
     at: AtOpt = None,
+    per_user: Annotated[
+        bool,
+        typer.Option(
+            "--per-user",
+            help="The budgets are per user (kagura.context): list each user's spend; exit 1 if any is over.",
+        ),
+    ] = False,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -317,12 +324,31 @@ def budget(
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     store = open_store(db)
     require_agent(store, agent, db)
+    if per_user:
+        _budget_per_user(store, daily, monthly, agent, now, json)
+        return
     status = store.budget_status(daily, monthly, agent_name=agent, days=window, now=now)
     if json:
         print_json(status)
     else:
         console().print(render_budget(status))
     if status["daily_exceeded"] or status["monthly_exceeded"]:
+        raise typer.Exit(1)
+
+
+def _budget_per_user(store, daily, monthly, agent, now, json) -> None:
+    """`budget --per-user`: every user's spend against the per-user budgets; exit 1 if one is over."""
+    if daily is None and monthly is None:
+        raise UsageError("--per-user needs --daily or --monthly (a budget per user)")
+    rows = store.budget_by_user(daily, monthly, agent_name=agent, now=now)
+    over = [r for r in rows if r["daily_exceeded"] or r["monthly_exceeded"]]
+    if json:
+        print_json(rows)
+    else:
+        from kagura.observability.render.people import render_user_budgets
+
+        console().print(render_user_budgets(rows))
+    if over:
         raise typer.Exit(1)
 
 

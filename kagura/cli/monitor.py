@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kagura.cli import analytics, doctor, scores
+from kagura.cli import analytics, doctor, scores, search
 from kagura.cli.options import (
     AgentOpt,
     DbOpt,
@@ -381,3 +381,4 @@ def _plan_line(plan: dict, verb: str) -> str:
 analytics.register(monitor_app)
 doctor.register(monitor_app)
 scores.register(monitor_app)
+search.register(monitor_app)

@@ -776,6 +776,27 @@ class EventStore(Analytics):
             agent=agent_name,
         ).rows()
 
+    def search(
+        self, text: str, agent_name=None, since=None, until=None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Places where `text` occurs (errors, arguments, event data, captured content), newest first (sql/search.sql).
+
+        A plain case-insensitive scan of every run and event in [since, until): no index;
+        narrow it with `since` on a large store.
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("give some text to search for")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive whole number, got {limit!r}")
+        return self.run(
+            "search",
+            text=text,
+            agent=agent_name,
+            since=epoch(since, "since"),
+            until=epoch(until, "until"),
+            limit=limit,
+        ).rows()
+
     def budget_by_user(self, daily=None, monthly=None, agent_name=None, now=None):
         """Each user's spend today and this month against per-user budgets (sql/budget_by_user.sql)."""
         for name, value in (("daily", daily), ("monthly", monthly)):

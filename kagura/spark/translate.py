@@ -33,6 +33,8 @@ NOT_ON_SPARK = {
     "Spark reads); run it on DuckDB",
     "score_regressions": "it reads the scores, which live in the SQLite tail only (not in the lake "
     "Spark reads); run it on DuckDB",
+    "search": "a text scan for `kagura monitor search` with no hand-written Spark twin yet; "
+    "run it on DuckDB",
 }
 
 # The suffix of a derived parameter holding a glob pattern as a Java regular expression.

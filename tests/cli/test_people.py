@@ -103,3 +103,29 @@ def test_an_empty_filter_value_is_one_line_and_exit_2(people, cli):
     result = cli("monitor", "list", "--user", " ")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["Error: --user needs a value"]
+
+
+def test_budget_per_user_lists_users_and_exits_1_when_one_is_over(people, cli):
+    import datetime
+
+    midnight = datetime.datetime.fromtimestamp(NOW).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    today = {"ann": 0.0, "bob": 0.0}
+    for i, (_agent, user, _, _, cost, _) in enumerate(RUNS.values()):
+        if user and NOW - 600 + i * 60 >= midnight.timestamp():
+            today[user] += cost
+    result = cli(
+        "monitor", "budget", "--per-user", "--daily", "3.5", "--at", str(NOW + 1), "--json"
+    )
+    rows = {r["user_id"]: r for r in json.loads(result.stdout)}
+    assert set(rows) == {"ann", "bob"}  # runs without a user are not a user
+    assert rows["ann"]["today_cost"] == today["ann"] and rows["bob"]["today_cost"] == today["bob"]
+    over = any(cost > 3.5 for cost in today.values())
+    assert result.returncode == (1 if over else 0)
+    assert rows["bob"]["daily_exceeded"] is (today["bob"] > 3.5)
+    table = cli("monitor", "budget", "--per-user", "--daily", "100", "--at", str(NOW + 1))
+    assert table.returncode == 0 and "Budget per User" in table.stdout
+    assert "No user over budget" in table.stdout
+    alone = cli("monitor", "budget", "--per-user")
+    assert alone.returncode == 2 and "--per-user needs --daily or --monthly" in alone.stderr

@@ -91,6 +91,7 @@ def test_files_left_off_spark_say_why(spark, both_store):
         "budget_by_user",
         "score_summary",
         "score_regressions",
+        "search",
     }
     with pytest.raises(QueryError, match="does not run on Spark: it writes OTLP JSON"):
         ks.run("otlp_spans", spark, both_store)
