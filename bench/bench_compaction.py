@@ -1,11 +1,13 @@
 """Compaction: settled executions (each with 3 events) moved from the SQLite tail to Parquet.
 
-Bulk: a tail of N executions from the last day, moved by one
-EventStore.compact(). Steady: the tail reaches the auto-compaction threshold
+Bulk: a tail of N executions from the last day, moved by one compact()
+reading the tail through ADBC in a child process, then the same tail moved
+reading it with sqlite3 (the path before ADBC). Steady: the tail reaches the auto-compaction threshold
 (config.COMPACT_TAIL_ROWS) and is moved, five times. Raw: the least work that
 does the same move (read both tables with sqlite3, build Arrow columns, write
 one zstd Parquet file each, delete the rows), with no manifest, partitions or
-fsync: the limit. The naive store has no compaction.
+fsync: the limit; raw ADBC does the same with the read through ADBC (in a
+child process, as the store does). The naive store has no compaction.
 Run: python bench/bench_compaction.py [--n 1000000]
 """
 
@@ -13,10 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import sqlite3
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import common
@@ -31,32 +37,108 @@ def _rows(n: int, seed: int) -> list[tuple[dict, list[dict]]]:
     return pairs
 
 
-def bulk(n: int) -> dict[str, Any]:
-    """One compact() of a tail of `n` executions."""
+def _tail(n: int) -> Path:
+    """A store file whose tail holds `n` settled executions (3 events each), built once."""
     from kagura.observability.eventstore import EventStore
 
+    path = TMP / "tail.db"
     data = _rows(n, 21)
-    with EventStore(TMP / "bulk.db", auto_compact=False) as store:
+    with EventStore(path, auto_compact=False) as store:
         for at in range(0, n, 10_000):
             store.append_many(data[at : at + 10_000])
-        del data
+    return path
+
+
+def bulk(n: int, source: Path, arrow_reader: bool) -> dict[str, Any]:
+    """One compact() of a copy of the `n`-execution tail, reading it with ADBC (True) or sqlite3."""
+    from kagura.observability.eventstore import EventStore
+
+    db = TMP / f"bulk_{'adbc' if arrow_reader else 'sqlite3'}.db"
+    shutil.copy(source, db)
+    with EventStore(db, auto_compact=False) as store:
+        cpu = _cpu()
         start = time.perf_counter()
-        report = store.compact()
+        report = store._compactor.compact(arrow_reader=arrow_reader)
         seconds = time.perf_counter() - start
+        cpu = _cpu() - cpu
         left = store.tail_size()
         # Listed segments only: files replaced by a merge wait a grace period before deletion.
         lake = sum(seg.bytes for seg in store.segments())
         counted = store.get_summary_stats()["total_executions"]
     return {
         "n": n,
+        "reader": report["reader"],
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "per_second": report["executions"] / seconds,
+        "per_cpu_second": report["executions"] / cpu,
         "moved": report["executions"],
         "events": report["events"],
         "segments": report["segments"],
         "left_in_tail": left["settled"],
         "counted_back": counted,
         "lake_bytes": lake,
+    }
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (the ADBC reader is one)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+_RAW_ADBC = """
+import json, sys, time
+import adbc_driver_sqlite.dbapi as dbapi
+import pyarrow.parquet as pq
+start = time.perf_counter()
+con = dbapi.connect(sys.argv[1], autocommit=True)
+cur = con.cursor()
+cur.execute("BEGIN")
+tables = {}
+for name in ("executions", "events"):
+    cur.execute(f"SELECT * FROM {name}")
+    tables[name] = cur.fetch_arrow_table()
+cur.execute("COMMIT")
+read = time.perf_counter() - start
+for name, table in tables.items():
+    pq.write_table(table, f"{sys.argv[2]}_{name}.parquet", compression="zstd", compression_level=1)
+print(json.dumps({"read": read, "write": time.perf_counter() - start - read}))
+"""
+
+
+def raw_adbc(n: int, source: Path) -> dict[str, Any]:
+    """The limit with ADBC: read both tables into Arrow in a child (no other SQLite there),
+    write one zstd Parquet file each, then delete the rows with sqlite3 here."""
+    import subprocess
+
+    db = TMP / "raw_adbc.db"
+    shutil.copy(source, db)
+    start = time.perf_counter()
+    child = subprocess.run(
+        [sys.executable, "-I", "-c", _RAW_ADBC, str(db), str(TMP / "raw_adbc")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    moved = time.perf_counter() - start
+    parts = json.loads(child.stdout)
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("BEGIN IMMEDIATE")
+    con.execute("DELETE FROM events")
+    con.execute("DELETE FROM executions")
+    con.execute("COMMIT")
+    con.close()
+    seconds = time.perf_counter() - start
+    return {
+        "n": n,
+        "seconds": seconds,
+        "per_second": n / seconds,
+        "start_seconds": moved - parts["read"] - parts["write"],
+        "read_seconds": parts["read"],
+        "write_seconds": parts["write"],
+        "delete_seconds": seconds - moved,
     }
 
 
@@ -152,8 +234,17 @@ def run(n: int, log=print) -> dict[str, Any]:
     TMP.mkdir(parents=True)
     out: dict[str, Any] = {}
     try:
-        out["bulk"] = bulk(n)
+        source = _tail(n)
+        out["bulk"] = bulk(n, source, arrow_reader=True)
         log(f"  compaction bulk {common.size_label(n)}: {out['bulk']['per_second']:,.0f}/s")
+        out["bulk_sqlite3"] = bulk(n, source, arrow_reader=False)
+        log(
+            f"  compaction bulk {common.size_label(n)}, sqlite3 reader: "
+            f"{out['bulk_sqlite3']['per_second']:,.0f}/s"
+        )
+        out["raw_adbc"] = raw_adbc(n, source)
+        log(f"  compaction raw ADBC {common.size_label(n)}: {out['raw_adbc']['per_second']:,.0f}/s")
+        out["load"] = os.getloadavg()[0]
         out["steady"] = steady()
         log(f"  compaction steady: {out['steady']['per_second']:,.0f}/s")
         out["raw"] = raw(n)
