@@ -21,9 +21,12 @@ from kagura.cli.options import (
     AgentOpt,
     DbOpt,
     JsonOpt,
+    SessionOpt,
     SinceOpt,
+    TagOpt,
     UntilOpt,
     UsageError,
+    UserOpt,
     check_choice,
     console,
     inherited,
@@ -32,6 +35,7 @@ from kagura.cli.options import (
     parse_window,
     print_json,
     require_agent,
+    scoped,
 )
 from kagura.cli.params import QUERY_NAME, check_params, parse_at, parse_param
 
@@ -61,6 +65,9 @@ def latency(
     per_day: Annotated[bool, typer.Option("--per-day", help="One row per local day too.")] = False,
     since: SinceOpt = None,
     until: UntilOpt = None,
+    session: SessionOpt = None,
+    user: UserOpt = None,
+    tag: TagOpt = None,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -70,7 +77,7 @@ def latency(
     by = check_choice(by, ("agent", "model"), "--by")
     start, end = parse_window(since, until)
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
-    store = open_store(db)
+    store = scoped(open_store(db), session, user, tag)
     if by == "agent":
         require_agent(store, agent, db)
         rows = store.latency_percentiles(agent, start, end, per_day=per_day)
@@ -361,6 +368,9 @@ def errors(
         int,
         typer.Option("--limit", "-n", min=1, max=MAX_LIMIT, help="At most this many groups."),
     ] = 20,
+    session: SessionOpt = None,
+    user: UserOpt = None,
+    tag: TagOpt = None,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -371,6 +381,7 @@ def errors(
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     store = open_store(db)
     require_agent(store, agent, db)
+    store = scoped(store, session, user, tag)
     rows = store.error_groups(agent, start, end, limit=limit)
     if json:
         print_json(rows)
@@ -390,6 +401,9 @@ def trend(
     by_model: Annotated[
         bool, typer.Option("--by-model", help="Spend per day and model of the LLM calls instead.")
     ] = False,
+    session: SessionOpt = None,
+    user: UserOpt = None,
+    tag: TagOpt = None,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -400,6 +414,7 @@ def trend(
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     store = open_store(db)
     require_agent(store, agent, db)
+    store = scoped(store, session, user, tag)
     if by_model:
         rows = store.cost_by_model_rows(start, agent, until=end, per_day=True)
     else:

@@ -129,3 +129,12 @@ def test_budget_per_user_lists_users_and_exits_1_when_one_is_over(people, cli):
     assert "No user over budget" in table.stdout
     alone = cli("monitor", "budget", "--per-user")
     assert alone.returncode == 2 and "--per-user needs --daily or --monthly" in alone.stderr
+
+
+def test_latency_errors_and_trend_narrow_to_a_user(people, cli):
+    ann = json.loads(cli("monitor", "latency", "--user", "ann", "--json").stdout)
+    assert [(r["agent_name"], r["runs"]) for r in ann] == [("chat", 2)]
+    bob = json.loads(cli("monitor", "trend", "--user", "bob", "--since", "2d", "--json").stdout)
+    assert sum(r["runs"] for r in bob["rows"]) == 1
+    errors = cli("monitor", "errors", "--tag", "beta", "--json")
+    assert errors.returncode == 0 and json.loads(errors.stdout) == []
