@@ -105,6 +105,17 @@ def test_traces_are_the_newest_each_with_its_runs_and_events(seeded):
     assert [r["agent_name"] for r in nested] == ["alpha", "beta"]
     assert nested[1]["parent_id"] == nested[0]["id"]
     assert [r["runs"] for r in data["runs"]] == [1, 2, 1, 1]
+    # The same runs and events as the store's own get_trace, trace by trace.
+    store = EventStore(seeded.path)
+    try:
+        for trace_id, trace in data["traces"].items():
+            reference = store.get_trace(trace_id)
+            assert [r["id"] for r in trace["runs"]] == [r["id"] for r in reference]
+            assert [len(r["events"]) for r in trace["runs"]] == [
+                len(r["events"]) for r in reference
+            ]
+    finally:
+        store.close()
 
 
 def test_traces_option_bounds_what_is_embedded(seeded):

@@ -132,18 +132,17 @@ def _recent_traces(
     """The newest `wanted` traces of the window: one table row each, and each trace's runs and events."""
     if wanted <= 0:
         return [], {}
-    newest = store.get_executions(
-        agent, since=since, until=until, limit=wanted * RUNS_SCANNED_PER_TRACE
-    )
-    order: list[str] = []
-    for run in newest:
-        if run["trace_id"] not in order:
-            order.append(run["trace_id"])
-        if len(order) == wanted:
-            break
+    if agent is None:
+        found = _newest_traces(store, since, until, wanted)
+    else:
+        # The agent may run nested in traces rooted elsewhere: those of its newest runs, one by one.
+        newest = store.get_executions(
+            agent, since=since, until=until, limit=wanted * RUNS_SCANNED_PER_TRACE
+        )
+        order = list(dict.fromkeys(run["trace_id"] for run in newest))[:wanted]
+        found = [(trace_id, store.get_trace(trace_id)) for trace_id in order]
     rows, traces = [], {}
-    for trace_id in order:
-        runs = store.get_trace(trace_id)
+    for trace_id, runs in found:
         if not runs:
             continue
         root = next((r for r in runs if r["parent_id"] is None), runs[0])
@@ -168,6 +167,44 @@ def _recent_traces(
             }
         )
     return rows, traces
+
+
+def _newest_traces(
+    store: EventStore, since: float | None, until: float | None, wanted: int
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(trace id, its runs oldest first, each with its events) of the newest `wanted` top-level runs.
+
+    Three queries instead of two per trace: the newest roots; every run started since the
+    oldest of them (a trace's runs start while its root runs, so all of theirs are among
+    these); then the events of the runs kept, in one list.
+    """
+    from kagura.observability.store import rows as shapes
+
+    roots = store.get_executions(since=since, until=until, limit=wanted, roots_only=True)
+    if not roots:
+        return []
+    start = min(r["started_at"] for r in roots)
+    wanted_ids = {r["trace_id"] for r in roots}
+    by_trace: dict[str, list[dict[str, Any]]] = {}
+    for run in store.get_executions(since=start, limit=wanted * MAX_RUNS_PER_TRACE * 2):
+        if run["trace_id"] in wanted_ids:
+            by_trace.setdefault(run["trace_id"], []).append(run)
+    runs = [run for trace in by_trace.values() for run in trace]
+    events: dict[str, list[dict[str, Any]]] = {}
+    for event in store.run(
+        "execution_events", ids=[r["id"] for r in runs], since=start, until=None, type=None
+    ).rows():
+        events.setdefault(event["execution_id"], []).append(shapes.event_dict(event))
+    for run in runs:
+        run["events"] = events.get(run["id"], [])
+    return [
+        (
+            root["trace_id"],
+            sorted(by_trace[root["trace_id"]], key=lambda r: (r["started_at"], r["id"])),
+        )
+        for root in roots
+        if root["trace_id"] in by_trace
+    ]
 
 
 def _trace(runs: list[dict[str, Any]], now: float) -> dict[str, Any]:
