@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from kagura.config import COMPACT_TAIL_AGE, COMPACT_TAIL_ROWS, default_db_path, ensure_private_dir
 from kagura.observability.analytics.catalogue import Analytics
-from kagura.observability.errors import AmbiguousIdError
+from kagura.observability.errors import AmbiguousIdError, StoreError
 from kagura.observability.store import rows as model
 from kagura.observability.store.compaction import (
     Compactor,
@@ -116,11 +116,20 @@ class EventStore(Analytics):
             if not read_only:
                 ensure_private_dir(self.path.parent)
         self.read_only = bool(read_only)
-        url = lake_url(lake)
-        self.shared = (
-            SharedLake(url, store=f"{model.HOST}:{self.path or ':memory:'}") if url else None
-        )
-        self._hosts = host_filter(hosts) if self.shared is not None else None
+        self.shared: SharedLake | None = None
+        self._hosts = None
+        # A bad KAGURA_LAKE (or host id) in an agent's environment must not stop
+        # recording: runs stay in the tail, and compaction and reads say what is wrong.
+        self._lake_error: StoreError | None = None
+        try:
+            url = lake_url(lake)
+            if url:
+                self.shared = SharedLake(url, store=f"{model.HOST}:{self.path or ':memory:'}")
+                self._hosts = host_filter(hosts)
+        except StoreError as exc:
+            if lake is not None or hosts is not None:
+                raise
+            self.shared, self._lake_error = None, exc
         self._wal = Tail(self.path, read_only=self.read_only)
         self._compactor = (
             Compactor(self._wal, self.lake, self.shared) if self.lake is not None else None
@@ -236,8 +245,14 @@ class EventStore(Analytics):
             )
             self._compacting.start()
 
+    def _lake_ok(self) -> None:
+        """StoreError when the shared lake asked for in the environment is malformed."""
+        if self._lake_error is not None:
+            raise self._lake_error
+
     def _compact_quietly(self) -> None:
         try:
+            self._lake_ok()
             self._compactor.compact()
         except Exception as exc:  # telemetry must never break the program it observes
             log.warning("kagura telemetry: compaction failed: %s", exc)
@@ -247,6 +262,7 @@ class EventStore(Analytics):
     def compact(self, wait: float = 30.0) -> dict[str, Any]:
         """Move every settled run into the Parquet lake now; return counts and seconds."""
         self._writable()
+        self._lake_ok()
         if self._compactor is None:
             return {
                 "executions": 0,
@@ -305,6 +321,7 @@ class EventStore(Analytics):
         return self._prune(parse_cutoff(older_than, "older_than"))
 
     def _prune(self, cutoff: float) -> dict[str, Any]:
+        self._lake_ok()
         if self._compactor is not None:
             result = self._compactor.prune(cutoff, self._readers)
             return {"cutoff": cutoff, **result}
@@ -320,6 +337,7 @@ class EventStore(Analytics):
     def clear_all(self) -> None:
         """Delete every recorded run, in the tail and in the lake."""
         self._writable()
+        self._lake_ok()
         if self._compactor is not None:
             self._compactor.clear()
             return
@@ -356,6 +374,7 @@ class EventStore(Analytics):
                 pc.any(pc.equal(snap.executions.column("status"), "running")).as_py()
             )
             snap.marked = now
+        self._lake_ok()
         if self.shared is not None:
             return self._with_fleet(snap)
         return snap
@@ -408,8 +427,6 @@ class EventStore(Analytics):
         local = [s for s in segments if not is_shared(s.executions_path)]
         shared = [s for s in segments if is_shared(s.executions_path)]
         if shared and self.shared is None:
-            from kagura.observability.errors import StoreError
-
             raise StoreError(
                 f"{self.path} has runs in a shared lake; open it with that lake (KAGURA_LAKE or --lake)"
             )

@@ -160,3 +160,40 @@ def test_doctor_repair_never_unlists_shared_segments(tmp_path, monkeypatch):
     assert len(host.segments()) == 1
     assert EventStore(":memory:", lake=str(lake)).get_summary_stats()["total_executions"] == 3
     host.close()
+
+
+def test_a_bad_lake_in_the_environment_keeps_recording(tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGURA_LAKE", "ftp://nowhere/lake")
+    store = EventStore(tmp_path / "t.db", auto_compact=False)
+    write(store, "alpha", 3, 0.1, T0)  # recording goes on
+    with pytest.raises(StoreError, match="bad lake URL"):
+        store.compact()
+    with pytest.raises(StoreError, match="bad lake URL"):
+        store.get_summary_stats()
+    store.close()
+    monkeypatch.delenv("KAGURA_LAKE")
+    again = EventStore(tmp_path / "t.db")
+    assert again.tail_size()["settled"] == 3
+    assert not (tmp_path / "t").exists() or not any((tmp_path / "t").rglob("*.parquet"))
+    again.close()
+
+
+def test_an_agent_records_with_a_bad_lake_in_the_environment(monkeypatch, kagura_home):
+    from kagura import agent
+    from kagura.observability.recording.collector import flush
+
+    monkeypatch.setenv("KAGURA_LAKE", "ftp://nowhere/lake")
+
+    @agent(model="gpt-4o-mini", mock_response="hi")
+    async def hello(name: str) -> str:
+        """Say hi to {{ name }}"""
+
+    import asyncio
+
+    assert asyncio.run(hello("x")) == "hi"
+    from kagura.observability.recording.collector import default_store
+
+    flush(default_store())
+    monkeypatch.delenv("KAGURA_LAKE")
+    with EventStore(kagura_home / "telemetry.db") as store:
+        assert store.tail_size()["settled"] == 1
