@@ -496,6 +496,10 @@ def _execution(batch: Batch, span: _Span, spans: dict[str, _Span], index: SpanIn
         "metrics": None,
         "host": _resource_text(span.resource, "host.name") or model.HOST,
         "pid": _resource_pid(span.resource),
+        # The conversation id is the run's session (kept in tags too, as before).
+        "session_id": str(session) if session else None,
+        "user_id": str(attrs["user.id"]) if attrs.get("user.id") else None,
+        "metadata": None,
     }
     if span.role == "agent":
         prompt = _first(attrs, m.INPUT_TOKENS)
