@@ -40,6 +40,7 @@ class Seeded:
     # session or user -> (runs, spend), costliest first
     sessions: dict[str, tuple[int, float]] = field(default_factory=dict)
     users: dict[str, tuple[int, float]] = field(default_factory=dict)
+    scores: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
     child_agent: str = "beta"
     nested_trace: str = ""
     hostile_trace: str = ""
@@ -79,6 +80,12 @@ def seed(path: Path) -> Seeded:
     store = EventStore(path)
     for execution, events in rows:
         store.append(execution, events)
+    # Scores: quality 0.8 for alpha on day 3, 0.4 then 0.6 for beta on day 8 (the newest counts),
+    # and a passed check on the nested trace's root.
+    store.score(rows[1][0]["id"], "quality", 0.8)
+    store.score(rows[0][0]["id"], "quality", 0.4)
+    store.score(rows[0][0]["id"], "quality", 0.6, comment="second look")
+    store.score(root[0]["id"], "ok", True)
     store.close()
 
     def iso(at: float) -> str:
@@ -97,6 +104,12 @@ def seed(path: Path) -> Seeded:
     # Costliest first; the hostile run has no session (its $0.001 is the "no session" row).
     expected.sessions = {"s-2": (1, 0.030), "s-1": (3, 0.019)}
     expected.users = {"bo": (1, 0.030), "ana": (3, 0.019), EVE: (1, 0.001)}
+    # (score name, agent) -> (scores counted, mean)
+    expected.scores = {
+        ("ok", "alpha"): (1, 1.0),
+        ("quality", "alpha"): (1, 0.8),
+        ("quality", "beta"): (1, 0.6),
+    }
     expected.nested_trace = root[0]["trace_id"]
     expected.hostile_trace = hostile[0]["trace_id"]
     return expected

@@ -66,6 +66,20 @@ def test_top_sessions_and_users_by_cost(seeded):
     assert data["users"]["none"] is None
 
 
+def test_scores_per_name_and_agent_and_per_run(seeded):
+    data = _collect(seeded.path)
+    got = {(r["name"], r["group"]): (r["scores"], r["mean"]) for r in data["scores"]}
+    assert {k: n for k, (n, _) in got.items()} == {k: n for k, (n, _) in seeded.scores.items()}
+    assert {k: m for k, (_, m) in got.items()} == pytest.approx(
+        {k: m for k, (_, m) in seeded.scores.items()}
+    )
+    beta_day8 = data["traces"][list(seeded.traces)[3]]["runs"][0]
+    assert [(s["name"], s["value"], s["comment"]) for s in beta_day8["scores"]] == [
+        ("quality", 0.4, None),
+        ("quality", 0.6, "second look"),
+    ]
+
+
 def test_a_session_narrows_every_section(seeded):
     data = _collect(seeded.path, session="s-1")
     assert data["summary"]["total_executions"] == 3

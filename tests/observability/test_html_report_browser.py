@@ -149,6 +149,19 @@ def test_clicking_a_run_shows_its_waterfall(browser, page):
     assert browser.problems() == []
 
 
+def test_scores_show_in_their_table_and_a_runs_details(browser, page):
+    _, seeded = page
+    rows = browser.evaluate(
+        "Array.from(document.querySelectorAll('#scores-table tbody tr')).map(r => "
+        "[r.cells[0].textContent, r.cells[1].textContent])"
+    )
+    assert sorted(map(tuple, rows)) == sorted(seeded.scores)
+    click(browser, f'#runs-table tr[data-trace="{list(seeded.traces)[3]}"]')
+    detail = browser.evaluate("document.getElementById('waterfall-detail').textContent")
+    assert "quality = 0.4" in detail and "quality = 0.6 (second look)" in detail
+    assert browser.problems() == []
+
+
 def test_hostile_text_shows_as_text(browser, page):
     _, seeded = page
     click(browser, f'#runs-table tr[data-trace="{seeded.hostile_trace}"]')

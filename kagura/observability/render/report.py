@@ -92,6 +92,7 @@ def collect(
         "regressions": store.regressions(agent, now=at),
         "health": store.agent_health(agent, now=at),
         "errors": store.error_groups(agent, since, until, limit=MAX_ERROR_GROUPS),
+        "scores": store.score_summary("agent", since, agent, until=until),
         "sessions": _top(store.run("cost_by_session", **window).rows(), "session_id"),
         "users": _top(store.run("cost_by_user", **window).rows(), "user_id"),
         "runs": runs,
@@ -146,6 +147,8 @@ def _recent_traces(
         if not runs:
             continue
         root = next((r for r in runs if r["parent_id"] is None), runs[0])
+        for run in runs[:MAX_RUNS_PER_TRACE]:
+            run.setdefault("scores", store.get_scores(run["id"]))
         traces[trace_id] = _trace(runs, now)
         metrics = root["metrics"]
         rows.append(
@@ -238,6 +241,10 @@ def _trace(runs: list[dict[str, Any]], now: float) -> dict[str, Any]:
                 "unpriced_calls": metrics.get("unpriced_calls") or 0,
                 "tokens": metrics.get("total_tokens"),
                 "events": [_event(e) for e in kept],
+                "scores": [
+                    {k: score.get(k) for k in ("name", "kind", "value", "comment")}
+                    for score in run.get("scores") or []
+                ],
             }
         )
     return {

@@ -293,6 +293,11 @@
       add("Error", item.error ? (item.error_type ? item.error_type + ": " : "") + item.error : null, true);
       add("Arguments", item.kwargs, true);
       add("Tags", item.tags, true); add("Metadata", item.metadata, true);
+      if (item.scores && item.scores.length) {
+        add("Scores", item.scores.map(function (sc) {
+          return sc.name + " = " + String(sc.value) + (sc.comment ? " (" + sc.comment + ")" : "");
+        }).join("\n"), true);
+      }
     } else {
       add("Event", item.type); add("Name", item.name); add("Started", when(item.started_at));
       add("Duration", duration(item.duration)); add("Status", item.status);
