@@ -197,3 +197,24 @@ def test_an_agent_records_with_a_bad_lake_in_the_environment(monkeypatch, kagura
     monkeypatch.delenv("KAGURA_LAKE")
     with EventStore(kagura_home / "telemetry.db") as store:
         assert store.tail_size()["settled"] == 1
+
+
+def test_old_manifests_and_replaced_files_go_after_the_grace(tmp_path, monkeypatch):
+    lake = tmp_path / "lake"
+    host = host_store(tmp_path, lake, "h1", monkeypatch)
+    for i in range(5):  # the fourth small segment of the day triggers a merge
+        write(host, "alpha", 2, 0.1, T0 + 10 * i)
+        host.compact()
+    manifests = lake / "host=h1" / "_manifest"
+    assert len(list(manifests.iterdir())) > 3
+    files = list(lake.rglob("*.parquet"))
+    listed = {p for s in host.segments() for p in (s.executions_path, s.events_path)}
+    assert len(files) > len(listed)  # merged-away files wait for readers of older manifests
+    host._compactor.cleanup(grace=0.0)
+    assert sorted(p.name for p in manifests.iterdir())[-1].startswith("m-")
+    assert len(list(manifests.iterdir())) == 3
+    assert {p.relative_to(lake).as_posix() for p in lake.rglob("*.parquet")} == listed
+    reader = EventStore(":memory:", lake=str(lake))
+    assert reader.get_summary_stats()["total_executions"] == 10
+    reader.close()
+    host.close()
