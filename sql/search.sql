@@ -1,6 +1,6 @@
--- search: runs whose error, arguments, event fields or captured content contain $text, newest first
+-- search: runs whose error, arguments, event fields or captured content contain $term, newest first
 -- grain: one row per place the text was found (a run can appear more than once)
--- params: $text (case-insensitive, taken literally: no wildcards), $agent (exact name or glob, optional),
+-- params: $term (case-insensitive, taken literally: no wildcards), $agent (exact name or glob, optional),
 --         $since, $until (epoch seconds of the run's start, optional), $limit (default 50)
 -- reads: executions, events
 -- A plain scan: every run (and event) in the window is read and lower-cased; there is no index.
@@ -27,9 +27,9 @@ places AS (
     FROM events e WHERE e.execution_id IN (SELECT id FROM runs)
 ),
 hits AS (
-    SELECT execution_id, field, body, strpos(lower(body), lower($text)) AS at
+    SELECT execution_id, field, body, strpos(lower(body), lower($term)) AS at
     FROM places
-    WHERE body IS NOT NULL AND strpos(lower(body), lower($text)) > 0
+    WHERE body IS NOT NULL AND strpos(lower(body), lower($term)) > 0
 )
 SELECT
     h.execution_id,

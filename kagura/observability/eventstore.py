@@ -807,7 +807,7 @@ class EventStore(Analytics):
             raise ValueError(f"limit must be a positive whole number, got {limit!r}")
         return self.run(
             "search",
-            text=text,
+            term=text,
             agent=agent_name,
             since=epoch(since, "since"),
             until=epoch(until, "until"),
