@@ -356,7 +356,9 @@ def _catalogue_params(entry: dict) -> dict:
 @pytest.mark.parametrize("entry", queries.catalogue(), ids=lambda e: e["name"])
 def test_every_catalogue_query_answers_in_the_sandbox(store, entry):
     if "scores" in entry["reads"]:
-        pytest.skip("reads the scores, which ad-hoc SQL does not see (they live in the SQLite tail)")
+        pytest.skip(
+            "reads the scores, which ad-hoc SQL does not see (they live in the SQLite tail)"
+        )
     text = queries.load_sql(entry["name"])
     check_read_only(text)
     params = _catalogue_params(entry)
