@@ -109,6 +109,7 @@ def test_sdk_exporter_to_kagura_serve(served):
     assert support["metrics"]["tool_calls"] == 1
     assert support["metrics"]["total_cost"] == pytest.approx(100 * input_price + 20 * output_price)
     assert support["tags"] == {"session_id": "conv-1"}
+    assert support["session_id"] == "conv-1"  # the conversation id is the run's session
 
     billing = runs["billing"]
     assert billing["status"] == "failed"
