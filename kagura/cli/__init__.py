@@ -29,9 +29,9 @@ class KaguraGroup(TyperGroup):
         from typer._click import exceptions  # typer carries its own copy of click
 
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
         except exceptions.NoArgsIsHelpError as error:
             error.show()  # the help text, as `kagura` alone always printed
             sys.exit(error.exit_code)

@@ -525,7 +525,7 @@ def sql(
     params = dict(parse_param(p) for p in param or [])
     names = {e["name"] for e in queries.catalogue()}
     db = inherited(ctx, "db", db)
-    limits = {
+    limits: dict[str, Any] = {
         "time_limit": TIME_LIMIT if time_limit is None else time_limit,
         "memory_limit": MEMORY_LIMIT if memory_limit is None else memory_limit,
     }

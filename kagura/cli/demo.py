@@ -115,7 +115,7 @@ def build_agent(name: str, model: str, fate: str, url: str, memory: Any) -> Any:
     from kagura.agent import agent, tool
     from kagura.cli.demo_llm import TIMEOUT
 
-    options = {
+    options: dict[str, Any] = {
         "model": model,
         "name": name,
         "api_base": url,

@@ -74,7 +74,7 @@ def install() -> None:
                     raise BadParameter(
                         f"{value!r} is not a valid {kind.__name__}.", ctx=ctx, param=param
                     ) from None
-            if kind is float and not math.isfinite(result):
+            if isinstance(result, float) and not math.isfinite(result):
                 raise BadParameter(f"{value!r} is not a finite number.", ctx=ctx, param=param)
             info = self.parameter_info
             low, high = getattr(info, "min", None), getattr(info, "max", None)
@@ -103,7 +103,7 @@ def install() -> None:
                 and (getattr(info, "exists", False) or getattr(info, "resolve_path", False))
             )
         )
-        if not plain:
+        if not plain or kind is None:
             return original(descriptor)
         return PlainParam(parameter_info=info, annotation=descriptor.annotation, kind=kind)
 

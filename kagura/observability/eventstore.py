@@ -141,7 +141,12 @@ class EventStore(Analytics):
         self._compacting: threading.Thread | None = None
         self._readers = ReaderHold(self.lake) if self.lake is not None else None
         self._let_go: weakref.finalize | None = None
-        if self._compactor is not None and self.lake.is_dir() and not self.read_only:
+        if (
+            self._compactor is not None
+            and self.lake is not None
+            and self.lake.is_dir()
+            and not self.read_only
+        ):
             self._recover()
 
     def __repr__(self) -> str:
@@ -178,6 +183,7 @@ class EventStore(Analytics):
 
     def _recover(self) -> None:
         """Remove files a crashed compaction left behind, and what a prune left once no one reads."""
+        assert self._compactor is not None and self.lake is not None and self.path is not None
         try:
             with lake_lock(self.lake):
                 # The shared lake is tidied by compactions: opening a store sends it no request.
@@ -251,6 +257,7 @@ class EventStore(Analytics):
             raise self._lake_error
 
     def _compact_quietly(self) -> None:
+        assert self._compactor is not None  # only started when there is one
         try:
             self._lake_ok()
             self._compactor.compact()
@@ -422,7 +429,7 @@ class EventStore(Analytics):
             snap = self._tail(with_events=events)
         if segments is None:
             segments = _overlapping(snap.segments, since, until)
-        lake = self.lake
+        lake = self.lake or Path()  # an in-memory store lists no segments
         key = (snap.serial, events, tuple(s.id for s in segments))
         local = [s for s in segments if not is_shared(s.executions_path)]
         shared = [s for s in segments if is_shared(s.executions_path)]
@@ -650,7 +657,7 @@ class EventStore(Analytics):
             agent=agent_name,
             since=epoch(since, "since"),
             until=epoch(until, "until"),
-        ).first()
+        ).one()
 
     def agent_names(self) -> list[str]:
         """Every agent that has recorded a run, by name."""
@@ -833,7 +840,7 @@ class EventStore(Analytics):
         """A 30-day spend estimate from the trailing `days` (sql/monthly_projection.sql)."""
         return self.run(
             "monthly_projection", days=days, agent=agent_name, now=now or time.time()
-        ).first()
+        ).one()
 
 
 def _cannot_write(path: Path, lake: Path) -> bool:

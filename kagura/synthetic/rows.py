@@ -208,7 +208,7 @@ class _Renderer:
                 )
             events.append(event)
             cursor += duration + gap
-        if run.failed and error is None:
+        if run.error_type is not None and error is None:  # a failed run
             error, lost = error_message(rng, run.error_type, model_name, agent)
             cursor += lost
         duration = max(cursor - started_at, own * 0.05)

@@ -246,7 +246,7 @@ def start_times(rng: random.Random, count: int, start: float, end: float) -> lis
     for _, weight in days:
         total += weight
         cumulative.append(total)
-    times = []
+    times: list[float] = []
     while len(times) < count:
         midnight = rng.choices(midnights, cum_weights=cumulative)[0]
         if rng.random() < BUSY_SHARE:

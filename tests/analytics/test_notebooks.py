@@ -77,6 +77,7 @@ def test_the_wheel_carries_the_fixture_data_and_the_sql(tmp_path):
     for name in ("sample.json", "executions.parquet", "events.parquet"):
         assert f"kagura/data/fixtures/{name}" in names
     assert "kagura/sql/summary_stats.sql" in names
+    assert "kagura/py.typed" in names  # type checkers read the package's annotations
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     probe = (

@@ -17,7 +17,7 @@ from kagura.observability.analytics.sandbox import (
     check_read_only,
     run_sandboxed,
 )
-from kagura.observability.store.engine import Result, catalogue, load_sql
+from kagura.observability.store.engine import Result, Views, catalogue, load_sql
 from kagura.observability.timespec import parse_moment, parse_span
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,6 +34,18 @@ class Analytics:
     It uses the store's `run` (a named file over all data), `_views` (a snapshot
     of the lake files and the tail) and `_run_sql` (the DuckDB runner).
     """
+
+    if TYPE_CHECKING:  # what EventStore provides
+
+        def run(self, name: str, **params: Any) -> Result: ...
+
+        def _views(
+            self, since: float | None = None, until: float | None = None, events: bool = False
+        ) -> Views: ...
+
+        def _run_sql(
+            self, text: str, label: str, views: Views, params: dict[str, Any]
+        ) -> Result: ...
 
     # --- latency ---------------------------------------------------------------
 
@@ -102,7 +114,9 @@ class Analytics:
         min_failure_change: float = 0.05,
         alpha: float = 0.01,
     ) -> Result:
-        until = _epoch(now, "now") if now is not None else time.time()
+        until = _epoch(now, "now")
+        if until is None:
+            until = time.time()
         by_count = recent_runs is not None
         if by_count:
             recent_runs = _whole(recent_runs, "recent_runs")
@@ -221,7 +235,7 @@ class Analytics:
         self, daily=None, monthly=None, agent_name=None, days: float = 7, now: Any = None
     ) -> dict[str, Any]:
         """Spend today and this month against budgets, and the projected month end (sql/budget_status.sql)."""
-        return self._budget(daily, monthly, agent_name, days, now).first()
+        return self._budget(daily, monthly, agent_name, days, now).one()
 
     def budget_status_frame(
         self, daily=None, monthly=None, agent_name=None, days: float = 7, now: Any = None

@@ -181,7 +181,7 @@ class Forwarder:
             self._send(batch)
 
     def _take(self) -> list[tuple[Any, tuple[dict[str, Any], list[dict[str, Any]]]]]:
-        batch = []
+        batch: list[tuple[Any, tuple[dict[str, Any], list[dict[str, Any]]]]] = []
         spans = 0
         while self._queue and (not batch or spans < self.batch_spans):
             item = self._queue.popleft()

@@ -61,6 +61,8 @@ class Receiver:
     @property
     def url(self) -> str:
         host = self.server.server_address[0]
+        if isinstance(host, bytes):
+            host = host.decode()
         return f"http://{host}:{self.port}/v1/traces"
 
     def serve_forever(self) -> None:
@@ -99,6 +101,7 @@ class Receiver:
         job.done.wait()
         if job.error is not None:
             raise job.error
+        assert job.batch is not None  # set by the worker whenever it set no error
         return job.batch
 
     def _work(self) -> None:
@@ -122,15 +125,19 @@ class Receiver:
             if not ready:
                 continue
             try:
-                ingest.write(self.store, ingest.merge([job.batch for job in ready]))
+                ingest.write(
+                    self.store, ingest.merge([job.batch for job in ready if job.batch is not None])
+                )
             except Exception as exc:  # the store can't take them: every request waiting fails
                 for job in ready:
                     job.error = exc
             else:
                 for job in ready:
+                    batch = job.batch
+                    assert batch is not None  # every ready job has its batch
                     self.stats["requests"] += 1
-                    self.stats["spans"] += job.batch.spans - job.batch.rejected
-                    self.stats["rejected"] += job.batch.rejected
+                    self.stats["spans"] += batch.spans - batch.rejected
+                    self.stats["rejected"] += batch.rejected
             for job in ready:
                 job.done.set()
 

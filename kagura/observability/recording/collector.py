@@ -89,7 +89,7 @@ class Run:
         record: bool,
     ):
         self.id = model.new_execution_id()
-        self.trace_id = parent.trace_id if parent is not None else self.id
+        self.trace_id: str = parent.trace_id if parent is not None else self.id
         self.parent_id = parent.id if parent is not None else None
         self.agent_name = agent_name
         self.started_at = time.time()
@@ -246,7 +246,7 @@ class Commit:
                 # One future per loop and commit, whatever the number of runs in it.
                 future = self._futures[loop] = loop.create_future()
                 timer = loop.call_later(timeout, _settle, future, False)
-                future.add_done_callback(lambda _f, t=timer: t.cancel())
+                future.add_done_callback(lambda _f: timer.cancel())
         return await future
 
     def _resolve(self, ok: bool) -> None:
@@ -904,10 +904,10 @@ class TelemetryCollector:
         self, run: Run, status: str, duration: float, error: BaseException | None
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         events = []
-        for seq, kind, started_at, fields in sorted(run.events, key=lambda e: e[0]):
+        for seq, kind, started_at, given in sorted(run.events, key=lambda e: e[0]):
             try:
                 events.append(
-                    model.build_event_row(run.id, seq, kind, started_at, fields, cleaned=True)
+                    model.build_event_row(run.id, seq, kind, started_at, given, cleaned=True)
                 )
             except (
                 ValueError

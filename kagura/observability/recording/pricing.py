@@ -98,9 +98,9 @@ def _model_cost_map() -> dict[str, dict[str, Any]]:
     """
     import sys
 
-    litellm = sys.modules.get("litellm")
-    if litellm is not None and hasattr(litellm, "model_cost"):
-        return litellm.model_cost
+    loaded = sys.modules.get("litellm")
+    if loaded is not None and hasattr(loaded, "model_cost"):
+        return loaded.model_cost
     if "map" not in _bundled:
         with _lock:
             if "map" not in _bundled:

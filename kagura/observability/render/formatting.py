@@ -117,7 +117,7 @@ def metric(execution: dict[str, Any], key: str) -> Any:
     return (execution.get("metrics") or {}).get(key, execution.get(key))
 
 
-def shorten(text: str, width: int = 100) -> str:
+def shorten(text: Any, width: int = 100) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich import box
-from rich.console import Console, RenderableType
+from rich.console import Console, JustifyMethod, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -36,7 +36,7 @@ class Col:
         keep: int = 50,
         min_width: int = 8,
         max_width: int | None = None,
-        justify: str | None = None,
+        justify: JustifyMethod | None = None,
         short: str | None = None,
         style: str = "",
     ):
@@ -45,7 +45,7 @@ class Col:
         self.keep = keep
         self.min_width = min_width
         self.max_width = max_width
-        self.justify = justify or ("right" if kind == "number" else "left")
+        self.justify: JustifyMethod = justify or ("right" if kind == "number" else "left")
         self.short = short
         self.style = style
 

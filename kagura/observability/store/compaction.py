@@ -541,7 +541,7 @@ class Compactor:
         least ARROW_READER_FROM runs are settled (None).
         """
         start = time.perf_counter()
-        report = {
+        report: dict[str, Any] = {
             "executions": 0,
             "events": 0,
             "segments": 0,
@@ -775,10 +775,11 @@ class Compactor:
                     if seg.id not in listed
                     for rel in (seg.executions_path, seg.events_path)
                 ]
-                pending = read_pending(self.lake) or {"files": [], "since": time.time()}
-                pending["files"] = sorted(set(pending.get("files", [])) | set(retired))
-                pending["vacuum"] = True
-                _write_pending(self.lake, pending)
+                left = read_pending(self.lake) or {"files": [], "since": time.time()}
+                left["files"] = sorted(set(left.get("files", [])) | set(retired))
+                left["vacuum"] = True
+                _write_pending(self.lake, left)
+        assert self.wal.path is not None  # a compactor is made for a store on disk only
         pending = wipe_pending(self.lake, self.wal.path, readers, self.wal.con())
         return {"deleted": deleted, "pending": pending}
 

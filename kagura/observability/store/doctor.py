@@ -35,6 +35,12 @@ if TYPE_CHECKING:  # pragma: no cover
 DAMAGED = "damaged"  # lake subfolder for quarantined files: never read, never cleaned up
 
 
+def _files(store: EventStore) -> tuple[Path, Path]:
+    """(database, lake) of a store on disk (check() and repair() refuse an in-memory one)."""
+    assert store.path is not None and store.lake is not None
+    return store.path, store.lake
+
+
 def check(store: EventStore, *, deep: bool = False, wait: float = 30.0) -> dict[str, Any]:
     """A report of the store's state: db, tail, lake, problems and warnings (JSON-ready)."""
     if store.path is None or store.lake is None:
@@ -67,7 +73,7 @@ class _locked:
 
     def __init__(self, store: EventStore, wait: float):
         # A read-only store cannot be locked (nor compacted by this process): look without the lock.
-        self._cm = None if store.read_only else lake_lock(store.lake, wait)
+        self._cm = None if store.read_only else lake_lock(_files(store)[1], wait)
 
     def __enter__(self) -> None:
         if self._cm is None:
@@ -87,8 +93,7 @@ class _locked:
 def _check(store: EventStore, deep: bool) -> dict[str, Any]:
     # The database file is only stat()ed, never opened: closing a descriptor of it
     # would drop this process's SQLite locks on it.
-    db: Path = store.path
-    lake: Path = store.lake
+    db, lake = _files(store)
     con = store._wal.con()
     version = con.execute("PRAGMA user_version").fetchone()[0]
     integrity = [r[0] for r in con.execute("PRAGMA quick_check").fetchall()]
@@ -102,7 +107,8 @@ def _check(store: EventStore, deep: bool) -> dict[str, Any]:
         listed[seg.executions_path] = (seg, "executions")
         listed[seg.events_path] = (seg, "events")
 
-    missing, unreadable = [], []
+    missing: list[dict[str, Any]] = []
+    unreadable: list[dict[str, Any]] = []
     lake_bytes = 0
     for rel, (seg, kind) in sorted(listed.items()):
         if is_shared(rel):
@@ -258,7 +264,7 @@ def _unreadable(path: Path, kind: str, seg: Segment, deep: bool) -> str | None:
 
 
 def _lake_files(lake: Path) -> list[Path]:
-    found = []
+    found: list[Path] = []
     for kind in ("executions", "events"):
         root = lake / kind
         if root.is_dir():
@@ -297,7 +303,7 @@ def _loose(db: Path, lake: Path) -> list[dict[str, str]]:
 
 def _quarantine(store: EventStore, report: dict[str, Any], actions: list[dict[str, Any]]) -> None:
     """Move the files of damaged segments to damaged/, then unlist those segments."""
-    lake: Path = store.lake
+    lake = _files(store)[1]
     bad = {item["segment"] for item in report["missing"] + report["unreadable"]}
     if not bad:
         return
@@ -341,8 +347,8 @@ def _remove_orphans(
     store: EventStore, report: dict[str, Any], actions: list[dict[str, Any]]
 ) -> None:
     """Delete lake files no manifest lists (never the retired ones a reader may still hold)."""
-    lake: Path = store.lake
-    listed = set()
+    lake = _files(store)[1]
+    listed: set[str] = set()
     for seg in store.segments():
         listed.update((seg.executions_path, seg.events_path))
     for rel in report["orphans"]:

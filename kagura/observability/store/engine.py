@@ -143,6 +143,13 @@ class Result:
         """The first row as a dict, or None."""
         return self._table.slice(0, 1).to_pylist()[0] if self._table.num_rows else None
 
+    def one(self) -> dict[str, Any]:
+        """The row of a query that always returns one (an aggregate); QueryError otherwise."""
+        row = self.first()
+        if row is None:
+            raise QueryError(f"{self.name} returned no row")
+        return row
+
     def __repr__(self) -> str:
         return f"Result({self.name!r}, rows={self._table.num_rows}, columns={self.columns})"
 
@@ -209,7 +216,9 @@ class Runner:
 
     def _cursor(self, views: Views) -> duckdb.DuckDBPyConnection:
         """A cursor of this thread whose views show `views` (a few are kept, by key)."""
-        cursors: dict[tuple, duckdb.DuckDBPyConnection] = getattr(self._local, "cursors", None)
+        cursors: dict[tuple, duckdb.DuckDBPyConnection] | None = getattr(
+            self._local, "cursors", None
+        )
         if cursors is None:
             cursors = self._local.cursors = {}
         cur = cursors.get(views.key) if views.key else None

@@ -16,7 +16,7 @@ import random
 import re
 import socket
 import time
-from typing import Any
+from typing import Any, Literal, overload
 
 from kagura.observability import timespec
 
@@ -226,6 +226,10 @@ def from_json(text: str | None, default: Any = None) -> Any:
         return default
 
 
+@overload
+def finite(value: Any, field: str, *, allow_none: Literal[False]) -> float: ...
+@overload
+def finite(value: Any, field: str, *, allow_none: bool = True) -> float | None: ...
 def finite(value: Any, field: str, *, allow_none: bool = True) -> float | None:
     """`value` as a finite float; None stays None; NaN, inf and non-numbers raise."""
     if type(value) is float and -_INF < value < _INF:  # NaN fails both comparisons
@@ -472,7 +476,9 @@ def rows_from_execution_dict(
         for key in TYPED_EVENT_FIELDS:
             if key in data and key not in fields:
                 fields[key] = data.pop(key)
-        timestamp = event.get("timestamp", started_at)
+        timestamp = event.get("timestamp")
+        if timestamp is None:
+            timestamp = started_at
         events.append(
             event_row(execution["id"], seq, event["type"], timestamp, data=data, **fields)
         )

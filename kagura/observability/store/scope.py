@@ -59,7 +59,7 @@ class Scope:
     def wrap(self, text: str, reads_events: bool) -> str:
         """`text` with the scoped `executions` (and `events`) defined in front of it."""
         ctes = _EXECUTIONS + (",\n" + _EVENTS if reads_events else "")
-        lead = _LEAD.match(text).group(1)
+        lead = _LEAD.match(text).group(1)  # type: ignore[union-attr]  # _LEAD matches any text
         body = text[len(lead) :]
         match = _WITH.match(body)
         if match is None:

@@ -324,8 +324,8 @@ class Tail:
         row are read in column order by one C-level itemgetter. `wait=False` raises
         StoreBusy at once, writing nothing, when another connection holds the write lock.
         """
-        exec_rows = []
-        cleared = []
+        exec_rows: list[tuple] = []
+        cleared: list[tuple] = []
         event_rows: list[tuple] = []
         add_exec, add_cleared, add_events = exec_rows.append, cleared.append, event_rows.extend
         for execution, events in pairs:
@@ -369,6 +369,7 @@ class Tail:
                 last is not None
                 and last.key == key
                 and (last.events is not None or not with_events)
+                and last.snapshot is not None
             ):
                 return last.snapshot
             con = self.con()
