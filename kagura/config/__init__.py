@@ -66,8 +66,20 @@ def set_durability(mode: str | None) -> None:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create `path` (and missing parents) with mode 0700; return it."""
-    if not path.exists():
-        path.mkdir(parents=True, mode=0o700, exist_ok=True)
-        os.chmod(path, 0o700)
+    """Create `path` and each of its missing parents owner-only (0700); return it.
+
+    Each folder is made on its own and then chmod-ed: mkdir's mode meets the umask,
+    and `mkdir(parents=True)` would leave the parents at the umask's mode.
+    """
+    missing = []
+    folder = path
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:  # another process made it first
+            continue
+        os.chmod(folder, 0o700)
     return path

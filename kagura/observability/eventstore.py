@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kagura.config import COMPACT_TAIL_AGE, COMPACT_TAIL_ROWS, default_db_path, ensure_private_dir
-from kagura.observability.analytics.catalogue import Analytics
+from kagura.observability.analytics.catalogue import EVENT_MARGIN, Analytics
 from kagura.observability.errors import AmbiguousIdError, StoreError
 from kagura.observability.store import rows as model
 from kagura.observability.store.compaction import (
@@ -41,7 +41,7 @@ from kagura.observability.store.shared_lake import (
     segment_of,
 )
 from kagura.observability.store.tail import Segment, Tail, TailSnapshot, bump_generation
-from kagura.observability.timespec import parse_cutoff, parse_moment
+from kagura.observability.timespec import epoch, parse_cutoff
 
 log = logging.getLogger("kagura.telemetry")
 
@@ -58,22 +58,10 @@ def before_read(hook: Callable[[EventStore], Any]) -> None:
         _BEFORE_READ.append(hook)
 
 
-# How long before `since` a run may have started and still have events after it.
-_EVENT_MARGIN = 86400.0
 # Seconds between checks that the processes of running runs are still alive.
 _ABANDON_RECHECK = 2.0
 # Margin (seconds) around the time an id encodes, for ids made a little before the run's start.
 _ID_MARGIN = 60.0
-
-
-def epoch(value: Any, name: str) -> float | None:
-    """`value` as epoch seconds (see timespec.parse_moment); None stays None.
-
-    Takes what the command line takes: epoch seconds, a datetime or date, an ISO
-    date or date-time, or an age such as "7d". A bare date given as `until`
-    means the end of that day, as `--until` does.
-    """
-    return parse_moment(value, name, end_of_day=name == "until")
 
 
 class EventStore(Analytics):
@@ -486,7 +474,7 @@ class EventStore(Analytics):
         reads_events = "events" in reads
         if reads_events and since is not None:
             # An event lives in the segment of its run's start, which can be before `since`.
-            since -= _EVENT_MARGIN
+            since -= EVENT_MARGIN
         views = self._views(since, until, events=reads_events)
         if "scores" in reads:
             from dataclasses import replace

@@ -215,3 +215,13 @@ def _checked(seconds: float, name: str, value: Any) -> float:
     if not math.isfinite(seconds) or not _MIN_TIME <= seconds <= _MAX_TIME:
         raise TimeSpecError(f"{_label(name, value)} is not a time between the years 1 and 9999")
     return seconds
+
+
+def epoch(value: Any, name: str) -> float | None:
+    """`value` as epoch seconds (see parse_moment); None stays None.
+
+    Takes what the command line takes: epoch seconds, a datetime or date, an ISO
+    date or date-time, or an age such as "7d". A bare date given as `until`
+    means the end of that day, as `--until` does.
+    """
+    return parse_moment(value, name, end_of_day=name == "until")

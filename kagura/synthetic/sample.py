@@ -33,14 +33,10 @@ SAMPLE_END = "2025-06-30T00:00:00+00:00"
 
 
 def arrow_schemas() -> tuple[Any, Any]:
-    """The Arrow schemas of execution and event rows (the store's column order and types)."""
-    import pyarrow as pa
+    """The Arrow schemas of execution and event rows (the store's, store/tail.py)."""
+    from kagura.observability.store.tail import EVENTS_SCHEMA, EXECUTIONS_SCHEMA
 
-    types = {"text": pa.string(), "real": pa.float64(), "int": pa.int64(), "json": pa.string()}
-    return (
-        pa.schema([(name, types[kind]) for name, kind in model.EXECUTION_COLUMNS]),
-        pa.schema([(name, types[kind]) for name, kind in model.EVENT_COLUMNS]),
-    )
+    return EXECUTIONS_SCHEMA, EVENTS_SCHEMA
 
 
 def pairs_to_arrow(pairs: Iterable[tuple[dict, list[dict]]]) -> tuple[Any, Any]:

@@ -256,11 +256,15 @@ def test_monthly_projection_by_hand(tmp_path):
     assert got["window_cost"] == pytest.approx(0.7)
     assert got["window_days"] == 7.0
     assert got["monthly_estimate"] == pytest.approx(0.7 / 7 * 30)
-    assert "7.0 days" in got["method"]
+    assert got["method"] == "mean daily spend over the last 7 days x 30"
     young = EventStore(tmp_path / "young.db")
     young.append(*run("a", now - 3600, costs=(0.5,)))
     # One hour of history: the window shrinks to its floor of one day.
-    assert young.monthly_projection(days=7, now=now)["monthly_estimate"] == pytest.approx(15.0)
+    young_projection = young.monthly_projection(days=7, now=now)
+    assert young_projection["monthly_estimate"] == pytest.approx(15.0)
+    assert young_projection["method"] == (
+        "mean daily spend over the last 1 day (all the telemetry there is) x 30"
+    )
     empty = EventStore(tmp_path / "empty.db").monthly_projection(now=now)
     assert empty["monthly_estimate"] == 0.0 and empty["window_runs"] == 0
 

@@ -18,7 +18,7 @@ from kagura.observability.analytics.sandbox import (
     run_sandboxed,
 )
 from kagura.observability.store.engine import Result, Views, catalogue, load_sql
-from kagura.observability.timespec import parse_moment, parse_span
+from kagura.observability.timespec import epoch, parse_span
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -77,8 +77,8 @@ class Analytics:
         return self.run(
             "latency_percentiles",
             agent=agent_name,
-            since=_epoch(since, "since"),
-            until=_epoch(until, "until"),
+            since=epoch(since, "since"),
+            until=epoch(until, "until"),
             per_day=bool(per_day),
         )
 
@@ -114,7 +114,7 @@ class Analytics:
         min_failure_change: float = 0.05,
         alpha: float = 0.01,
     ) -> Result:
-        until = _epoch(now, "now")
+        until = epoch(now, "now")
         if until is None:
             until = time.time()
         by_count = recent_runs is not None
@@ -215,7 +215,7 @@ class Analytics:
         unhealthy = _fraction(unhealthy, "unhealthy")
         if degraded > unhealthy:
             raise ValueError(f"degraded ({degraded}) must not be above unhealthy ({unhealthy})")
-        at = _epoch(now, "now") if now is not None else time.time()
+        at = epoch(now, "now") if now is not None else time.time()
         return self.run(
             "agent_health",
             agent=agent_name,
@@ -244,7 +244,7 @@ class Analytics:
         return self._budget(daily, monthly, agent_name, days, now).pl()
 
     def _budget(self, daily, monthly, agent_name, days, now) -> Result:
-        at = _epoch(now, "now") if now is not None else time.time()
+        at = epoch(now, "now") if now is not None else time.time()
         days = _positive(days, "days")
         return self.run(
             "budget_status",
@@ -275,8 +275,8 @@ class Analytics:
         return self.run(
             "error_groups",
             agent=agent_name,
-            since=_epoch(since, "since"),
-            until=_epoch(until, "until"),
+            since=epoch(since, "since"),
+            until=epoch(until, "until"),
             limit=_whole(limit, "limit"),
         )
 
@@ -315,8 +315,8 @@ class Analytics:
         return self.run(
             "cost_trend",
             agent=agent_name,
-            since=_epoch(since, "since"),
-            until=_epoch(until, "until"),
+            since=epoch(since, "since"),
+            until=epoch(until, "until"),
             window=_whole(window, "window"),
         )
 
@@ -346,7 +346,7 @@ class Analytics:
 
     def _run_events(self, name: str, since: Any, until: Any, **params: Any) -> Result:
         """Run a file over events: reads the lake files of runs that began up to a day before `since`."""
-        since, until = _epoch(since, "since"), _epoch(until, "until")
+        since, until = epoch(since, "since"), epoch(until, "until")
         views = self._views(None if since is None else since - EVENT_MARGIN, until, events=True)
         return self._run_sql(
             load_sql(name), f"sql/{name}.sql", views, {**params, "since": since, "until": until}
@@ -354,11 +354,6 @@ class Analytics:
 
 
 # --- argument checks ------------------------------------------------------------------
-
-
-def _epoch(value: Any, name: str) -> float | None:
-    """Epoch seconds from what the command line takes (timespec.parse_moment); None stays None."""
-    return parse_moment(value, name, end_of_day=name == "until")
 
 
 def _number(value: Any, name: str) -> float:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kagura.observability.store.engine import header_lines
+
 
 def catalogue_markdown(entries: list[dict[str, Any]], texts: dict[str, str]) -> str:
     """docs/sql.md: every query under sql/ with its header, generated from the files."""
@@ -35,14 +37,5 @@ def catalogue_markdown(entries: list[dict[str, Any]], texts: dict[str, str]) -> 
         lines.append(f"- grain: {entry['grain']}")
         lines.append(f"- params: {', '.join('`$' + p + '`' for p in entry['params']) or 'none'}")
         lines.append(f"- reads: {entry['reads']}")
-        lines += ["", "```sql", _header_block(texts[entry["name"]]), "```"]
+        lines += ["", "```sql", "\n".join(header_lines(texts[entry["name"]])), "```"]
     return "\n".join(lines) + "\n"
-
-
-def _header_block(text: str) -> str:
-    lines = []
-    for line in text.splitlines():
-        if not line.startswith("--"):
-            break
-        lines.append(line)
-    return "\n".join(lines)

@@ -16,7 +16,6 @@ from kagura.observability.render.formatting import (
 )
 from kagura.observability.render.tables import Bar, Col, FitTable, panel, ruled
 
-MONTH_DAYS = 30
 ESTIMATE_WINDOW_DAYS = 7
 
 
@@ -115,20 +114,12 @@ def render_cost_by_date(rows: list[dict[str, Any]], bar_width: int = 24) -> Pane
     return panel(table, "Cost by Date")
 
 
-def estimate_method(projection: dict[str, Any]) -> str:
-    """How a monthly_projection row was made, in words (window, method)."""
-    days = float(projection.get("window_days") or ESTIMATE_WINDOW_DAYS)
-    span = f"{days:g}" if days.is_integer() else f"{days:.1f}"
-    younger = " (all the telemetry there is)" if days < ESTIMATE_WINDOW_DAYS else ""
-    return f"mean daily spend over the last {span} day{'s' if days != 1 else ''}{younger} x {MONTH_DAYS}"
-
-
 def render_monthly_estimate(projection: dict[str, Any]) -> Text:
     """ "Estimated monthly cost: $X" and the lines saying how it was estimated."""
     text = Text("Estimated monthly cost: ", style="bold")
     text.append(fmt_money(projection.get("monthly_estimate") or 0.0), style="bold")
     spent = fmt_money(projection.get("window_cost") or 0.0)
     runs = projection.get("window_runs") or 0
-    text.append(f"\n  = {estimate_method(projection)}", style="dim")
+    text.append(f"\n  = {projection.get('method') or 'no runs yet'}", style="dim")
     text.append(f"\n    from {spent} spent in {runs:,} run{'s' if runs != 1 else ''}", style="dim")
     return text

@@ -19,7 +19,6 @@ from rich.text import Text
 from kagura.observability.render.cost import (
     ESTIMATE_WINDOW_DAYS,
     cost_totals,
-    estimate_method,
     render_cost_by_date,
     render_cost_table,
     render_monthly_estimate,
@@ -144,7 +143,6 @@ class Dashboard:
         estimate = dict(
             self.store.monthly_projection(days=ESTIMATE_WINDOW_DAYS, agent_name=agent_name) or {}
         )
-        estimate["method"] = estimate_method(estimate)
         return {
             "group_by": group_by,
             "rows": rows,

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from kagura.config import ensure_private_dir
 from kagura.observability.errors import StoreError
 from kagura.observability.store import arrow_reader
 from kagura.observability.store.rows import (
@@ -84,7 +85,7 @@ class LakeBusy(Exception):
 @contextmanager
 def lake_lock(lake: Path, wait: float = 0.0) -> Iterator[None]:
     """Hold the lake's exclusive lock (one compaction, merge or prune at a time)."""
-    _private_dirs(lake)
+    ensure_private_dir(lake)
     fd = os.open(lake / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
     try:
         deadline = time.monotonic() + wait
@@ -301,22 +302,8 @@ def _write_parquet(table: pa.Table, final: Path) -> int:
         ) from exc
 
 
-def _private_dirs(path: Path) -> None:
-    """Create `path` and its missing parents, each owner-only (mkdir's mode meets the umask)."""
-    missing = []
-    while not path.exists():
-        missing.append(path)
-        path = path.parent
-    for folder in reversed(missing):
-        try:
-            folder.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        os.chmod(folder, 0o700)
-
-
 def _write_parquet_file(table: pa.Table, final: Path, tmp: Path) -> int:
-    _private_dirs(final.parent)
+    ensure_private_dir(final.parent)
     fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
     with os.fdopen(fd, "wb") as f:
         _write_table(table, f)

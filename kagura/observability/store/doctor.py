@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kagura.config import ensure_private_dir
 from kagura.observability.errors import StoreError
 from kagura.observability.store.compaction import (
     RETIRED_GRACE,
@@ -315,7 +316,7 @@ def _quarantine(store: EventStore, report: dict[str, Any], actions: list[dict[st
                 # Moved before unlisting: a crash in between leaves a listed file
                 # missing (reported and unlisted next time), never a damaged one read.
                 dest = lake / DAMAGED / rel
-                _private_dirs(dest.parent, lake)
+                ensure_private_dir(dest.parent)
                 os.replace(src, dest)
                 moved.append(str(dest))
         with store._wal.write() as con:
@@ -330,17 +331,6 @@ def _quarantine(store: EventStore, report: dict[str, Any], actions: list[dict[st
                 "moved_to": moved,
             }
         )
-
-
-def _private_dirs(folder: Path, root: Path) -> None:
-    """Create `folder` and its missing parents below `root`, each owner-only."""
-    missing = []
-    while folder != root and not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for path in reversed(missing):
-        path.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
 
 
 def _remove_orphans(

@@ -45,12 +45,20 @@ def load_sql(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def parse_header(text: str) -> dict[str, str]:
-    """The header fields of a SQL file: summary (first line), grain, params, reads."""
-    header: dict[str, str] = {}
+def header_lines(text: str) -> list[str]:
+    """The comment lines a SQL file begins with (its header), as they are written."""
+    lines = []
     for line in text.splitlines():
         if not line.startswith("--"):
             break
+        lines.append(line)
+    return lines
+
+
+def parse_header(text: str) -> dict[str, str]:
+    """The header fields of a SQL file: summary (first line), grain, params, reads."""
+    header: dict[str, str] = {}
+    for line in header_lines(text):
         match = _HEADER.match(line)
         if match:
             key, value = match.groups()
@@ -97,11 +105,9 @@ def check_params(text: str, params: dict[str, Any], label: str) -> list[str]:
 
 def reads_of(text: str) -> str:
     """The views a catalogue file says it reads in its `-- reads:` header line (default: both)."""
-    for line in text.splitlines():
+    for line in header_lines(text):
         if line.startswith("-- reads:"):
             return line.split(":", 1)[1]
-        if not line.startswith("--"):
-            break
     return "executions, events"
 
 

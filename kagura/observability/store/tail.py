@@ -36,7 +36,6 @@ APPLICATION_ID = 0x4B475241
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 10_000
 
-_SQL_TYPES = {"text": "TEXT", "real": "REAL", "int": "INTEGER", "json": "TEXT"}
 ARROW_TYPES = {"text": pa.string(), "real": pa.float64(), "int": pa.int64(), "json": pa.string()}
 
 EXECUTIONS_SCHEMA = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in EXECUTION_COLUMNS])
