@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from kagura.observability.store import rows as model
-from kagura.synthetic.rows import models_from_prices
 from kagura.synthetic.sample import (
     arrow_schemas,
 )
@@ -27,10 +26,8 @@ from kagura.synthetic.world import (
     day_weights,
     error_message,
     hex_bits,
-    litellm_price_map,
-    model_prices,
     parse_end,
-    resolve_models,
+    priced_models,
 )
 
 # --- millions of rows, vectorized ------------------------------------------------
@@ -69,11 +66,7 @@ def generate_arrow(
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk must be a positive whole number, got {chunk!r}")
     end_time = parse_end(end)
-    if prices is None:
-        price_map = litellm_price_map()
-        models, prices = resolve_models(price_map), model_prices(price_map)
-    else:
-        models = models_from_prices(prices)
+    models, prices = priced_models(prices)
     rng = np.random.default_rng(seed)
     table = _AgentTable(np, models)
 

@@ -14,105 +14,21 @@ sample). This module gathers their public names and is the command line:
 from __future__ import annotations
 
 import sys
+from types import ModuleType
+from typing import Any
 
-from kagura.synthetic.arrow import (
-    generate_arrow,
-)
-from kagura.synthetic.rows import (
-    fill,
-    generate,
-    models_from_prices,
-)
-from kagura.synthetic.sample import (
-    SAMPLE_DIR,
-    SAMPLE_END,
-    SAMPLE_N,
-    SAMPLE_SEED,
-    arrow_schemas,
-    load_sample,
-    pairs_to_arrow,
-    sample_dir,
-    write_sample,
-)
-from kagura.synthetic.world import (
-    AGENTS,
-    AGENTS_BY_NAME,
-    BUSY_HOUR,
-    BUSY_SHARE,
-    DAY,
-    ERROR_TYPES,
-    ERROR_WEIGHTS,
-    HOSTS,
-    LANGS,
-    MEMORY_OPERATIONS,
-    MODEL_CANDIDATES,
-    TOOL_TIMING,
-    TOOLS,
-    UNPRICED_MODEL,
-    UNPRICED_SHARE,
-    WEEKEND_WEIGHT,
-    WORDS,
-    AgentProfile,
-    check_common,
-    check_slowdown,
-    day_weights,
-    draw_kwargs,
-    error_message,
-    hex_bits,
-    litellm_price_map,
-    lognormal,
-    model_prices,
-    parse_end,
-    resolve_models,
-    start_times,
-)
+from kagura.synthetic import arrow, rows, sample, world
 
-__all__ = [
-    "AGENTS",
-    "AGENTS_BY_NAME",
-    "AgentProfile",
-    "BUSY_HOUR",
-    "BUSY_SHARE",
-    "DAY",
-    "ERROR_TYPES",
-    "ERROR_WEIGHTS",
-    "HOSTS",
-    "LANGS",
-    "MEMORY_OPERATIONS",
-    "MODEL_CANDIDATES",
-    "SAMPLE_DIR",
-    "SAMPLE_END",
-    "SAMPLE_N",
-    "SAMPLE_SEED",
-    "TOOLS",
-    "TOOL_TIMING",
-    "UNPRICED_MODEL",
-    "UNPRICED_SHARE",
-    "WEEKEND_WEIGHT",
-    "WORDS",
-    "arrow_schemas",
-    "check_common",
-    "check_slowdown",
-    "day_weights",
-    "draw_kwargs",
-    "error_message",
-    "fill",
-    "generate",
-    "generate_arrow",
-    "hex_bits",
-    "litellm_price_map",
-    "load_sample",
-    "lognormal",
-    "main",
-    "model_prices",
-    "models_from_prices",
-    "pairs_to_arrow",
-    "parse_end",
-    "resolve_models",
-    "sample_dir",
-    "start_times",
-    "write_sample",
-]
+_PARTS: tuple[ModuleType, ...] = (world, rows, sample, arrow)
+
+
+def __getattr__(name: str) -> Any:
+    """The public names of world, rows, sample and arrow, as `fixtures.NAME`."""
+    if not name.startswith("_"):
+        for part in _PARTS:
+            if hasattr(part, name):
+                return getattr(part, name)
+    raise AttributeError(f"module 'kagura.synthetic.fixtures' has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,11 +39,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m kagura.synthetic.fixtures", description="Generate realistic telemetry."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sample = sub.add_parser("sample", help="write executions.parquet, events.parquet, sample.json")
-    sample.add_argument("--out", default=str(SAMPLE_DIR))
-    sample.add_argument("--n", type=int, default=SAMPLE_N)
-    sample.add_argument("--seed", type=int, default=SAMPLE_SEED)
-    sample.add_argument("--end", default=SAMPLE_END)
+    sampling = sub.add_parser(
+        "sample", help="write executions.parquet, events.parquet, sample.json"
+    )
+    sampling.add_argument("--out", default=str(sample.SAMPLE_DIR))
+    sampling.add_argument("--n", type=int, default=sample.SAMPLE_N)
+    sampling.add_argument("--seed", type=int, default=sample.SAMPLE_SEED)
+    sampling.add_argument("--end", default=sample.SAMPLE_END)
     filling = sub.add_parser("fill", help="append generated runs to a telemetry store")
     filling.add_argument(
         "--db", default=None, help="store path (default: $KAGURA_HOME/telemetry.db)"
@@ -139,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "sample":
-            meta = write_sample(args.out, n=args.n, seed=args.seed, end=args.end)
+            meta = sample.write_sample(args.out, n=args.n, seed=args.seed, end=args.end)
             print(
                 f"wrote {meta['executions']} executions and {meta['events']} events to {args.out}"
             )
@@ -148,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
         end = float(args.end) if args.end and args.end.replace(".", "", 1).isdigit() else args.end
         with EventStore(args.db) as store:
-            n = fill(store, args.n, seed=args.seed, days=args.days, end=end)
+            n = rows.fill(store, args.n, seed=args.seed, days=args.days, end=end)
             store.compact()
             print(f"appended {n} executions to {store.path or ':memory:'}")
         return 0

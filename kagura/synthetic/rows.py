@@ -25,11 +25,9 @@ from kagura.synthetic.world import (
     draw_kwargs,
     error_message,
     hex_bits,
-    litellm_price_map,
     lognormal,
-    model_prices,
     parse_end,
-    resolve_models,
+    priced_models,
     start_times,
 )
 
@@ -261,11 +259,7 @@ def generate(
     check_common(n, days)
     planted = check_slowdown(slowdown)
     end_time = parse_end(end)
-    if prices is None:
-        price_map = litellm_price_map()
-        models, prices = resolve_models(price_map), model_prices(price_map)
-    else:
-        models = models_from_prices(prices)
+    models, prices = priced_models(prices)
     base = random.Random(seed)
     names = [agent.name for agent in AGENTS]
     weights = [agent.weight for agent in AGENTS]
@@ -298,14 +292,6 @@ def generate(
             started_at -= overflow + 0.001
         left = budget[0]
         yield from pairs
-
-
-def models_from_prices(prices: dict[str, tuple[float, float]]) -> dict[str, str]:
-    stub = {
-        name: {"input_cost_per_token": p[0], "output_cost_per_token": p[1]}
-        for name, p in prices.items()
-    }
-    return resolve_models(stub)
 
 
 def fill(store: Any, n: int, seed: int = 0, batch: int = 5_000, **options: Any) -> int:

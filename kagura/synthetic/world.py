@@ -175,6 +175,20 @@ def litellm_price_map() -> dict[str, Any]:
     return litellm.model_cost
 
 
+def priced_models(
+    prices: dict[str, tuple[float, float]] | None,
+) -> tuple[dict[str, str], dict[str, tuple[float, float]]]:
+    """(slot -> model, model -> (input, output) cost per token): `prices`, else litellm's map."""
+    if prices is None:
+        price_map = litellm_price_map()
+        return resolve_models(price_map), model_prices(price_map)
+    stub = {
+        name: {"input_cost_per_token": p[0], "output_cost_per_token": p[1]}
+        for name, p in prices.items()
+    }
+    return resolve_models(stub), prices
+
+
 def parse_end(end: float | str | None) -> float:
     """`end` as epoch seconds: None is now, a str is an ISO date or datetime (UTC when naive)."""
     if end is None:
