@@ -183,12 +183,11 @@ def test_buffered_mode_returns_before_the_commit(store, db, caplog):
             TelemetryCollector(store),  # follows set_durability
         ):
             config.set_durability("buffered")
-            started = time.perf_counter()
             with caplog.at_level(logging.WARNING, logger="kagura.telemetry"):
                 with collector.recording("quick") as run:
                     pass
-            assert time.perf_counter() - started < 0.5
-            assert on_disk(db, run.id) is None  # not committed yet: the store is locked
+            # Returned while the store is still locked: it did not wait for its commit.
+            assert on_disk(db, run.id) is None
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
