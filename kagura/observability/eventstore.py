@@ -380,11 +380,13 @@ class EventStore(Analytics):
         This store's own segments come from its SQLite manifest, read with its
         tail in one transaction; other hosts' from the lake.
         """
-        own = self.shared.host
+        shared = self.shared
+        assert shared is not None  # called only for a shared lake
+        own = shared.host
         keep_own = self._hosts is None or own in self._hosts
         segments = list(snap.segments) if keep_own else []
         skip = own if self.lake is not None else None
-        for entry in self.shared.fleet(self._hosts, skip=skip):
+        for entry in shared.fleet(self._hosts, skip=skip):
             segments += [segment_of(e, Segment) for e in entry.segments]
         executions, events = snap.executions, snap.events
         if not keep_own:

@@ -149,7 +149,7 @@ def _file(store: EventStore, rel: str) -> str:
 
     if is_shared(rel) and store.shared is not None:
         return store.shared.engine_path(rel)
-    return str(store.lake / rel)
+    return str((store.lake or Path()) / rel)  # an in-memory store lists no files
 
 
 def _open(lake: Any) -> tuple[EventStore, bool]:

@@ -19,7 +19,7 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import pyarrow as pa
 
@@ -57,6 +57,10 @@ class ArrowReader:
             stderr=subprocess.PIPE,
             env=env,
         )
+        # All three are pipes (never None).
+        self.stdin = cast(IO[bytes], self.proc.stdin)
+        self.stdout = cast(IO[bytes], self.proc.stdout)
+        self.stderr = cast(IO[bytes], self.proc.stderr)
 
     def read_tables(
         self, queries: list[tuple[str, pa.Schema, list[tuple[str, str]]]]
@@ -67,14 +71,14 @@ class ArrowReader:
             for sql, _, columns in queries
         ]
         try:
-            self.proc.stdin.write((json.dumps(request) + "\n").encode())
-            self.proc.stdin.flush()
+            self.stdin.write((json.dumps(request) + "\n").encode())
+            self.stdin.flush()
             tables = []
             for _, schema, _ in queries:
-                (size,) = _LENGTH.unpack(_read_exactly(self.proc.stdout, _LENGTH.size))
+                (size,) = _LENGTH.unpack(_read_exactly(self.stdout, _LENGTH.size))
                 if size == 0:
                     raise ReaderFailed(self._stderr())
-                data = _read_exactly(self.proc.stdout, size)
+                data = _read_exactly(self.stdout, size)
                 table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
                 tables.append(table.slice(1).cast(schema))
             return tables
@@ -90,18 +94,19 @@ class ArrowReader:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             return "the reader process did not answer"
-        return self.proc.stderr.read().decode(errors="replace").strip()[-500:]
+        return self.stderr.read().decode(errors="replace").strip()[-500:]
 
     def close(self) -> None:
         """Ask the child to stop, then make sure it has."""
         try:
-            self.proc.stdin.close()
+            self.stdin.close()
             self.proc.wait(timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             self.proc.kill()
             self.proc.wait()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            stream.close()
+        for stream in (self.stdout, self.stderr):
+            if stream is not None:
+                stream.close()
 
 
 class ReaderFailed(Exception):

@@ -130,7 +130,7 @@ def as_dict(row: dict[str, Any]) -> dict[str, Any]:
 def read_table(con: sqlite3.Connection) -> pa.Table:
     """Every score row as Arrow (the `scores` view)."""
     rows = con.execute(f"SELECT {', '.join(SCHEMA.names)} FROM scores ORDER BY rev").fetchall()
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in SCHEMA.names]
+    columns: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in SCHEMA.names]
     return pa.Table.from_arrays(
         [pa.array(list(c), f.type) for c, f in zip(columns, SCHEMA, strict=True)], schema=SCHEMA
     )
