@@ -90,8 +90,9 @@ def test_files_the_manifest_does_not_list_are_never_read_and_are_removed(store):
     )
     assert totals(store) == before
     report = store.compact()
-    assert report["removed_files"] == 3
+    assert report["removed_files"] == 4  # executions, events, rollup, and the .tmp
     assert not (store.lake / orphan.executions_path).exists()
+    assert not (store.lake / orphan.rollup_path).exists()
     assert totals(store) == before
 
 

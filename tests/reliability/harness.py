@@ -320,10 +320,10 @@ def read_store(db: Path) -> tuple[dict[str, tuple], list[str], dict[str, int]]:
 
 
 def lake_files(db: Path) -> set[str]:
-    """Every file under the lake's executions/ and events/ folders, relative to the lake."""
+    """Every file under the lake's executions/, events/ and rollups/ folders, relative to the lake."""
     lake = lake_of(db)
     found = set()
-    for kind in ("executions", "events"):
+    for kind in ("executions", "events", "rollups"):
         root = lake / kind
         if root.is_dir():
             found.update(p.relative_to(lake).as_posix() for p in root.rglob("*") if p.is_file())
@@ -335,8 +335,8 @@ def listed_files(db: Path) -> tuple[set[str], set[str]]:
     con = sqlite3.connect(db, timeout=30)
     try:
         listed = set()
-        for a, b in con.execute("SELECT executions_path, events_path FROM segments"):
-            listed.update((a, b))
+        for row in con.execute("SELECT executions_path, events_path, rollup_path FROM segments"):
+            listed.update(rel for rel in row if rel)
         retired = {r[0] for r in con.execute("SELECT path FROM retired_files")}
     finally:
         con.close()

@@ -1,9 +1,10 @@
 """Moving settled rows from the SQLite tail into the Parquet lake, crash-safely.
 
 A segment is a pair of Parquet files (executions, events) of one date, sorted
-by `started_at`. Protocol: write both under temporary names, fsync, rename;
-then one SQLite transaction deletes the moved rows and lists the segment in
-the manifest. A file that is not listed is never read; the next compaction,
+by `started_at`, and its rollup (rollups.py: per-hour counts, sums and
+histograms of the same runs). Protocol: write the three under temporary names,
+fsync, rename; then one SQLite transaction deletes the moved rows and lists the
+segment, rollup included, in the manifest. A file that is not listed is never read; the next compaction,
 which holds the lake's lock, removes it. Merges and retention rewrite segments
 by the same protocol; replaced files are deleted after a grace period so that
 readers holding an older snapshot can finish.
@@ -30,6 +31,7 @@ import pyarrow.parquet as pq
 from kagura.config import ensure_private_dir
 from kagura.observability.errors import StoreError
 from kagura.observability.store import arrow_reader
+from kagura.observability.store.rollups import build_rollup
 from kagura.observability.store.rows import (
     EVENT_COLUMNS,
     EVENT_NAMES,
@@ -340,6 +342,22 @@ def _segment_id() -> str:
     return f"seg_{int(time.time() * 1000):012x}_{secrets.token_hex(6)}"
 
 
+KINDS = ("executions", "events", "rollups")  # the lake's folders, one file of a segment in each
+
+
+def rollup_rel(executions_rel: str) -> str:
+    """The rollup file's path (relative to the lake) of the segment whose executions file is given."""
+    return "rollups/" + executions_rel.split("/", 1)[1]
+
+
+def write_rollup(
+    lake: Path, executions_rel: str, executions: pa.Table, events: pa.Table
+) -> tuple[str, int]:
+    """Write the rollup of a segment's tables beside it (temporary name, fsync, rename): (path, bytes)."""
+    rel = rollup_rel(executions_rel)
+    return rel, _write_parquet(build_rollup(executions, events), lake / rel)
+
+
 def write_segment(
     lake: Path,
     date: str,
@@ -349,7 +367,7 @@ def write_segment(
     presorted: bool = False,
     shared: SharedLake | None = None,
 ) -> Segment:
-    """Write one segment's two files (executions sorted by started_at); not yet listed.
+    """Write one segment's files (executions sorted by started_at, events, rollup); not yet listed.
 
     Events are grouped by execution (ordered by execution id, then seq), so the
     repeated ids compress to almost nothing; `sort_events=False` keeps an
@@ -367,6 +385,7 @@ def write_segment(
     stem = f"{seg_id}_{HOST.replace('/', '_')}-{os.getpid()}.parquet"
     exec_rel = f"executions/date={date}/{stem}"
     event_rel = f"events/date={date}/{stem}"
+    rollup = None  # segments of a shared lake have no rollup yet: the planner scans them
     if shared is not None:
         exec_rel, event_rel = f"{shared.prefix}/{exec_rel}", f"{shared.prefix}/{event_rel}"
         size = shared.write_file(exec_rel, lambda f: _write_table(executions, f))
@@ -378,6 +397,8 @@ def write_segment(
     else:
         size = _write_parquet(executions, lake / exec_rel)
         size += _write_parquet(events, lake / event_rel)
+        rollup, rollup_bytes = write_rollup(lake, exec_rel, executions, events)
+        size += rollup_bytes
     started = executions.column("started_at")
     return Segment(
         id=seg_id,
@@ -390,13 +411,14 @@ def write_segment(
         events=events.num_rows,
         bytes=size,
         created_at=time.time(),
+        rollup_path=rollup,
     )
 
 
 def _insert_segment(con, seg: Segment) -> None:
     con.execute(
-        "INSERT INTO segments (id, date, executions_path, events_path, min_started_at, max_started_at, executions, events, bytes, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO segments (id, date, executions_path, events_path, min_started_at, max_started_at, executions, events, bytes, created_at, rollup_path) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             seg.id,
             seg.date,
@@ -408,6 +430,7 @@ def _insert_segment(con, seg: Segment) -> None:
             seg.events,
             seg.bytes,
             seg.created_at,
+            seg.rollup_path,
         ),
     )
 
@@ -416,13 +439,18 @@ def _retire(con, seg: Segment, now: float) -> None:
     con.execute("DELETE FROM segments WHERE id = ?", (seg.id,))
     con.executemany(
         "INSERT OR REPLACE INTO retired_files (path, retired_at) VALUES (?, ?)",
-        [(seg.executions_path, now), (seg.events_path, now)],
+        [(rel, now) for rel in segment_files(seg)],
     )
+
+
+def segment_files(seg: Segment) -> list[str]:
+    """The lake files of a segment (relative paths): executions, events and its rollup if any."""
+    return [seg.executions_path, seg.events_path] + ([seg.rollup_path] if seg.rollup_path else [])
 
 
 def _remove_files(lake: Path, segs: list[Segment], shared: SharedLake | None = None) -> None:
     for seg in segs:
-        for rel in (seg.executions_path, seg.events_path):
+        for rel in segment_files(seg):
             if is_shared(rel):
                 if shared is not None:
                     shared.remove([rel])
@@ -534,6 +562,7 @@ class Compactor:
             "segments": 0,
             "merged": 0,
             "removed_files": 0,
+            "rollups_built": 0,
             "seconds": 0.0,
         }
         try:
@@ -556,6 +585,7 @@ class Compactor:
                         reader.close()
                 if merge:
                     report["merged"] = self.merge_small()
+                report["rollups_built"] = self.add_missing_rollups()
         except LakeBusy:
             report["skipped"] = "another compaction is running"
         report["seconds"] = round(time.perf_counter() - start, 4)
@@ -687,6 +717,31 @@ class Compactor:
             raise
         return segments
 
+    # --- rollups of segments written without one ---
+
+    def add_missing_rollups(self) -> int:
+        """Build the rollup of every listed segment that has none (a lake from before rollups)."""
+        missing = [
+            seg
+            for seg in self.segments()
+            if not seg.rollup_path and not is_shared(seg.executions_path)
+        ]
+        for seg in missing:
+            self.add_rollup(seg)
+        return len(missing)
+
+    def add_rollup(self, seg: Segment) -> str:
+        """(Re)build one listed segment's rollup from its files and list it; return its path."""
+        executions, events = read_segment(self.lake, seg)
+        # Written (temporary name, fsync, rename) before it is listed, as every lake file is.
+        rel, size = write_rollup(self.lake, seg.executions_path, executions, events)
+        with self.wal.write() as con:
+            con.execute(
+                "UPDATE segments SET rollup_path = ?, bytes = bytes + ? WHERE id = ?",
+                (rel, 0 if seg.rollup_path else size, seg.id),
+            )
+        return rel
+
     # --- merging ---
 
     def merge_small(self) -> int:
@@ -757,10 +812,7 @@ class Compactor:
             if deleted:
                 listed = {s.id for s in self.segments()}
                 retired = [
-                    rel
-                    for seg in before
-                    if seg.id not in listed
-                    for rel in (seg.executions_path, seg.events_path)
+                    rel for seg in before if seg.id not in listed for rel in segment_files(seg)
                 ]
                 left = read_pending(self.lake) or {"files": [], "since": time.time()}
                 left["files"] = sorted(set(left.get("files", [])) | set(retired))
@@ -918,13 +970,10 @@ class Compactor:
         """Lake files that the manifest does not list (a crash or a retirement left them)."""
         con = self.wal.con()
         listed = set()
-        for exec_path, event_path in con.execute(
-            "SELECT executions_path, events_path FROM segments"
-        ):
-            listed.add(exec_path)
-            listed.add(event_path)
+        for row in con.execute("SELECT executions_path, events_path, rollup_path FROM segments"):
+            listed.update(rel for rel in row if rel)
         found = []
-        for kind in ("executions", "events"):
+        for kind in KINDS:
             root = self.lake / kind
             if not root.is_dir():
                 continue
@@ -965,7 +1014,7 @@ class Compactor:
             )
         with self.wal.write(con) as c:
             c.execute("DELETE FROM retired_files WHERE retired_at <= ?", (now - grace,))
-        for kind in ("executions", "events"):
+        for kind in KINDS:
             root = self.lake / kind
             if root.is_dir():
                 for part in root.iterdir():

@@ -6,7 +6,8 @@ files no manifest lists (a crash left them), retired files still in their grace
 period, and files other users could read. `repair(store)` fixes what is safe,
 holding the lake's lock: it removes unlisted files, moves damaged listed files to
 `<lake>/damaged/` and unlists them (their runs are reported as lost), and
-tightens permissions. It never deletes a listed file.
+tightens permissions, and (re)builds the rollup of a segment that has none or
+one that disagrees with it. It never deletes a listed file.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 from kagura.config import ensure_private_dir
 from kagura.observability.errors import StoreError
 from kagura.observability.store.compaction import (
+    KINDS,
     RETIRED_GRACE,
     LakeBusy,
     lake_lock,
     read_pending,
     reader_pids,
+    segment_files,
 )
 from kagura.observability.store.rows import EVENT_NAMES, EXECUTION_NAMES
 from kagura.observability.store.shared_lake import is_shared
@@ -60,6 +63,7 @@ def repair(store: EventStore, *, deep: bool = False, wait: float = 30.0) -> dict
         before = _check(store, deep)
         actions: list[dict[str, Any]] = []
         _quarantine(store, before, actions)
+        _rebuild_rollups(store, before, actions)
         _remove_orphans(store, before, actions)
         _tighten(before, actions)
         after = _check(store, deep)
@@ -104,9 +108,15 @@ def _check(store: EventStore, deep: bool) -> dict[str, Any]:
     }
     now = time.time()
     listed: dict[str, tuple[Segment, str]] = {}
+    rollups: list[dict[str, Any]] = []
     for seg in segments:
         listed[seg.executions_path] = (seg, "executions")
         listed[seg.events_path] = (seg, "events")
+        problem = None if is_shared(seg.executions_path) else _rollup_problem(lake, seg)
+        if problem:
+            rollups.append({"segment": seg.id, "date": seg.date, "problem": problem})
+        if seg.rollup_path:
+            listed[seg.rollup_path] = (seg, "rollups")
 
     missing: list[dict[str, Any]] = []
     unreadable: list[dict[str, Any]] = []
@@ -117,6 +127,10 @@ def _check(store: EventStore, deep: bool) -> dict[str, Any]:
             # repair can't unlist them (the lake's own host tidies its prefix).
             continue
         path = lake / rel
+        if kind == "rollups":
+            # Checked above: a rollup is rebuilt from its segment, never a loss.
+            lake_bytes += _size(path)
+            continue
         if not path.is_file():
             missing.append(
                 {"segment": seg.id, "path": rel, "date": seg.date, "runs": seg.executions}
@@ -168,6 +182,7 @@ def _check(store: EventStore, deep: bool) -> dict[str, Any]:
         "unreadable": unreadable,
         "orphans": orphans,
         "retired": retired,
+        "rollups": rollups,
         "permissions": _loose(db, lake),
     }
     problems = []
@@ -184,6 +199,12 @@ def _check(store: EventStore, deep: bool) -> dict[str, Any]:
             f"`kagura monitor doctor --repair` moves it to {lake / DAMAGED} and unlists it"
         )
     warnings = []
+    if rollups:
+        warnings.append(
+            f"{len(rollups)} segment(s) without a rollup that agrees with them "
+            f"({rollups[0]['problem']}, ...); queries scan their runs instead; "
+            "the next compaction or `kagura monitor doctor --repair` builds them"
+        )
     if orphans:
         warnings.append(
             f"{len(orphans)} lake file(s) not in the manifest (left by a crash; never read); "
@@ -264,9 +285,29 @@ def _unreadable(path: Path, kind: str, seg: Segment, deep: bool) -> str | None:
     return None
 
 
+def _rollup_problem(lake: Path, seg: Segment) -> str | None:
+    """Why a segment's rollup can't stand for it (none, missing, unreadable, other counts), or None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if not seg.rollup_path:
+        return "no rollup"
+    try:
+        runs = pc.sum(pq.read_table(lake / seg.rollup_path, columns=["runs"]).column("runs"))
+    except FileNotFoundError:
+        return "rollup file missing"
+    except (OSError, pa.ArrowException) as exc:
+        return f"rollup unreadable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    counted = runs.as_py() or 0
+    if counted != seg.executions:
+        return f"rollup counts {counted} runs, the segment holds {seg.executions}"
+    return None
+
+
 def _lake_files(lake: Path) -> list[Path]:
     found: list[Path] = []
-    for kind in ("executions", "events"):
+    for kind in KINDS:
         root = lake / kind
         if root.is_dir():
             found.extend(p for p in root.rglob("*") if p.is_file())
@@ -310,7 +351,7 @@ def _quarantine(store: EventStore, report: dict[str, Any], actions: list[dict[st
         return
     for seg in [s for s in store.segments() if s.id in bad]:
         moved = []
-        for rel in (seg.executions_path, seg.events_path):
+        for rel in segment_files(seg):
             src = lake / rel
             if src.is_file():
                 # Moved before unlisting: a crash in between leaves a listed file
@@ -333,6 +374,17 @@ def _quarantine(store: EventStore, report: dict[str, Any], actions: list[dict[st
         )
 
 
+def _rebuild_rollups(
+    store: EventStore, report: dict[str, Any], actions: list[dict[str, Any]]
+) -> None:
+    """Build the rollup of each listed segment that lacks one that agrees with it, and list it."""
+    lake: Path = store.lake
+    wanted = {item["segment"] for item in report["rollups"]}
+    for seg in [s for s in store.segments() if s.id in wanted]:
+        rel = store._compactor.add_rollup(seg)
+        actions.append({"action": "rollup built", "segment": seg.id, "path": str(lake / rel)})
+
+
 def _remove_orphans(
     store: EventStore, report: dict[str, Any], actions: list[dict[str, Any]]
 ) -> None:
@@ -340,7 +392,7 @@ def _remove_orphans(
     lake = _files(store)[1]
     listed: set[str] = set()
     for seg in store.segments():
-        listed.update((seg.executions_path, seg.events_path))
+        listed.update(segment_files(seg))
     for rel in report["orphans"]:
         if rel in listed:  # listed since the report (cannot happen under the lock; cheap to check)
             continue

@@ -141,6 +141,12 @@ CREATE INDEX scores_execution ON scores (execution_id)
     )
 
 
+def m005_segment_rollups(con: sqlite3.Connection) -> None:
+    """Each segment's rollup file (per-hour counts, sums, histograms), listed with it; NULL for
+    segments written before rollups (the planner scans those; compaction and the doctor build them)."""
+    _run(con, "ALTER TABLE segments ADD COLUMN rollup_path TEXT")
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 # Append only: a store at version N has run the first N of these.
@@ -149,6 +155,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m002_rev,
     m003_session_user_metadata,
     m004_scores,
+    m005_segment_rollups,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

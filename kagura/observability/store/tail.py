@@ -52,6 +52,7 @@ SEGMENTS_SCHEMA = pa.schema(
         ("events", pa.int64()),
         ("bytes", pa.int64()),
         ("created_at", pa.float64()),
+        ("rollup_path", pa.string()),
     ]
 )
 
@@ -88,6 +89,7 @@ class Segment:
     events: int
     bytes: int
     created_at: float
+    rollup_path: str | None = None  # its rollup file, None for a segment written without one
 
 
 SEGMENT_NAMES = tuple(Segment.__dataclass_fields__)
