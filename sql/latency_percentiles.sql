@@ -15,7 +15,8 @@ SELECT
     q[2] AS p90,
     q[3] AS p95,
     q[4] AS p99,
-    max
+    max,
+    false AS approx -- true when read from rollups (sql/rollups/latency_percentiles.sql)
 FROM (
     SELECT
         agent_name,

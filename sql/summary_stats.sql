@@ -27,7 +27,8 @@ SELECT
               / count(*) FILTER (WHERE status <> 'running')
     END AS success_rate,
     min(started_at) AS first_started_at,
-    max(started_at) AS last_started_at
+    max(started_at) AS last_started_at,
+    false AS approx -- true when p50/p95 were read from rollups (sql/rollups/summary_stats.sql)
 FROM executions
 WHERE ($agent IS NULL OR agent_name = $agent OR agent_name GLOB $agent)
   AND ($since IS NULL OR started_at >= $since)

@@ -17,9 +17,11 @@ from typing import Annotated, Any
 import typer
 
 from kagura.cli.options import (
+    APPROX_NOTE,
     MAX_LIMIT,
     AgentOpt,
     DbOpt,
+    ExactOpt,
     JsonOpt,
     SessionOpt,
     SinceOpt,
@@ -70,6 +72,7 @@ def latency(
     tag: TagOpt = None,
     db: DbOpt = None,
     json: JsonOpt = False,
+    exact: ExactOpt = False,
 ) -> None:
     """Latency percentiles (p50, p90, p95, p99) of runs per agent, or of LLM calls per model."""
     from kagura.observability.render.catalogue import render_latency
@@ -78,6 +81,7 @@ def latency(
     start, end = parse_window(since, until)
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     store = scoped(open_store(db), session, user, tag)
+    store.exact = exact
     if by == "agent":
         require_agent(store, agent, db)
         rows = store.latency_percentiles(agent, start, end, per_day=per_day)
@@ -89,6 +93,8 @@ def latency(
         print_json(rows)
         return
     _print_table_or_empty(render_latency(rows, by), rows, "No finished runs in this window.")
+    if any(r.get("approx") for r in rows):
+        console().print(APPROX_NOTE)
 
 
 def regressions(
@@ -323,6 +329,7 @@ def budget(
     ] = False,
     db: DbOpt = None,
     json: JsonOpt = False,
+    exact: ExactOpt = False,
 ) -> None:
     """Spend today and this month against budgets, and the projected month end. Exit 1 when a budget is exceeded."""
     from kagura.observability.render.catalogue import render_budget
@@ -330,6 +337,7 @@ def budget(
     now = parse_at(at)
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     store = open_store(db)
+    store.exact = exact
     require_agent(store, agent, db)
     if per_user:
         _budget_per_user(store, daily, monthly, agent, now, json)
@@ -406,6 +414,7 @@ def trend(
     tag: TagOpt = None,
     db: DbOpt = None,
     json: JsonOpt = False,
+    exact: ExactOpt = False,
 ) -> None:
     """Spend per day with a trailing mean, and the projected month-end spend with its method."""
     from kagura.observability.render.catalogue import render_model_days, render_trend
@@ -413,6 +422,7 @@ def trend(
     start, end = parse_window(since, until)
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     store = open_store(db)
+    store.exact = exact
     require_agent(store, agent, db)
     store = scoped(store, session, user, tag)
     if by_model:

@@ -15,8 +15,10 @@ import typer
 
 from kagura.cli import analytics, doctor, scores, search
 from kagura.cli.options import (
+    APPROX_NOTE,
     AgentOpt,
     DbOpt,
+    ExactOpt,
     HostOpt,
     JsonOpt,
     LakeOpt,
@@ -180,6 +182,7 @@ def stats(
     tag: TagOpt = None,
     db: DbOpt = None,
     json: JsonOpt = False,
+    exact: ExactOpt = False,
 ) -> None:
     """Summary statistics: counts, success rate, durations (avg, p50, p95), cost, tokens, calls."""
     start, end = parse_window(since, until)
@@ -187,13 +190,15 @@ def stats(
     board = dashboard(db)
     require_agent(board.store, agent, db)
     store = scoped(board.store, session, user, tag)
-    summary = store.get_summary_stats(agent_name=agent, since=start, until=end)
+    summary = store.get_summary_stats(agent_name=agent, since=start, until=end, exact=exact)
     if json:
         print_json(summary)
         return
     from kagura.observability.render.runs import render_stats
 
     board.console.print(render_stats(summary, agent))
+    if summary.get("approx"):
+        board.console.print(APPROX_NOTE)
 
 
 @monitor_app.command()
@@ -242,12 +247,14 @@ def cost(
     tag: TagOpt = None,
     db: DbOpt = None,
     json: JsonOpt = False,
+    exact: ExactOpt = False,
 ) -> None:
     """Spend by agent (or by day, with a bar per day), a Total row, and the estimated monthly cost."""
     group = check_choice(group_by, GROUPS, "--group-by")
     start, end = parse_window(since, until)
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     board = dashboard(db)
+    board.store.exact = exact
     require_agent(board.store, agent, db)
     board.store = scoped(board.store, session, user, tag)
     if group not in ("agent", "date") and f"cost_by_{group}" not in {

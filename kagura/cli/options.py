@@ -124,6 +124,18 @@ def scoped(store: EventStore, session: str | None, user: str | None, tag: str | 
     return store.where(session_id=session, user_id=user, tag=tag)
 
 
+ExactOpt = Annotated[
+    bool,
+    typer.Option(
+        "--exact", help="Scan every run instead of reading rollups (exact percentiles, slower)."
+    ),
+]
+# The footer under answers whose percentiles came from rollups (`approx` true in --json).
+APPROX_NOTE = (
+    "[dim]Percentiles read from rollups: within 1% of exact (--exact scans every run).[/dim]"
+)
+
+
 # --- time parsing ---------------------------------------------------------------
 # One parser (kagura.observability.timespec) for every time and span, here and in
 # the Python API; these wrappers turn its errors into usage errors (exit 2).

@@ -7,6 +7,7 @@ changes, and read only the lake segments a query can need.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -22,6 +23,7 @@ import pyarrow.compute as pc
 from kagura.config import COMPACT_TAIL_AGE, COMPACT_TAIL_ROWS, default_db_path, ensure_private_dir
 from kagura.observability.analytics.catalogue import EVENT_MARGIN, Analytics
 from kagura.observability.errors import AmbiguousIdError, StoreError
+from kagura.observability.store import planner
 from kagura.observability.store import rows as model
 from kagura.observability.store.compaction import (
     Compactor,
@@ -31,7 +33,14 @@ from kagura.observability.store.compaction import (
     pid_alive,
     wipe_pending,
 )
-from kagura.observability.store.engine import Result, Runner, Views, load_sql, reads_of
+from kagura.observability.store.engine import (
+    Result,
+    Runner,
+    Views,
+    load_sql,
+    local_timezone,
+    reads_of,
+)
 from kagura.observability.store.scope import Scope
 from kagura.observability.store.shared_lake import (
     SharedLake,
@@ -104,6 +113,8 @@ class EventStore(Analytics):
             if not read_only:
                 ensure_private_dir(self.path.parent)
         self.read_only = bool(read_only)
+        # True: every analytic scans the runs instead of reading rollups (as exact=True does).
+        self.exact = False
         self.shared: SharedLake | None = None
         self._hosts = None
         # A bad KAGURA_LAKE (or host id) in an agent's environment must not stop
@@ -265,6 +276,7 @@ class EventStore(Analytics):
                 "segments": 0,
                 "merged": 0,
                 "removed_files": 0,
+                "rollups_built": 0,
                 "seconds": 0.0,
             }
         return self._compactor.compact(wait=wait)
@@ -487,6 +499,63 @@ class EventStore(Analytics):
             views = replace(views, extra={"scores": scores.read_table(self._wal.con())}, key=())
         return self._run_sql(text, f"sql/{name}.sql", views, params)
 
+    def _planned(
+        self,
+        name: str,
+        *,
+        exact: bool = False,
+        cuts: tuple[float, ...] = (),
+        local_dates: bool = False,
+        **params: Any,
+    ) -> Result:
+        """Run analytic NAME from rollups for whole hours and raw rows for the rest (planner.py).
+
+        Scans instead (`sql/NAME.sql`) when `exact`, when NAME has no rollup twin,
+        when no segment it needs has a rollup, or when `local_dates` (the answer
+        groups by local day) and the local zone's midnights are not on whole hours.
+        `cuts`: moments the query's SQL compares run starts with besides since/until.
+        """
+        # Rollups know no session, user or tag: a narrowed store scans.
+        text = (
+            None
+            if exact or self.exact or self._scope or self.lake is None
+            else planner.rollup_sql(name)
+        )
+        if text is None:
+            return self.run(name, **params)
+        since, until = params.get("since"), params.get("until")
+        reads_events = "events" in reads_of(text)
+        margin = EVENT_MARGIN if reads_events else 0.0
+        snap = self._tail(with_events=reads_events)
+        chosen = planner.plan(snap.segments, since, until, cuts, margin)
+        if not chosen.covered or (
+            local_dates
+            and not planner.whole_hour_zone(
+                local_timezone(),
+                [t for t in (since, until, time.time(), *cuts) if t is not None],
+            )
+        ):
+            return self.run(name, **params)
+        views = self._views(segments=chosen.raw, events=reads_events, snap=snap)
+        lake = self.lake
+        views = dataclasses.replace(
+            views,
+            rollup_files=[str(lake / s.rollup_path) for s in chosen.covered],
+            rolled_execution_files=[str(lake / s.executions_path) for s in chosen.rolled],
+            rolled_event_files=(
+                [str(lake / s.events_path) for s in chosen.rolled] if reads_events else []
+            ),
+            key=(
+                *views.key,
+                "rollups",
+                tuple(s.id for s in chosen.covered),
+                tuple(s.id for s in chosen.rolled),
+            ),
+        )
+        return self._run_sql(
+            text, f"sql/rollups/{name}.sql", views, {**params, "cut_hours": chosen.cut_hours}
+        )
+
     # --- executions ------------------------------------------------------------
 
     def get_executions(
@@ -639,11 +708,21 @@ class EventStore(Analytics):
         return out
 
     def get_summary_stats(
-        self, agent_name: str | None = None, since: Any = None, *, until: Any = None
+        self,
+        agent_name: str | None = None,
+        since: Any = None,
+        *,
+        until: Any = None,
+        exact: bool = False,
     ) -> dict[str, Any]:
-        """Counts, success rate, durations (avg, p50, p95), cost and tokens over every matching run."""
-        return self.run(
+        """Counts, success rate, durations (avg, p50, p95), cost and tokens over every matching run.
+
+        Whole hours are read from rollups (p50/p95 within 1%, `approx` True);
+        `exact=True` scans every run.
+        """
+        return self._planned(
             "summary_stats",
+            exact=exact,
             agent=agent_name,
             since=epoch(since, "since"),
             until=epoch(until, "until"),
@@ -673,28 +752,32 @@ class EventStore(Analytics):
             type=type,
         ).pl()
 
-    def summary_frame(self, agent_name=None, since=None, *, until=None):
+    def summary_frame(self, agent_name=None, since=None, *, until=None, exact=False):
         """Summary statistics as a one-row Polars frame (sql/summary_stats.sql)."""
-        return self.run(
+        return self._planned(
             "summary_stats",
+            exact=exact,
             agent=agent_name,
             since=epoch(since, "since"),
             until=epoch(until, "until"),
         ).pl()
 
-    def cost_by_agent(self, since=None, agent_name=None, *, until=None):
+    def cost_by_agent(self, since=None, agent_name=None, *, until=None, exact=False):
         """Spend, runs and tokens per agent (sql/cost_by_agent.sql)."""
-        return self.run(
+        return self._planned(
             "cost_by_agent",
+            exact=exact,
             agent=agent_name,
             since=epoch(since, "since"),
             until=epoch(until, "until"),
         ).pl()
 
-    def cost_by_date(self, since=None, agent_name=None, *, until=None):
+    def cost_by_date(self, since=None, agent_name=None, *, until=None, exact=False):
         """Spend, runs and tokens per local calendar day (sql/cost_by_date.sql)."""
-        return self.run(
+        return self._planned(
             "cost_by_date",
+            exact=exact,
+            local_dates=True,
             agent=agent_name,
             since=epoch(since, "since"),
             until=epoch(until, "until"),

@@ -20,6 +20,11 @@ def quantile(values, q):
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+def near(row, value):
+    """The expected value as the row may hold it: within 1% when read from rollups (approx)."""
+    return pytest.approx(value, rel=0.01 if row.get("approx") else 1e-6)
+
+
 def test_no_runs_give_no_rows(make_store):
     store = make_store()
     assert store.latency_percentiles() == []
@@ -32,7 +37,7 @@ def test_one_run_is_every_percentile(make_store):
     (row,) = store.latency_percentiles()
     assert row["agent_name"] == "solo" and row["runs"] == 1 and row["date"] is None
     for key in ("mean", "p50", "p90", "p95", "p99", "max"):
-        assert row[key] == pytest.approx(2.5)
+        assert row[key] == pytest.approx(2.5)  # exact even from rollups: clamped to min and max
 
 
 def test_five_runs_by_hand_and_running_runs_left_out(make_store):
@@ -47,9 +52,8 @@ def test_five_runs_by_hand_and_running_runs_left_out(make_store):
     # p90 4.5 -> 5 + 0.5 * 4 = 7; p95 4.75 -> 5 + 0.75 * 4 = 8; p99 4.95 -> 5 + 0.95 * 4 = 8.8.
     assert (a["agent_name"], a["runs"], a["failed"]) == ("a", 6, 1)
     assert a["mean"] == pytest.approx(24 / 6)
-    assert (a["p50"], a["p90"], a["p95"], a["p99"], a["max"]) == pytest.approx(
-        (3.5, 7.0, 8.0, 8.8, 9.0)
-    )
+    assert (a["p50"], a["p90"], a["p95"], a["p99"]) == near(a, (3.5, 7.0, 8.0, 8.8))
+    assert a["max"] == 9.0
     assert (b["agent_name"], b["runs"], b["p99"]) == ("b", 1, pytest.approx(7.0))
 
 
@@ -84,7 +88,7 @@ def test_random_runs_match_an_independent_computation(make_store):
     got = {r["agent_name"]: r for r in store.latency_percentiles()}
     for agent, ds in durations.items():
         for key, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)):
-            assert got[agent][key] == pytest.approx(quantile(ds, q), rel=1e-9)
+            assert got[agent][key] == near(got[agent], quantile(ds, q))
 
 
 def test_per_day_uses_local_dates_across_midnight(make_store, tokyo):
@@ -98,7 +102,7 @@ def test_per_day_uses_local_dates_across_midnight(make_store, tokyo):
     store = make_store(rows)
     days = store.latency_percentiles(per_day=True)
     assert [(str(r["date"]), r["runs"]) for r in days] == [("2025-06-12", 2), ("2025-06-13", 1)]
-    assert days[0]["p50"] == pytest.approx((1.0 + 120.0) / 2)
+    assert days[0]["p50"] == near(days[0], (1.0 + 120.0) / 2)
     frame = store.latency_percentiles_frame(per_day=True)
     assert frame["runs"].to_list() == [2, 1]
 

@@ -67,7 +67,7 @@ def test_home_and_every_file_are_owner_only_even_with_umask_0(modes):
     for name in ("telemetry.db", "telemetry.db-wal", "telemetry.db-shm"):
         assert modes[f"home/{name}"] == "0o600", name
     parquet = {p: m for p, m in files.items() if p.endswith(".parquet")}
-    assert len(parquet) == 2, parquet
+    assert len(parquet) == 3, parquet  # executions, events, rollup
     assert set(parquet.values()) == {"0o600"}, parquet
     assert modes["home/telemetry/.lock"] == "0o600"
 
@@ -132,7 +132,7 @@ def test_secrets_never_reach_the_sqlite_files_or_the_parquet_files(db):
     assert store.compact()["executions"] == 1
     store.close()
     parquet = sorted(harness.lake_of(db).rglob("*.parquet"))
-    assert len(parquet) == 2
+    assert len(parquet) == 3  # executions, events, rollup
     for path in parquet:
         assert_no_secret_in(path)  # footers hold min/max statistics uncompressed
         values = json.dumps(pq.read_table(path).to_pylist(), ensure_ascii=False)

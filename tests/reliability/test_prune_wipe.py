@@ -134,7 +134,7 @@ def test_with_a_reader_open_the_files_go_when_it_closes(db, planted):
         report = json.loads(result.stdout)
         assert report["deleted"] == 10
         waiting = report["pending"]["files"]
-        assert len(waiting) == 4  # both files of the whole segment and of the split one
+        assert len(waiting) == 6  # the three files of the whole segment and of the split one
         held = scan(folder, f"OLD-{tag}")
         assert held and all(p.endswith(".parquet") for p in held)  # the database is clean already
         doctor = json.loads(cli("monitor", "doctor", "--json", "--db", str(db)).stdout)
@@ -161,7 +161,7 @@ def test_a_killed_reader_leaves_the_wipe_to_the_next_open(db, planted):
     try:
         with EventStore(db) as store:
             result = store.prune(cutoff)
-        assert result["deleted"] == 10 and len(result["pending"]["files"]) == 4
+        assert result["deleted"] == 10 and len(result["pending"]["files"]) == 6
         assert scan(folder, f"OLD-{tag}")
     finally:
         reader.send_signal(signal.SIGKILL)

@@ -50,16 +50,20 @@ class Analytics:
     # --- latency ---------------------------------------------------------------
 
     def latency_percentiles(
-        self, agent_name=None, since=None, until=None, per_day: bool = False
+        self, agent_name=None, since=None, until=None, per_day: bool = False, *, exact=False
     ) -> list[dict[str, Any]]:
-        """p50/p90/p95/p99 run duration per agent (per day with per_day) (sql/latency_percentiles.sql)."""
-        return self._latency(agent_name, since, until, per_day).rows()
+        """p50/p90/p95/p99 run duration per agent (per day with per_day) (sql/latency_percentiles.sql).
+
+        Whole hours are read from rollups (percentiles within 1%, `approx` True);
+        `exact=True` scans every run.
+        """
+        return self._latency(agent_name, since, until, per_day, exact).rows()
 
     def latency_percentiles_frame(
-        self, agent_name=None, since=None, until=None, per_day: bool = False
+        self, agent_name=None, since=None, until=None, per_day: bool = False, *, exact=False
     ) -> pl.DataFrame:
         """latency_percentiles() as a Polars frame."""
-        return self._latency(agent_name, since, until, per_day).pl()
+        return self._latency(agent_name, since, until, per_day, exact).pl()
 
     def model_latency(
         self, model=None, since=None, until=None, per_day: bool = False
@@ -73,9 +77,11 @@ class Analytics:
         """model_latency() as a Polars frame."""
         return self._run_events("model_latency", since, until, model=model, per_day=per_day).pl()
 
-    def _latency(self, agent_name, since, until, per_day) -> Result:
-        return self.run(
+    def _latency(self, agent_name, since, until, per_day, exact=False) -> Result:
+        return self._planned(
             "latency_percentiles",
+            exact=exact,
+            local_dates=bool(per_day),
             agent=agent_name,
             since=epoch(since, "since"),
             until=epoch(until, "until"),
@@ -232,22 +238,40 @@ class Analytics:
     # --- budgets -----------------------------------------------------------------
 
     def budget_status(
-        self, daily=None, monthly=None, agent_name=None, days: float = 7, now: Any = None
+        self,
+        daily=None,
+        monthly=None,
+        agent_name=None,
+        days: float = 7,
+        now: Any = None,
+        *,
+        exact: bool = False,
     ) -> dict[str, Any]:
         """Spend today and this month against budgets, and the projected month end (sql/budget_status.sql)."""
-        return self._budget(daily, monthly, agent_name, days, now).one()
+        return self._budget(daily, monthly, agent_name, days, now, exact).one()
 
     def budget_status_frame(
-        self, daily=None, monthly=None, agent_name=None, days: float = 7, now: Any = None
+        self,
+        daily=None,
+        monthly=None,
+        agent_name=None,
+        days: float = 7,
+        now: Any = None,
+        *,
+        exact: bool = False,
     ) -> pl.DataFrame:
         """budget_status() as a one-row Polars frame."""
-        return self._budget(daily, monthly, agent_name, days, now).pl()
+        return self._budget(daily, monthly, agent_name, days, now, exact).pl()
 
-    def _budget(self, daily, monthly, agent_name, days, now) -> Result:
+    def _budget(self, daily, monthly, agent_name, days, now, exact=False) -> Result:
         at = epoch(now, "now") if now is not None else time.time()
         days = _positive(days, "days")
-        return self.run(
+        return self._planned(
             "budget_status",
+            exact=exact,
+            # Hours holding `now` or the trailing window's start are split by them: scanned.
+            cuts=(at, at - days * DAY),
+            local_dates=True,
             now=at,
             daily=_money(daily, "daily"),
             monthly=_money(monthly, "monthly"),
@@ -283,37 +307,48 @@ class Analytics:
     # --- cost ----------------------------------------------------------------------
 
     def cost_by_model(
-        self, since=None, agent_name=None, *, until=None, per_day: bool = False
+        self, since=None, agent_name=None, *, until=None, per_day: bool = False, exact=False
     ) -> pl.DataFrame:
         """Spend, calls and tokens per model of LLM calls (sql/cost_by_model.sql)."""
-        return self._cost_by_model(since, agent_name, until, per_day).pl()
+        return self._cost_by_model(since, agent_name, until, per_day, exact).pl()
 
     def cost_by_model_rows(
-        self, since=None, agent_name=None, *, until=None, per_day: bool = False
+        self, since=None, agent_name=None, *, until=None, per_day: bool = False, exact=False
     ) -> list[dict[str, Any]]:
         """cost_by_model() as a list of dicts."""
-        return self._cost_by_model(since, agent_name, until, per_day).rows()
+        return self._cost_by_model(since, agent_name, until, per_day, exact).rows()
 
-    def _cost_by_model(self, since, agent_name, until, per_day) -> Result:
-        return self._run_events(
-            "cost_by_model", since, until, agent=agent_name, per_day=bool(per_day)
+    def _cost_by_model(self, since, agent_name, until, per_day, exact=False) -> Result:
+        if exact:
+            return self._run_events(
+                "cost_by_model", since, until, agent=agent_name, per_day=bool(per_day)
+            )
+        return self._planned(
+            "cost_by_model",
+            local_dates=bool(per_day),
+            agent=agent_name,
+            since=epoch(since, "since"),
+            until=epoch(until, "until"),
+            per_day=bool(per_day),
         )
 
     def cost_trend(
-        self, since=None, agent_name=None, *, until=None, window: int = 7
+        self, since=None, agent_name=None, *, until=None, window: int = 7, exact=False
     ) -> pl.DataFrame:
         """Spend per day, zero-filled, with a trailing mean and running total (sql/cost_trend.sql)."""
-        return self._trend(since, agent_name, until, window).pl()
+        return self._trend(since, agent_name, until, window, exact).pl()
 
     def cost_trend_rows(
-        self, since=None, agent_name=None, *, until=None, window: int = 7
+        self, since=None, agent_name=None, *, until=None, window: int = 7, exact=False
     ) -> list[dict[str, Any]]:
         """cost_trend() as a list of dicts."""
-        return self._trend(since, agent_name, until, window).rows()
+        return self._trend(since, agent_name, until, window, exact).rows()
 
-    def _trend(self, since, agent_name, until, window) -> Result:
-        return self.run(
+    def _trend(self, since, agent_name, until, window, exact=False) -> Result:
+        return self._planned(
             "cost_trend",
+            exact=exact,
+            local_dates=True,
             agent=agent_name,
             since=epoch(since, "since"),
             until=epoch(until, "until"),

@@ -162,7 +162,13 @@ class Result:
 
 @dataclass
 class Views:
-    """What the views `executions` and `events` show: lake files plus tail tables."""
+    """What the views `executions` and `events` show: lake files plus tail tables.
+
+    For a query read from rollups (planner.py) three more views are made:
+    `rollups` (the rollup files), and `rolled_executions` / `rolled_events`
+    (raw rows of segments that have rollups, for the hours the rollups can't
+    answer); `executions` and `events` then hold only what no rollup covers.
+    """
 
     execution_files: list[str]
     event_files: list[str]
@@ -175,6 +181,9 @@ class Views:
     shared_event_files: list[str] = field(default_factory=list)
     # Other tables shown as views of their name (e.g. `scores`, read from the tail).
     extra: dict[str, pa.Table] = field(default_factory=dict)
+    rollup_files: list[str] | None = None  # None: no rollup views
+    rolled_execution_files: list[str] = field(default_factory=list)
+    rolled_event_files: list[str] = field(default_factory=list)
 
 
 def local_timezone() -> str:
@@ -253,6 +262,8 @@ class Runner:
             for name, table in views.extra.items():
                 cur.register(f"_kagura_tail_{name}", table)
                 cur.execute(_view_sql(name, [], f"_kagura_tail_{name}"))
+            if views.rollup_files is not None:
+                _rollup_views(cur, views)
         except BaseException:
             cur.close()
             raise
@@ -280,7 +291,13 @@ def _query_error(exc: duckdb.Error, label: str, bound: dict, text: str, views: V
     """One line: what failed and why; a damaged lake file is named, with the way to repair."""
     message = str(exc)
     first = message.splitlines()[0] if message else type(exc).__name__
-    for path in (*views.execution_files, *views.event_files):
+    for path in (
+        *views.execution_files,
+        *views.event_files,
+        *(views.rollup_files or ()),
+        *views.rolled_execution_files,
+        *views.rolled_event_files,
+    ):
         if path in message:
             error = QueryError(
                 f"lake file {path} is missing or damaged ({first.split(':', 1)[0]}); "
@@ -296,6 +313,31 @@ def _query_error(exc: duckdb.Error, label: str, bound: dict, text: str, views: V
 
 def _quote(path: str) -> str:
     return "'" + path.replace("'", "''") + "'"
+
+
+def _rollup_views(cur: duckdb.DuckDBPyConnection, views: Views) -> None:
+    """The views `rollups`, `rolled_executions` and `rolled_events` of a planned query."""
+    from kagura.observability.store.rollups import ROLLUP_SCHEMA
+
+    cur.register("_kagura_no_rollups", ROLLUP_SCHEMA.empty_table())
+    cur.register("_kagura_no_executions", views.tail_executions.schema.empty_table())
+    cur.register("_kagura_no_events", views.tail_events.schema.empty_table())
+    for name, files, empty in (
+        ("rollups", views.rollup_files, "_kagura_no_rollups"),
+        ("rolled_executions", views.rolled_execution_files, "_kagura_no_executions"),
+        ("rolled_events", views.rolled_event_files, "_kagura_no_events"),
+    ):
+        if not files:
+            cur.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {empty}")
+            continue
+        listed = ", ".join(_quote(f) for f in files)
+        star = (
+            "* REPLACE (coalesce(trace_id, id) AS trace_id)" if name == "rolled_executions" else "*"
+        )
+        cur.execute(
+            f"CREATE OR REPLACE TEMP VIEW {name} AS "
+            f"SELECT {star} FROM read_parquet([{listed}], hive_partitioning = false, union_by_name = true)"
+        )
 
 
 def register_shared(cur, views: Views) -> dict[str, str]:

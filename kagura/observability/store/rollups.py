@@ -42,6 +42,7 @@ ROLLUP_SCHEMA = pa.schema(
         ("unpriced_calls", pa.int64()),
         ("duration_count", pa.int64()),  # runs with a duration
         ("duration_sum", pa.float64()),
+        ("duration_min", pa.float64()),
         ("duration_max", pa.float64()),
         ("min_started_at", pa.float64()),
         ("max_started_at", pa.float64()),
@@ -124,6 +125,7 @@ def build_rollup(executions: pa.Table, events: pa.Table | None = None) -> pa.Tab
             ("unpriced_calls", "sum"),
             ("duration", "count"),
             ("duration", "sum"),
+            ("duration", "min"),
             ("duration", "max"),
             ("started_at", "min"),
             ("started_at", "max"),
@@ -143,6 +145,7 @@ def build_rollup(executions: pa.Table, events: pa.Table | None = None) -> pa.Tab
             "unpriced_calls_sum": "unpriced_calls",
             "duration_count": "duration_count",
             "duration_sum": "duration_sum",
+            "duration_min": "duration_min",
             "duration_max": "duration_max",
             "started_at_min": "min_started_at",
             "started_at_max": "max_started_at",

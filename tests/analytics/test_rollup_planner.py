@@ -1,0 +1,161 @@
+"""The planner: answers read from rollups equal the scan's over random since/until edges.
+
+A store of fixture telemetry is compacted (segments with rollups), one old
+segment loses its rollup (as a lake from before rollups), and more runs stay
+in the SQLite tail. Every analytic with a rollup twin then answers any window,
+on every agent, as a scan does: counts exactly, sums to float rounding,
+percentiles within 1%.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+
+import pytest
+from analytics_rows import prices
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kagura.observability.wal import Segment
+
+from kagura.observability import fixtures, planner
+from kagura.observability.store import EventStore
+
+END = fixtures.parse_end("2025-06-12T18:00:00+00:00")
+DAY = 86400.0
+HOUR = 3600.0
+AGENTS = [None, "chatbot", "summarizer", "translator", "research*", "nobody"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    s = EventStore(tmp_path_factory.mktemp("planner") / "telemetry.db", auto_compact=False)
+    fixtures.fill(s, 2500, seed=3, days=6, end=END - DAY, prices=prices())
+    s.compact()
+    # The oldest segment as a lake written before rollups had it: no rollup.
+    oldest = s.segments()[0]
+    (s.lake / oldest.rollup_path).unlink()
+    con = sqlite3.connect(s.path)
+    with con:
+        con.execute("UPDATE segments SET rollup_path = NULL WHERE id = ?", (oldest.id,))
+    con.close()
+    fixtures.fill(s, 300, seed=4, days=1, end=END, prices=prices())  # stays in the tail
+    assert s.tail_size()["settled"] == 300
+    assert sum(1 for seg in s.segments() if seg.rollup_path) >= 4
+    yield s
+    s.close()
+
+
+def same(got, want, label):
+    assert len(got) == len(want), (label, got, want)
+    for g, w in zip(got, want, strict=True):
+        assert g.keys() == w.keys(), label
+        for key, value in w.items():
+            if key == "approx":
+                continue
+            if key in ("p50", "p90", "p95", "p99", "p50_duration", "p95_duration"):
+                # approx: read from rollups (within 1%); otherwise the planner scanned (equal)
+                assert not w["approx"]
+                tolerance = 0.01 * value if g["approx"] and value is not None else 1e-9
+                assert value is None or abs(g[key] - value) <= tolerance, (label, key, g, w)
+            elif isinstance(value, float):
+                assert math.isclose(g[key], value, rel_tol=1e-9, abs_tol=1e-12), (label, key, g, w)
+            else:
+                assert g[key] == value, (label, key, g, w)
+
+
+moments = st.floats(min_value=END - 8 * DAY, max_value=END + HOUR, allow_nan=False)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    since=st.one_of(st.none(), moments),
+    span=st.one_of(st.none(), st.floats(min_value=0, max_value=5 * DAY)),
+    agent=st.sampled_from(AGENTS),
+    per_day=st.booleans(),
+)
+def test_rollup_answers_equal_scan_answers(store, since, span, agent, per_day):
+    until = None if span is None else (since if since is not None else END - 6 * DAY) + span
+    window = {"since": since, "until": until}
+    same(
+        [store.get_summary_stats(agent, **window)],
+        [store.get_summary_stats(agent, **window, exact=True)],
+        "summary",
+    )
+    for name, method in (("cost_by_agent", "cost_by_agent"), ("cost_by_date", "cost_by_date")):
+        call = getattr(store, method)
+        same(
+            call(agent_name=agent, **window).to_dicts(),
+            call(agent_name=agent, **window, exact=True).to_dicts(),
+            name,
+        )
+    same(
+        store.latency_percentiles(agent, per_day=per_day, **window),
+        store.latency_percentiles(agent, per_day=per_day, **window, exact=True),
+        "latency",
+    )
+    same(
+        store.cost_by_model_rows(agent_name=agent, per_day=per_day, **window),
+        store.cost_by_model_rows(agent_name=agent, per_day=per_day, **window, exact=True),
+        "cost_by_model",
+    )
+    same(
+        store.cost_trend_rows(agent_name=agent, window=3, **window),
+        store.cost_trend_rows(agent_name=agent, window=3, **window, exact=True),
+        "cost_trend",
+    )
+    now = until if until is not None else END
+    same(
+        [store.budget_status(0.01, 1.0, agent, days=2.5, now=now)],
+        [store.budget_status(0.01, 1.0, agent, days=2.5, now=now, exact=True)],
+        "budget",
+    )
+
+
+def test_the_rollup_twin_answers_when_segments_have_rollups(store):
+    assert store._planned("cost_by_agent").name == "sql/rollups/cost_by_agent.sql"
+    assert store._planned("cost_by_agent", exact=True).name == "sql/cost_by_agent.sql"
+    assert store.get_summary_stats()["approx"] is True
+    assert store.get_summary_stats(exact=True)["approx"] is False
+    # A window inside the segment without a rollup: nothing to read from rollups, a plain scan.
+    oldest = store.segments()[0]
+    assert oldest.rollup_path is None
+    inside = {"since": oldest.min_started_at, "until": oldest.min_started_at + HOUR}
+    assert store._planned("cost_by_agent", **inside).name == "sql/cost_by_agent.sql"
+    store.exact = True
+    try:
+        assert store._planned("cost_by_agent").name == "sql/cost_by_agent.sql"
+    finally:
+        store.exact = False
+
+
+def seg(lo: float, hi: float, rollup: bool = True) -> Segment:
+    return Segment("s", "d", "e", "v", lo, hi, 1, 1, 1, 0.0, "r" if rollup else None)
+
+
+def test_the_plan_scans_only_segments_that_hold_edges():
+    a, b, c = seg(0, 86399), seg(86400, 172799), seg(172800, 259199, rollup=False)
+    # since 10:30 on day 1, until 05:15 on day 2: both edges in a and b; c is scanned whole.
+    p = planner.plan([a, b, c], 10.5 * HOUR, 86400 + 5.25 * HOUR)
+    assert (p.covered, p.raw, p.rolled, p.cut_hours) == ([a, b], [], [a, b], [])
+    p = planner.plan([a, b, c], 0.0, None)  # whole hours only: no edge to scan
+    assert (p.covered, p.raw, p.rolled) == ([a, b], [c], [])
+    p = planner.plan([a, b, c], 0.0, None, cuts=(86400 + 100.0,))  # a cut falls in b's first hour
+    assert (p.rolled, p.cut_hours) == ([b], [86400.0])
+
+
+def test_dates_come_from_hours_only_where_midnight_is_on_an_hour():
+    assert planner.whole_hour_zone("UTC", [END])
+    assert planner.whole_hour_zone("Asia/Tokyo", [END])
+    assert not planner.whole_hour_zone("Asia/Kolkata", [END])  # UTC+5:30
+    assert planner.rollup_names() == [
+        "budget_status",
+        "cost_by_agent",
+        "cost_by_date",
+        "cost_by_model",
+        "cost_trend",
+        "latency_percentiles",
+        "summary_stats",
+    ]
