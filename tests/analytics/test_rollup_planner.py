@@ -16,10 +16,11 @@ import pytest
 from analytics_rows import prices
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kagura.observability.wal import Segment
 
-from kagura.observability import fixtures, planner
-from kagura.observability.store import EventStore
+from kagura.observability.eventstore import EventStore
+from kagura.observability.store import planner
+from kagura.observability.store.tail import Segment
+from kagura.synthetic import fixtures
 
 END = fixtures.parse_end("2025-06-12T18:00:00+00:00")
 DAY = 86400.0

@@ -343,6 +343,28 @@ def listed_files(db: Path) -> tuple[set[str], set[str]]:
     return listed, retired
 
 
+def assert_rollups_agree(db: Path) -> None:
+    """Every listed segment has its rollup, counting exactly its runs, failures and tokens."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        rows = con.execute("SELECT executions_path, rollup_path FROM segments").fetchall()
+    finally:
+        con.close()
+    lake = lake_of(db)
+    for exec_path, rollup_path in rows:
+        assert rollup_path, f"segment {exec_path} has no rollup"
+        runs = pq.read_table(lake / exec_path, columns=["status", "total_tokens"])
+        rollup = pq.read_table(lake / rollup_path, columns=["runs", "failed", "total_tokens"])
+        assert pc.sum(rollup.column("runs")).as_py() == runs.num_rows, rollup_path
+        failed = pc.sum(pc.equal(runs.column("status"), "failed")).as_py()
+        assert pc.sum(rollup.column("failed")).as_py() == failed, rollup_path
+        tokens = pc.sum(runs.column("total_tokens")).as_py()
+        assert pc.sum(rollup.column("total_tokens")).as_py() == tokens, rollup_path
+
+
 def describe_difference(found: dict[str, tuple], expected: dict[str, tuple]) -> str:
     """A short account of how a store's runs differ from the expected ones."""
     missing = sorted(set(expected) - set(found))

@@ -1,0 +1,172 @@
+"""Rollups: the planned analytics beside raw DuckDB scanning the same raw files, in one run.
+
+Builds (or reuses) a lake of `--runs` synthetic runs with kagura.synthetic.lake
+(3 events each, rollups written beside every segment), then times, warm, each
+analytic as the store answers it (whole hours from rollups) against DuckDB
+running the analytic's own scan SQL (sql/NAME.sql) directly over the same
+Parquet files, and the store's scan (exact=True). Also: the newest 100 runs of
+one agent, and bytes per run with and without the rollups.
+
+    .venv/bin/python bench/bench_rollups.py --runs 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import DATA, dir_bytes, machine, measure, size_label  # noqa: E402
+
+DAY = 86400.0
+END = 1751241600.0  # 2025-06-30T00:00:00Z
+
+
+def build(runs: int, days: float) -> Path:
+    """The bench store of `runs` runs (cached under bench/out/data/rollups_<size>/)."""
+    from kagura.synthetic.lake import write_runs
+
+    folder = DATA / f"rollups_{size_label(runs)}"
+    db = folder / "telemetry.db"
+    done = folder / "done"
+    if done.exists():
+        return db
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    start = time.perf_counter()
+    write_runs(db, runs, days, seed=0, end=END)
+    print(f"built {runs:,} runs in {time.perf_counter() - start:.1f}s", flush=True)
+    done.write_text("ok")
+    return db
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1_000_000)
+    parser.add_argument("--days", type=float, default=90.0)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args(argv)
+
+    import duckdb
+
+    from kagura.observability.eventstore import EventStore
+    from kagura.observability.store.engine import load_sql
+
+    db = build(args.runs, args.days)
+    store = EventStore(db, auto_compact=False, read_only=True)
+    segments = store.segments()
+    lake = store.lake
+    exec_files = [str(lake / s.executions_path) for s in segments]
+    event_files = [str(lake / s.events_path) for s in segments]
+    raw = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
+    raw.execute("SET TimeZone = 'UTC'")
+    raw.execute("SET parquet_metadata_cache = true")
+    listed = ", ".join(f"'{f}'" for f in exec_files)
+    raw.execute(
+        "CREATE VIEW executions AS SELECT * REPLACE (coalesce(trace_id, id) AS trace_id) "
+        f"FROM read_parquet([{listed}], hive_partitioning = false, union_by_name = true)"
+    )
+    listed = ", ".join(f"'{f}'" for f in event_files)
+    raw.execute(
+        f"CREATE VIEW events AS SELECT * FROM read_parquet([{listed}], hive_partitioning = false, union_by_name = true)"
+    )
+    agent = store.agent_names()[0]
+    now = END - 3600.5
+    since = END - 30 * DAY + 1234.5  # windows with edges inside hours, as people ask
+
+    def raw_sql(name: str, **params):
+        from kagura.observability.store.engine import param_names
+
+        text = load_sql(name)
+        bound = {k: params.get(k) for k in param_names(text)}
+        return lambda: raw.sql(text, params=bound).fetchall()
+
+    cases = [
+        ("summary", lambda **k: store.get_summary_stats(**k), {}, raw_sql("summary_stats")),
+        (
+            "summary, 30 days",
+            lambda **k: store.get_summary_stats(since=since, **k),
+            {},
+            raw_sql("summary_stats", since=since),
+        ),
+        ("cost by agent", lambda **k: store.cost_by_agent(**k), {}, raw_sql("cost_by_agent")),
+        ("cost by date", lambda **k: store.cost_by_date(**k), {}, raw_sql("cost_by_date")),
+        (
+            "cost by model",
+            lambda **k: store.cost_by_model(**k),
+            {},
+            raw_sql("cost_by_model", per_day=False),
+        ),
+        (
+            "latency per agent",
+            lambda **k: store.latency_percentiles(**k),
+            {},
+            raw_sql("latency_percentiles", per_day=False),
+        ),
+        (
+            "budget",
+            lambda **k: store.budget_status(1.0, 30.0, now=now, **k),
+            {},
+            raw_sql(
+                "budget_status", now=now, daily=1.0, monthly=30.0, days=7.0, since=now - 32 * DAY
+            ),
+        ),
+        (
+            "health (scans: no rollup twin)",
+            lambda **k: store.agent_health(now=now),
+            {},
+            raw_sql(
+                "agent_health",
+                now=now,
+                since=now - 30 * DAY,
+                last=20,
+                degraded=0.2,
+                unhealthy=0.5,
+                silent_after=DAY,
+                silent_factor=10.0,
+                min_runs=5,
+            ),
+        ),
+    ]
+    info = machine()
+    print(f"# rollups bench: {args.runs:,} runs over {args.days:g} days, {len(segments)} segments")
+    print(f"# {info['cpu']}, {info['cores']} cores, {info['ram_gb']} GB, load {_load()}")
+    print(f"{'query':34} {'store ms':>9} {'raw ms':>9} {'ratio':>7} {'exact ms':>9}")
+    results = []
+    for label, fn, _, raw_fn in cases:
+        planned = measure(lambda fn=fn: fn(), repeat=args.repeat)["warm_ms"]
+        scanned = measure(raw_fn, repeat=max(1, args.repeat // 2))["warm_ms"]
+        exact = (
+            measure(lambda fn=fn: fn(exact=True), repeat=max(1, args.repeat // 2))["warm_ms"]
+            if "health" not in label
+            else scanned
+        )
+        results.append((label, planned, scanned, exact))
+        print(f"{label:34} {planned:9.1f} {scanned:9.1f} {planned / scanned:7.3f} {exact:9.1f}")
+    newest = measure(lambda: store.get_executions(agent, limit=100), repeat=args.repeat)["warm_ms"]
+    print(f"{'newest 100 runs of ' + agent:34} {newest:9.1f}")
+    total = dir_bytes(lake)
+    rollups = dir_bytes(lake / "rollups") if (lake / "rollups").is_dir() else 0
+    print(
+        f"lake {total / args.runs:.1f} bytes per run (rollups {rollups / args.runs:.2f}), "
+        f"{total / 1e6:.0f} MB"
+    )
+    store.close()
+    return 0
+
+
+def _load() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
