@@ -538,9 +538,10 @@ class EventStore(Analytics):
             return self.run(name, **params)
         views = self._views(segments=chosen.raw, events=reads_events, snap=snap)
         lake = self.lake
+        assert lake is not None  # a store without a lake scanned above
         views = dataclasses.replace(
             views,
-            rollup_files=[str(lake / s.rollup_path) for s in chosen.covered],
+            rollup_files=[str(lake / s.rollup_path) for s in chosen.covered if s.rollup_path],
             rolled_execution_files=[str(lake / s.executions_path) for s in chosen.rolled],
             rolled_event_files=(
                 [str(lake / s.events_path) for s in chosen.rolled] if reads_events else []

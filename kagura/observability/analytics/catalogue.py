@@ -47,6 +47,16 @@ class Analytics:
             self, text: str, label: str, views: Views, params: dict[str, Any]
         ) -> Result: ...
 
+        def _planned(
+            self,
+            name: str,
+            *,
+            exact: bool = False,
+            cuts: tuple[float, ...] = (),
+            local_dates: bool = False,
+            **params: Any,
+        ) -> Result: ...
+
     # --- latency ---------------------------------------------------------------
 
     def latency_percentiles(
@@ -266,11 +276,12 @@ class Analytics:
     def _budget(self, daily, monthly, agent_name, days, now, exact=False) -> Result:
         at = epoch(now, "now") if now is not None else time.time()
         days = _positive(days, "days")
+        # Hours holding `now` or the trailing window's start are split by them: scanned.
+        cuts: tuple[float, ...] = (at, at - days * DAY) if at is not None else ()
         return self._planned(
             "budget_status",
             exact=exact,
-            # Hours holding `now` or the trailing window's start are split by them: scanned.
-            cuts=(at, at - days * DAY),
+            cuts=cuts,
             local_dates=True,
             now=at,
             daily=_money(daily, "daily"),

@@ -969,7 +969,7 @@ class Compactor:
     def orphans(self) -> list[Path]:
         """Lake files that the manifest does not list (a crash or a retirement left them)."""
         con = self.wal.con()
-        listed = set()
+        listed: set[str] = set()
         for row in con.execute("SELECT executions_path, events_path, rollup_path FROM segments"):
             listed.update(rel for rel in row if rel)
         found = []

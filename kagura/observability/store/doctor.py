@@ -378,10 +378,11 @@ def _rebuild_rollups(
     store: EventStore, report: dict[str, Any], actions: list[dict[str, Any]]
 ) -> None:
     """Build the rollup of each listed segment that lacks one that agrees with it, and list it."""
-    lake: Path = store.lake
+    lake, compactor = store.lake, store._compactor
+    assert lake is not None and compactor is not None  # repair() refuses an in-memory store
     wanted = {item["segment"] for item in report["rollups"]}
     for seg in [s for s in store.segments() if s.id in wanted]:
-        rel = store._compactor.add_rollup(seg)
+        rel = compactor.add_rollup(seg)
         actions.append({"action": "rollup built", "segment": seg.id, "path": str(lake / rel)})
 
 
