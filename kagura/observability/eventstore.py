@@ -784,32 +784,23 @@ class EventStore(Analytics):
             until=epoch(until, "until"),
         ).pl()
 
+    def _windowed(self, name: str, since, agent_name, until):
+        """Catalogue file `name` over [since, until) for one agent (or all), as a Polars frame."""
+        return self.run(
+            name, agent=agent_name, since=epoch(since, "since"), until=epoch(until, "until")
+        ).pl()
+
     def cost_by_user(self, since=None, agent_name=None, *, until=None):
         """Spend, runs and tokens per user of `kagura.context` (sql/cost_by_user.sql)."""
-        return self.run(
-            "cost_by_user",
-            agent=agent_name,
-            since=epoch(since, "since"),
-            until=epoch(until, "until"),
-        ).pl()
+        return self._windowed("cost_by_user", since, agent_name, until)
 
     def cost_by_session(self, since=None, agent_name=None, *, until=None):
         """Spend, runs and tokens per session of `kagura.context` (sql/cost_by_session.sql)."""
-        return self.run(
-            "cost_by_session",
-            agent=agent_name,
-            since=epoch(since, "since"),
-            until=epoch(until, "until"),
-        ).pl()
+        return self._windowed("cost_by_session", since, agent_name, until)
 
     def cost_by_tag(self, since=None, agent_name=None, *, until=None):
         """Spend, runs and tokens per tag; a run counts under each of its tags (sql/cost_by_tag.sql)."""
-        return self.run(
-            "cost_by_tag",
-            agent=agent_name,
-            since=epoch(since, "since"),
-            until=epoch(until, "until"),
-        ).pl()
+        return self._windowed("cost_by_tag", since, agent_name, until)
 
     # --- scores --------------------------------------------------------------------
 

@@ -791,26 +791,25 @@ class TelemetryCollector:
 
     def record_tool_call(self, tool_name: str, duration: float, **kwargs: Any) -> None:
         """Record one tool call; `arguments`, `error`, `status` and other fields go with it."""
-        run = _current.get()
-        if run is None or not run.record:
-            return
-        try:
-            fields = self._event_fields(kwargs)
-            fields.update(name=tool_name, duration=duration)
-            fields.setdefault("status", "failed" if fields.get("error") else "completed")
-            run.add_event("tool_call", time.time() - (duration or 0.0), fields)
-        except Exception as exc:
-            self._warn("event", exc)
+        self._record_call("tool_call", tool_name, duration, kwargs, with_status=True)
 
     def record_memory_operation(self, operation: str, duration: float, **kwargs: Any) -> None:
         """Record one memory operation (name = operation, e.g. "load" or "store")."""
+        self._record_call("memory_operation", operation, duration, kwargs, with_status=False)
+
+    def _record_call(
+        self, kind: str, name: str, duration: float, kwargs: dict[str, Any], with_status: bool
+    ) -> None:
+        """Add one `kind` event that ended now and took `duration` to the current run."""
         run = _current.get()
         if run is None or not run.record:
             return
         try:
             fields = self._event_fields(kwargs)
-            fields.update(name=operation, duration=duration)
-            run.add_event("memory_operation", time.time() - (duration or 0.0), fields)
+            fields.update(name=name, duration=duration)
+            if with_status:
+                fields.setdefault("status", "failed" if fields.get("error") else "completed")
+            run.add_event(kind, time.time() - (duration or 0.0), fields)
         except Exception as exc:
             self._warn("event", exc)
 
