@@ -32,9 +32,12 @@ WITH runs AS (
                 AND regexp_full_match(substr(parent_id, 6), '[0-9a-f]{16}') THEN substr(parent_id, 6)
             ELSE left(md5(parent_id), 16)
         END AS _parent,
-        CASE WHEN tags LIKE '%session%'
-            THEN coalesce(json_extract_string(tags, '$.session_id'), json_extract_string(tags, '$.session'))
-        END AS _session
+        coalesce(
+            nullif(session_id, ''),
+            CASE WHEN tags LIKE '%session%'
+                THEN coalesce(json_extract_string(tags, '$.session_id'), json_extract_string(tags, '$.session'))
+            END
+        ) AS _session
     FROM executions
     WHERE status <> 'running'
       AND ($agent IS NULL OR agent_name = $agent OR agent_name GLOB $agent)
@@ -67,6 +70,12 @@ run_spans AS (
                     THEN '{"key":"gen_ai.request.model","value":{"stringValue":' || to_json(model) || '}}' END,
                 '{"key":"gen_ai.conversation.id","value":{"stringValue":' || to_json(_session) || '}}',
                 '{"key":"session.id","value":{"stringValue":' || to_json(_session) || '}}',
+                CASE WHEN user_id <> ''
+                    THEN '{"key":"user.id","value":{"stringValue":' || to_json(user_id) || '}}' END,
+                CASE WHEN tags NOT IN ('', '{}', 'null', '[]')
+                    THEN '{"key":"kagura.tags","value":{"stringValue":' || to_json(tags) || '}}' END,
+                CASE WHEN metadata NOT IN ('', '{}', 'null', '[]')
+                    THEN '{"key":"metadata","value":{"stringValue":' || to_json(metadata) || '}}' END,
                 CASE WHEN status <> 'completed'
                     THEN '{"key":"kagura.status","value":{"stringValue":' || to_json(status) || '}}' END,
                 CASE WHEN status = 'failed'

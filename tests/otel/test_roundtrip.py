@@ -21,6 +21,11 @@ T0 = 1_780_000_000.0
 def _store(path):
     store = EventStore(path)
     planner, planner_events = run("planner", T0, duration=4.0, costs=(0.002, None), tools=1)
+    # Who the run was for and how it was labelled travel with it.
+    planner["session_id"] = "sess-42"
+    planner["user_id"] = "user-7"
+    planner["tags"] = json.dumps({"beta": True, "team": "search"})
+    planner["metadata"] = json.dumps({"release": "2.1", "region": "eu"})
     child, child_events = run(
         "researcher", T0 + 1.0, duration=1.5, costs=(0.0005,), tokens=(40, 10), parent=planner
     )
@@ -113,6 +118,12 @@ def test_export_parse_ingest_round_trip(tmp_path):
     assert attrs["gen_ai.operation.name"] == "invoke_agent"
     assert attrs["gen_ai.agent.name"] == "planner"
     assert attrs["openinference.span.kind"] == "AGENT"
+    assert attrs["session.id"] == attrs["gen_ai.conversation.id"] == "sess-42"
+    assert attrs["user.id"] == "user-7"
+    assert json.loads(attrs["kagura.tags"]) == {"beta": True, "team": "search"}
+    assert json.loads(attrs["metadata"]) == {"release": "2.1", "region": "eu"}
+    assert "user.id" not in _attrs(by_name["invoke_agent writer"][0])
+    assert "metadata" not in _attrs(by_name["invoke_agent writer"][0])
     chats = [_attrs(s) for s in by_name["chat gpt-4o-mini"]]
     assert sorted(c.get("gen_ai.usage.cost.amount", -1) for c in chats) == [
         -1,
@@ -163,6 +174,16 @@ def test_export_parse_ingest_round_trip(tmp_path):
                 assert back["metrics"][key] == row[key], (name, key)
             assert back["metrics"]["total_cost"] == pytest.approx(row["total_cost"] or 0.0)
         assert got[rows["failed"]["id"]]["error"] == "boom: rate limited"
+        back = got[rows["planner"]["id"]]
+        assert (back["session_id"], back["user_id"]) == ("sess-42", "user-7")
+        assert back["tags"] == {"beta": True, "team": "search"}
+        assert back["metadata"] == {"release": "2.1", "region": "eu"}
+        cancelled = got[rows["cancelled"]["id"]]
+        assert (cancelled["session_id"], cancelled["user_id"], cancelled["metadata"]) == (
+            None,
+            None,
+            {},
+        )
         assert got[rows["failed"]["id"]]["error_type"] == "ValueError"
         planner = store.get_execution(rows["planner"]["id"])
         assert [(e["type"], e["name"], e["cost"]) for e in planner["events"]] == [
@@ -317,3 +338,51 @@ def test_ingest_reports_what_it_rejected(tmp_path):
     assert "line 2: not JSON" in result.stderr and "Traceback" not in result.stderr
     with EventStore(target) as store:
         assert [r["id"] for r in store.get_executions()] == ["otel_b7ad6b7169203331"]
+
+
+def test_ingest_keeps_a_span_whose_tags_or_metadata_are_not_json_objects(tmp_path):
+    """Another producer's `metadata` that is not one JSON object is dropped, its span kept;
+    a secret inside metadata is redacted before it reaches the store."""
+
+    def span(span_id, **attrs):
+        return {
+            "traceId": "0af7651916cd43dd8448eb211c80319c",
+            "spanId": span_id,
+            "name": "invoke_agent a",
+            "startTimeUnixNano": "1780000000000000000",
+            "endTimeUnixNano": "1780000001000000000",
+            "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in attrs.items()],
+        }
+
+    secret = "sk-" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4"
+    line = {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            span("b7ad6b7169203331", metadata="not json", **{"kagura.tags": "[1]"}),
+                            span(
+                                "b7ad6b7169203332",
+                                metadata=json.dumps({"note": f"key {secret}"}),
+                                **{"user.id": "u-1", "session.id": "s-1"},
+                            ),
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
+    path = tmp_path / "foreign.jsonl"
+    path.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    target = tmp_path / "t.db"
+    result = run_cli("monitor", "ingest", str(path), "--db", str(target))
+    assert result.returncode == 0, result.stderr
+    with EventStore(target) as store:
+        got = {r["id"]: r for r in store.get_executions()}
+    first, second = got["otel_b7ad6b7169203331"], got["otel_b7ad6b7169203332"]
+    assert (first["tags"], first["metadata"], first["user_id"]) == ({}, {}, None)
+    assert (second["user_id"], second["session_id"]) == ("u-1", "s-1")
+    assert second["tags"] == {"session_id": "s-1"}
+    assert secret not in json.dumps(second["metadata"])
+    assert second["metadata"]["note"].startswith("key ")

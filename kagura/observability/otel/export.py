@@ -105,10 +105,18 @@ def column_spans(ex: dict[str, list], n: int, ev: dict[str, list] | None) -> Ite
             attrs.append(("kagura.trace.id", trace_id))
         if run_model:
             attrs.append(("gen_ai.request.model", run_model))
-        session = _session(ex["tags"][i])
+        tags = ex["tags"][i]
+        session = ex["session_id"][i] or _session(tags)
         if session is not None:
             attrs.append(("gen_ai.conversation.id", session))
             attrs.append(("session.id", session))
+        if ex["user_id"][i]:
+            attrs.append(("user.id", ex["user_id"][i]))
+        if tags and tags not in m.EMPTY_JSON:
+            attrs.append((m.TAGS, tags))
+        metadata = ex["metadata"][i]
+        if metadata and metadata not in m.EMPTY_JSON:
+            attrs.append((m.METADATA, metadata))
         code, message = m.STATUS_UNSET, ""
         if status != "completed":
             attrs.append(("kagura.status", status))

@@ -457,6 +457,28 @@ def _status(span: _Span) -> str:
 # its integers 64-bit), and the receiver makes tens of thousands of rows a second.
 
 
+def _json_object(value: Any) -> str | None:
+    """A JSON-object attribute (tags, metadata), redacted, as store text; None when absent,
+    empty or not one JSON object (such a value is dropped, the span is kept)."""
+    if not isinstance(value, str) or not value.startswith("{"):
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict) or not parsed:
+        return None
+    return json.dumps(redact.clean_mapping(parsed), ensure_ascii=False)
+
+
+def _tags(attrs: dict[str, Any], session: Any) -> str | None:
+    """The run's tags: Kagura's own `kagura.tags` when the span has them, else the session."""
+    tags = _json_object(attrs.get(m.TAGS))
+    if tags is None and session:
+        return json.dumps({"session_id": session}, ensure_ascii=False)
+    return tags
+
+
 def _execution(batch: Batch, span: _Span, spans: dict[str, _Span], index: SpanIndex | None) -> None:
     attrs = span.attrs
     run_id = span.run
@@ -484,7 +506,7 @@ def _execution(batch: Batch, span: _Span, spans: dict[str, _Span], index: SpanIn
         "error": (redact.redact_text(span.message) if span.message else None) if failed else None,
         "error_type": (attrs.get("error.type") or "Error") if failed else None,
         "kwargs": "{}",
-        "tags": json.dumps({"session_id": session}, ensure_ascii=False) if session else None,
+        "tags": _tags(attrs, session),
         "model": _first(attrs, m.REQUEST_MODEL),
         "total_cost": 0.0,
         "total_tokens": 0,
@@ -498,8 +520,8 @@ def _execution(batch: Batch, span: _Span, spans: dict[str, _Span], index: SpanIn
         "pid": _resource_pid(span.resource),
         # The conversation id is the run's session (kept in tags too, as before).
         "session_id": str(session) if session else None,
-        "user_id": str(attrs["user.id"]) if attrs.get("user.id") else None,
-        "metadata": None,
+        "user_id": str(attrs[m.USER]) if attrs.get(m.USER) else None,
+        "metadata": _json_object(attrs.get(m.METADATA)),
     }
     if span.role == "agent":
         prompt = _first(attrs, m.INPUT_TOKENS)

@@ -62,6 +62,11 @@ PROVIDER = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system
 AGENT_NAME = ("gen_ai.agent.name", "agent.name")
 TOOL_NAME = ("gen_ai.tool.name", "tool.name")
 SESSION = ("gen_ai.conversation.id", "session.id")
+USER = "user.id"
+# A run's tags and metadata, each one JSON object as text (OpenInference's `metadata`).
+TAGS = "kagura.tags"
+METADATA = "metadata"
+EMPTY_JSON = frozenset({"{}", "null", "[]"})
 
 # Values that must have one type; a span holding another type there is rejected.
 INT_KEYS = frozenset(INPUT_TOKENS + OUTPUT_TOKENS + TOTAL_TOKENS + CACHED_TOKENS) | {
