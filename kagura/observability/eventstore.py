@@ -330,16 +330,40 @@ class EventStore(Analytics):
     def _prune(self, cutoff: float) -> dict[str, Any]:
         self._lake_ok()
         if self._compactor is not None:
-            result = self._compactor.prune(cutoff, self._readers)
+            scored = self._scored_before(cutoff)
+            result = self._compactor.prune(cutoff, self._readers, scored=scored)
             return {"cutoff": cutoff, **result}
         with self._wal.write() as con:
             bump_generation(con)
+            con.execute(
+                "DELETE FROM scores WHERE execution_id IN (SELECT id FROM executions WHERE started_at < ?)",
+                (cutoff,),
+            )
             con.execute(
                 "DELETE FROM events WHERE execution_id IN (SELECT id FROM executions WHERE started_at < ?)",
                 (cutoff,),
             )
             deleted = con.execute("DELETE FROM executions WHERE started_at < ?", (cutoff,)).rowcount
         return {"cutoff": cutoff, "deleted": deleted, "pending": None}
+
+    def _scored_before(self, cutoff: float) -> list[str]:
+        """The ids of scored runs that started before `cutoff` (their scores go with them)."""
+        from kagura.observability.store import scores
+
+        con = self._wal.con()
+        if con.execute("SELECT 1 FROM scores LIMIT 1").fetchone() is None:
+            return []
+        views = dataclasses.replace(
+            self._views(None, cutoff), extra={"scores": scores.read_table(con)}, key=()
+        )
+        if self._runner is None:
+            self._runner = Runner()
+        text = (
+            "SELECT DISTINCT s.execution_id FROM scores AS s JOIN executions AS e"
+            " ON e.id = s.execution_id WHERE e.started_at < $cutoff"
+        )
+        found = self._runner.run(text, {"cutoff": cutoff}, views, "scores of pruned runs")
+        return [row["execution_id"] for row in found.rows()]
 
     def clear_all(self) -> None:
         """Delete every recorded run, in the tail and in the lake."""
@@ -350,6 +374,7 @@ class EventStore(Analytics):
             return
         with self._wal.write() as con:
             bump_generation(con)
+            con.execute("DELETE FROM scores")
             con.execute("DELETE FROM events")
             con.execute("DELETE FROM executions")
 

@@ -154,3 +154,38 @@ def test_cli_refuses_unknown_runs_and_bad_values_in_one_line(store):
     assert missing.stderr.startswith("Error: No execution 'exec_0000'")
     bad = run_cli("monitor", "score", "exec_0000", "helpful", "nan")
     assert bad.returncode == 2 and bad.stderr.startswith("Error: a score must be a finite number")
+
+
+@pytest.mark.parametrize("compacted", [True, False], ids=["lake", "tail"])
+def test_prune_takes_a_runs_scores_with_it_and_clear_all_takes_every_score(
+    kagura_home, compacted
+):
+    """A pruned run's scores (comments included) leave the store's files; a kept run's stay."""
+    kagura_home.mkdir(parents=True)
+    path = kagura_home / "telemetry.db"
+    store = EventStore(path, auto_compact=False)
+    old, new = runs(store, 2)
+    con = sqlite3.connect(path)
+    with con:
+        # the first run started 10 days ago, the second now
+        con.execute("UPDATE executions SET started_at = started_at - 864000 WHERE id = ?", (old,))
+    con.close()
+    if compacted:
+        store.compact()
+    store.score(old, "helpful", False, comment="forgotten-remark-7f3a")
+    store.score(new, "helpful", True, comment="kept-remark-1c9e")
+    result = store.prune("5d")
+    assert result["deleted"] == 1
+    assert store.get_scores(old) == []
+    assert [s["comment"] for s in store.get_scores(new)] == ["kept-remark-1c9e"]
+    store.close()
+    raw = b"".join(p.read_bytes() for p in kagura_home.rglob("*") if p.is_file())
+    assert b"forgotten-remark-7f3a" not in raw
+    assert b"kept-remark-1c9e" in raw
+
+    with EventStore(path, auto_compact=False) as store:
+        store.clear_all()
+        assert store.get_scores(new) == []
+        con = sqlite3.connect(path)
+        assert con.execute("SELECT count(*) FROM scores").fetchone() == (0,)
+        con.close()

@@ -796,9 +796,16 @@ class Compactor:
         return self.prune(older_than, None, wait)["deleted"]
 
     def prune(
-        self, older_than: float, readers: ReaderHold | None, wait: float = 30.0
+        self,
+        older_than: float,
+        readers: ReaderHold | None,
+        wait: float = 30.0,
+        scored: list[str] | None = None,
     ) -> dict[str, Any]:
         """Delete every run that started before `older_than` and wipe its bytes from disk.
+
+        `scored`: the ids of those runs that have scores; their scores are deleted
+        with them (and wiped with the SQLite file's free pages).
 
         Rewritten segments' old files and the SQLite file's free pages (VACUUM,
         then the WAL emptied) go now when no other process reads the store;
@@ -809,6 +816,11 @@ class Compactor:
             self.cleanup()
             before = self.segments()
             deleted = self._delete_before(older_than)
+            if scored:
+                with self.wal.write() as con:
+                    con.executemany(
+                        "DELETE FROM scores WHERE execution_id = ?", [(i,) for i in scored]
+                    )
             if deleted:
                 listed = {s.id for s in self.segments()}
                 retired = [
@@ -947,6 +959,7 @@ class Compactor:
             segs = self.segments()
             with self.wal.write() as con:
                 bump_generation(con)
+                con.execute("DELETE FROM scores")
                 con.execute("DELETE FROM events")
                 con.execute("DELETE FROM executions")
                 con.execute("DELETE FROM segments")
