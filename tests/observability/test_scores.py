@@ -157,9 +157,7 @@ def test_cli_refuses_unknown_runs_and_bad_values_in_one_line(store):
 
 
 @pytest.mark.parametrize("compacted", [True, False], ids=["lake", "tail"])
-def test_prune_takes_a_runs_scores_with_it_and_clear_all_takes_every_score(
-    kagura_home, compacted
-):
+def test_prune_takes_a_runs_scores_with_it_and_clear_all_takes_every_score(kagura_home, compacted):
     """A pruned run's scores (comments included) leave the store's files; a kept run's stay."""
     kagura_home.mkdir(parents=True)
     path = kagura_home / "telemetry.db"
