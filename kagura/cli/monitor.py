@@ -352,10 +352,16 @@ def prune(
                 "older_than": cutoff,
                 "plan": plan,
                 "pending": result["pending"],
+                "quarantined_removed": result["quarantined_removed"],
             }
         )
         return
     console().print(f"Deleted {result['deleted']:,} runs that started before {_when(cutoff)}.")
+    if result["quarantined_removed"]:
+        console().print(
+            f"Removed {result['quarantined_removed']} quarantined lake file(s) of those days "
+            "(damaged files that `kagura monitor doctor --repair` had set aside)."
+        )
     pending = result["pending"]
     if pending:
         console().print(

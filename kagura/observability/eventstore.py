@@ -322,7 +322,8 @@ class EventStore(Analytics):
         open, no byte of a deleted run remains in the store's files; files other
         readers may still hold go when the last of them closes the store
         (`pending`, and `kagura monitor doctor`, say what waits).
-        Returns {"cutoff", "deleted", "pending"}.
+        Quarantined files (`<lake>/damaged/`) of days wholly before the cutoff
+        go too. Returns {"cutoff", "deleted", "pending", "quarantined_removed"}.
         """
         self._writable()
         return self._prune(parse_cutoff(older_than, "older_than"))
@@ -332,7 +333,11 @@ class EventStore(Analytics):
         if self._compactor is not None:
             scored = self._scored_before(cutoff)
             result = self._compactor.prune(cutoff, self._readers, scored=scored)
-            return {"cutoff": cutoff, **result}
+            from kagura.observability.store.doctor import drop_quarantined
+
+            assert self.lake is not None  # a store with a compactor has a lake
+            quarantined = drop_quarantined(self.lake, cutoff)
+            return {"cutoff": cutoff, **result, "quarantined_removed": quarantined}
         with self._wal.write() as con:
             bump_generation(con)
             con.execute(
@@ -344,7 +349,7 @@ class EventStore(Analytics):
                 (cutoff,),
             )
             deleted = con.execute("DELETE FROM executions WHERE started_at < ?", (cutoff,)).rowcount
-        return {"cutoff": cutoff, "deleted": deleted, "pending": None}
+        return {"cutoff": cutoff, "deleted": deleted, "pending": None, "quarantined_removed": 0}
 
     def _scored_before(self, cutoff: float) -> list[str]:
         """The ids of scored runs that started before `cutoff` (their scores go with them)."""

@@ -170,3 +170,32 @@ def test_a_killed_reader_leaves_the_wipe_to_the_next_open(db, planted):
     EventStore(db).close()  # the next open finds no reader and finishes the wipe
     assert scan(folder, f"OLD-{tag}") == []
     assert scan(folder, f"KEEP-{tag}")
+
+
+def test_prune_removes_quarantined_files_of_the_days_it_deletes(db, planted):
+    """A damaged segment that doctor set aside in damaged/ holds deleted runs too: prune takes it."""
+    from kagura.observability.store import doctor
+
+    tag, cutoff = planted
+    with EventStore(db, auto_compact=False) as store:
+        oldest = store.segments()[0]
+        assert oldest.max_started_at < cutoff // DAY * DAY  # a day wholly before the cutoff
+        damaged = store.lake / oldest.events_path
+        damaged.write_bytes(b"not parquet" * 10)
+        repaired = doctor.repair(store)
+        assert [a["segment"] for a in repaired["actions"] if a["action"] == "unlisted"] == [
+            oldest.id
+        ]
+        quarantine = store.lake / doctor.DAMAGED
+        set_aside = sorted(p for p in quarantine.rglob("*") if p.is_file())
+        assert len(set_aside) >= 2  # its executions file (markers in it) and the damaged one
+    folder = db.parent
+    assert any(f"/{doctor.DAMAGED}/" in p for p in scan(folder, f"OLD-{tag}"))
+    result = cli(
+        "monitor", "prune", "--older-than", str(cutoff), "--yes", "--json", "--db", str(db)
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["quarantined_removed"] == len(set_aside)
+    assert scan(folder, f"OLD-{tag}") == []
+    assert not quarantine.exists() or not any(quarantine.rglob("*"))

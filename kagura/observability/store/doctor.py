@@ -36,7 +36,38 @@ if TYPE_CHECKING:  # pragma: no cover
     from kagura.observability.eventstore import EventStore
     from kagura.observability.store.tail import Segment
 
-DAMAGED = "damaged"  # lake subfolder for quarantined files: never read, never cleaned up
+# Lake subfolder for quarantined files: never read; prune removes those of the days it deletes.
+DAMAGED = "damaged"
+DAY = 86400.0
+
+
+def drop_quarantined(lake: Path, before: float) -> int:
+    """Remove the quarantined files of the UTC days that lie wholly before `before`; how many.
+
+    A damaged segment's files keep their `date=YYYY-MM-DD` folder under damaged/,
+    so prune can take them with the runs of their day: every run in a day's
+    segment started that day. A day the cutoff falls inside is left whole (a
+    damaged file cannot be rewritten to drop some of its runs).
+    """
+    from datetime import UTC, datetime
+
+    root = lake / DAMAGED
+    if not root.is_dir():
+        return 0
+    removed = 0
+    for path in sorted(root.rglob("*")):
+        day = next((p[5:] for p in path.relative_to(root).parts if p.startswith("date=")), "")
+        try:
+            start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+        if path.is_file() and start + DAY <= before:
+            path.unlink(missing_ok=True)
+            removed += 1
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    return removed
 
 
 def _files(store: EventStore) -> tuple[Path, Path]:
