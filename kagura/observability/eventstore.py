@@ -371,11 +371,11 @@ class EventStore(Analytics):
         return [row["execution_id"] for row in found.rows()]
 
     def clear_all(self) -> None:
-        """Delete every recorded run, in the tail and in the lake."""
+        """Delete every recorded run, in the tail and in the lake, and wipe them from disk as prune does."""
         self._writable()
         self._lake_ok()
         if self._compactor is not None:
-            self._compactor.clear()
+            self._compactor.clear(self._readers)
             return
         with self._wal.write() as con:
             bump_generation(con)

@@ -199,3 +199,14 @@ def test_prune_removes_quarantined_files_of_the_days_it_deletes(db, planted):
     assert report["quarantined_removed"] == len(set_aside)
     assert scan(folder, f"OLD-{tag}") == []
     assert not quarantine.exists() or not any(quarantine.rglob("*"))
+
+
+def test_clear_all_leaves_no_byte_of_any_run(db, planted):
+    tag, _ = planted
+    folder = db.parent
+    assert scan(folder, f"KEEP-{tag}") and scan(folder, f"OLD-{tag}")
+    with EventStore(db) as store:
+        store.clear_all()
+        assert store.get_summary_stats()["total_executions"] == 0
+    assert scan(folder, f"KEEP-{tag}") == []
+    assert scan(folder, f"OLD-{tag}") == []

@@ -953,8 +953,8 @@ class Compactor:
             raise
         return deleted
 
-    def clear(self, wait: float = 30.0) -> None:
-        """Delete every row and every lake file."""
+    def clear(self, readers: ReaderHold | None = None, wait: float = 30.0) -> None:
+        """Delete every row and every lake file, then wipe the SQLite file's free pages as prune does."""
         with lake_lock(self.lake, wait):
             segs = self.segments()
             with self.wal.write() as con:
@@ -967,6 +967,11 @@ class Compactor:
                     self._publish(con)
             _remove_files(self.lake, segs, self.shared)
             self.cleanup(grace=0.0)
+            left = read_pending(self.lake) or {"files": [], "since": time.time()}
+            left["vacuum"] = True
+            _write_pending(self.lake, left)
+        assert self.wal.path is not None  # a compactor is made for a store on disk only
+        wipe_pending(self.lake, self.wal.path, readers, self.wal.con())
 
     # --- housekeeping ---
 
