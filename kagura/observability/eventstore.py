@@ -353,14 +353,10 @@ class EventStore(Analytics):
 
     def _scored_before(self, cutoff: float) -> list[str]:
         """The ids of scored runs that started before `cutoff` (their scores go with them)."""
-        from kagura.observability.store import scores
-
         con = self._wal.con()
         if con.execute("SELECT 1 FROM scores LIMIT 1").fetchone() is None:
             return []
-        views = dataclasses.replace(
-            self._views(None, cutoff), extra={"scores": scores.read_table(con)}, key=()
-        )
+        views = self._with_scores(self._views(None, cutoff))
         if self._runner is None:
             self._runner = Runner()
         text = (
@@ -521,13 +517,16 @@ class EventStore(Analytics):
             since -= EVENT_MARGIN
         views = self._views(since, until, events=reads_events)
         if "scores" in reads:
-            from dataclasses import replace
-
-            from kagura.observability.store import scores
-
-            # Scores live only in the tail; read them now (views with them are not cached).
-            views = replace(views, extra={"scores": scores.read_table(self._wal.con())}, key=())
+            views = self._with_scores(views)
         return self._run_sql(text, f"sql/{name}.sql", views, params)
+
+    def _with_scores(self, views: Views) -> Views:
+        """`views` and the view `scores`: scores live only in the tail, read now (not cached)."""
+        from kagura.observability.store import scores
+
+        return dataclasses.replace(
+            views, extra={"scores": scores.read_table(self._wal.con())}, key=()
+        )
 
     def _planned(
         self,

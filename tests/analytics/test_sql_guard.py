@@ -27,6 +27,24 @@ def test_a_select_reads_the_views(store):
     assert joined == [{"agent_name": "a", "n": 1}, {"agent_name": "b", "n": 0}]
 
 
+def test_scores_are_a_view_too(store):
+    """Ad-hoc SQL joins scores with their runs; DESCRIBE shows the view's columns."""
+    first = store.sql("SELECT id FROM executions WHERE agent_name = 'a'").one()["id"]
+    second = store.sql("SELECT id FROM executions WHERE agent_name = 'b'").one()["id"]
+    store.score(first, "helpful", 0.25)
+    store.score(first, "helpful", 0.75, comment="second look")
+    store.score(second, "tone", "friendly")
+    got = store.sql(
+        "SELECT e.agent_name, avg(s.value) AS mean, count(*) AS n FROM scores s "
+        "JOIN executions e ON e.id = s.execution_id WHERE s.kind = 'numeric' GROUP BY 1"
+    ).rows()
+    assert got == [{"agent_name": "a", "mean": 0.5, "n": 2}]
+    labels = store.sql("SELECT label, comment FROM scores WHERE kind = 'label'").rows()
+    assert labels == [{"label": "friendly", "comment": None}]
+    columns = {r["column_name"] for r in store.sql("DESCRIBE scores").rows()}
+    assert {"execution_id", "name", "kind", "value", "label", "comment", "created_at"} <= columns
+
+
 def test_params_bind_by_name(store):
     got = store.sql("SELECT count(*) AS n FROM executions WHERE total_cost > $min", min=0.3)
     assert got.rows() == [{"n": 1}]

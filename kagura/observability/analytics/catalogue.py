@@ -47,6 +47,8 @@ class Analytics:
             self, text: str, label: str, views: Views, params: dict[str, Any]
         ) -> Result: ...
 
+        def _with_scores(self, views: Views) -> Views: ...
+
         def _planned(
             self,
             name: str,
@@ -380,7 +382,8 @@ class Analytics:
         memory_limit: str = MEMORY_LIMIT,
         **params: Any,
     ) -> Result:
-        """Run one read-only SELECT over the views `executions` and `events` in a sandbox; QueryError otherwise.
+        """Run one read-only SELECT over the views `executions`, `events` and `scores` in a
+        sandbox; QueryError otherwise.
 
         The query reaches no file but the store's own data, and stops with a
         QueryError after `time_limit` seconds or beyond `memory_limit` (e.g. "2GB").
@@ -388,6 +391,8 @@ class Analytics:
         check_limits(time_limit, memory_limit)
         reads = check_read_only(text)
         views = self._views(events="events" in reads)
+        if "scores" in reads:
+            views = self._with_scores(views)
         return run_sandboxed(text, params, views, "query", time_limit, memory_limit)
 
     def _run_events(self, name: str, since: Any, until: Any, **params: Any) -> Result:

@@ -26,8 +26,8 @@ from kagura.observability.store.engine import Result, Views, check_params, local
 TIME_LIMIT = 60.0  # seconds an ad-hoc query may run
 MEMORY_LIMIT = "2GB"  # DuckDB's buffer memory for one ad-hoc query
 
-# What ad-hoc SQL may read: the two public views, the CTEs in scope, and these table functions.
-VIEWS = ("executions", "events")
+# What ad-hoc SQL may read: the public views, the CTEs in scope, and these table functions.
+VIEWS = ("executions", "events", "scores")
 SAFE_TABLE_FUNCTIONS = frozenset(
     {"range", "generate_series", "unnest", "json_each", "json_tree", "generate_subscripts"}
 )
@@ -186,7 +186,8 @@ def _sandbox_connection(memory: str):
 
 
 def _register(con, views: Views) -> None:
-    """Show the views' data as `executions` and `events`: Arrow reads the files, DuckDB never opens a path."""
+    """Show the views' data as `executions`, `events` (and `scores` when read): Arrow reads the
+    files, DuckDB never opens a path."""
     import pyarrow.dataset as ds
 
     from kagura.observability.store.engine import register_shared
@@ -209,6 +210,9 @@ def _register(con, views: Views) -> None:
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {name} AS {lake}SELECT * FROM _kagura_tail_{name}"
         )
+    for name, table in views.extra.items():
+        con.register(f"_kagura_tail_{name}", table)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM _kagura_tail_{name}")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -247,7 +251,9 @@ def check_read_only(text: str) -> set[str]:
     import duckdb
 
     if not isinstance(text, str) or not text.strip():
-        raise QueryError("empty query: give one SELECT over the views executions and events")
+        raise QueryError(
+            "empty query: give one SELECT over the views executions, events and scores"
+        )
     try:
         statements = duckdb.extract_statements(text)
     except duckdb.Error as exc:
@@ -312,9 +318,10 @@ def _walk(node: Any, ctes: frozenset[str], reads: set[str]) -> None:
         name = str(node["table_name"]).strip('"')
         if _lower(name) not in VIEWS or not _IDENTIFIER.fullmatch(name):
             raise QueryError(
-                "SHOW and DESCRIBE work on the views executions and events only, "
+                "SHOW and DESCRIBE work on the views executions, events and scores only, "
                 "e.g. DESCRIBE executions"
             )
+        reads.add(_lower(name))
     for value in node.values():
         _walk(value, ctes, reads)
 
@@ -338,10 +345,10 @@ def _check_table(table: dict[str, Any], ctes: frozenset[str], reads: set[str]) -
     path = (table.get("qualified_name") or {}).get("path") or [name]
     if table.get("catalog_name") or table.get("schema_name") or len(path) > 1:
         shown = ".".join(str(p) for p in path if p)
-        raise QueryError(f"{shown}: read the views executions and events, unqualified")
+        raise QueryError(f"{shown}: read the views executions, events and scores, unqualified")
     if not _IDENTIFIER.fullmatch(name) or (_lower(name) not in VIEWS and _lower(name) not in ctes):
         raise QueryError(
-            f"{name!r} is not a view: ad-hoc SQL reads the views executions and events "
+            f"{name!r} is not a view: ad-hoc SQL reads the views executions, events and scores "
             "(and the CTEs it defines), never files or other tables"
         )
     if _lower(name) in VIEWS and _lower(name) not in ctes:
