@@ -1,12 +1,18 @@
-"""Run every benchmark, print the table, and write docs/benchmarks.md.
+"""Run every benchmark, print the tables, and write them to bench/out/benchmarks.md.
 
-python bench/run.py            full run: ingest 100k, compaction 1M, queries at 1M and 10M
-python bench/run.py --quick    the same at 100k executions, in a few minutes
+python bench/run.py            full run: ingest 100k, compaction 1M, queries at 1M and 10M,
+                               then every other bench/bench_*.py at its default size
+python bench/run.py --quick    the same at about 100k executions, in a few minutes
+python bench/run.py --only others --quick   only the other benchmarks, small
 
 Raw figures go to bench/out/results.json. Big stores are cached under
-bench/out/data/ (delete it to rebuild). bench/bench_recording.py,
-bench/bench_durability.py and bench/bench_cli.py run afterwards when present, and
-their tables are included.
+bench/out/data/ (delete it to rebuild). The other benchmarks (recording,
+durability, CLI, analytics, sandbox, prune, OpenTelemetry, compaction with the
+ADBC reader, rollups, the synthetic generator, the fleet on a local S3 server)
+run afterwards, each in its own process; their printed tables go to
+bench/out/<name>.txt. docs/benchmarks.md is written by hand from these outputs
+(each of its sections names the script and the load it was measured at), so this
+script never overwrites it: `--doc PATH` writes the generated report elsewhere.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 
 import common
 
-DOC = common.ROOT / "docs" / "benchmarks.md"
+DOC = common.OUT / "benchmarks.md"
 RESULTS = common.OUT / "results.json"
 
 FULL = {
@@ -55,16 +61,19 @@ def main() -> int:
     parser.add_argument(
         "--only", default="ingest,compaction,queries,others", help="comma-separated parts to run"
     )
-    parser.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
+    parser.add_argument("--no-doc", action="store_true", help="do not write the report")
+    parser.add_argument(
+        "--doc", type=Path, default=DOC, help="where to write the report (bench/out/benchmarks.md)"
+    )
     parser.add_argument(
         "--render",
         action="store_true",
-        help="only rewrite docs/benchmarks.md from bench/out/results.json",
+        help="only rewrite the report from bench/out/results.json",
     )
     args = parser.parse_args()
     if args.render:
-        DOC.write_text(render(json.loads(RESULTS.read_text())))
-        log(f"wrote {DOC.relative_to(common.ROOT)}")
+        args.doc.write_text(render(json.loads(RESULTS.read_text())))
+        log(f"wrote {args.doc}")
         return 0
     plan = QUICK if args.quick else FULL
     parts = set(args.only.split(","))
@@ -114,8 +123,8 @@ def main() -> int:
     text = render(results)
     print(text)
     if not args.no_doc:
-        DOC.write_text(text)
-        log(f"wrote {DOC.relative_to(common.ROOT)} and {RESULTS.relative_to(common.ROOT)}")
+        args.doc.write_text(text)
+        log(f"wrote {args.doc} and {RESULTS.relative_to(common.ROOT)}")
     return 0
 
 
@@ -126,25 +135,41 @@ def save(results: dict[str, Any]) -> None:
     RESULTS.write_text(json.dumps(results, indent=2, default=str))
 
 
+# The other benchmarks: script, arguments for a full run, arguments for --quick.
+OTHERS: list[tuple[str, list[str], list[str]]] = [
+    ("bench_recording.py", [], ["--quick"]),
+    ("bench_durability.py", [], ["--quick"]),
+    ("bench_cli.py", [], ["--quick"]),
+    ("bench_analytics.py", [], ["--sizes", "100000"]),
+    ("bench_sandbox.py", [], ["--sizes", "100000"]),
+    ("bench_prune.py", [], ["--sizes", "100000"]),
+    ("bench_otel.py", [], ["--runs", "2000", "--naive-runs", "500", "--export-runs", "10000"]),
+    ("bench_compaction.py", ["--n", "250000"], ["--n", "50000"]),
+    ("bench_rollups.py", ["--runs", "10000000"], ["--runs", "100000", "--repeat", "3"]),
+    ("bench_synthetic.py", [], ["--runs", "200000", "--days", "7"]),
+    ("bench_fleet.py", [], ["--runs", "20000"]),
+]
+
+
 def run_others(quick: bool) -> None:
-    """bench_recording.py, bench_durability.py and bench_cli.py, when present; they write bench/out/*.md."""
-    for name in ("bench_recording.py", "bench_durability.py", "bench_cli.py"):
+    """Each other benchmark in a process of its own; its printed tables go to bench/out/NAME.txt."""
+    for name, full, small in OTHERS:
         script = common.ROOT / "bench" / name
         if not script.is_file():
             continue
-        log(f"{name} ...")
+        args = small if quick else full
+        if args == ["--quick"] and not _takes_quick(script):
+            args = []
+        log(f"{name} {' '.join(args)} ...")
         try:
             done = subprocess.run(
-                [
-                    sys.executable,
-                    str(script),
-                    *(["--quick"] if quick and _takes_quick(script) else []),
-                ],
+                [sys.executable, str(script), *args],
                 cwd=common.ROOT,
                 capture_output=True,
                 text=True,
                 timeout=3600,
             )
+            (common.OUT / f"{script.stem}.txt").write_text(done.stdout + done.stderr)
             if done.returncode != 0:
                 log(f"  {name} failed ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
         except subprocess.TimeoutExpired:
