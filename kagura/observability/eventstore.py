@@ -547,7 +547,7 @@ class EventStore(Analytics):
         # Rollups know no session, user or tag: a narrowed store scans.
         text = (
             None
-            if exact or self.exact or self._scope or self.lake is None
+            if exact or self.exact or self._scope or (self.lake is None and self.shared is None)
             else planner.rollup_sql(name)
         )
         if text is None:
@@ -566,15 +566,23 @@ class EventStore(Analytics):
         ):
             return self.run(name, **params)
         views = self._views(segments=chosen.raw, events=reads_events, snap=snap)
-        lake = self.lake
-        assert lake is not None  # a store without a lake scanned above
+        # A segment of the shared lake is named by its path there (`host=<id>/...`, read
+        # through the lake's filesystem); the store's own by its absolute path.
+        lake = (self.lake or Path()).absolute()
+        if self.shared is None and any(is_shared(s.executions_path) for s in chosen.covered):
+            raise StoreError(
+                f"{self.path} has runs in a shared lake; open it with that lake (KAGURA_LAKE or --lake)"
+            )
+
+        def file(rel: str) -> str:
+            return rel if is_shared(rel) else str(lake / rel)
+
         views = dataclasses.replace(
             views,
-            rollup_files=[str(lake / s.rollup_path) for s in chosen.covered if s.rollup_path],
-            rolled_execution_files=[str(lake / s.executions_path) for s in chosen.rolled],
-            rolled_event_files=(
-                [str(lake / s.events_path) for s in chosen.rolled] if reads_events else []
-            ),
+            shared=self.shared,
+            rollup_files=[file(s.rollup_path) for s in chosen.covered if s.rollup_path],
+            rolled_execution_files=[file(s.executions_path) for s in chosen.rolled],
+            rolled_event_files=[file(s.events_path) for s in chosen.rolled] if reads_events else [],
             key=(
                 *views.key,
                 "rollups",

@@ -60,6 +60,8 @@ def test_three_hosts_compact_concurrently_and_a_reader_never_sees_half(tmp_path,
             assert row["runs"] % SIZE == 0, row
             assert row["ids"] == row["runs"], row  # never one run twice
             seen[row["host"]].append(row["runs"])
+        # The planner's answer from the hosts' rollups: whole compactions only, too.
+        assert reader.get_summary_stats()["total_executions"] % SIZE == 0
     for host, proc in procs.items():
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, f"{host}: {err}"
@@ -130,3 +132,38 @@ def test_a_missing_bucket_is_an_error_not_a_loss(tmp_path, s3_env, monkeypatch):
     assert "\n" not in str(caught.value)
     assert store.tail_size()["settled"] == 3
     store.close()
+
+
+def test_fleet_answers_from_rollups_on_s3_equal_a_scan(tmp_path, bucket, s3_env, monkeypatch):
+    from test_shared_folder import END, T0, same, sample_prices
+
+    from kagura.synthetic import fixtures
+
+    url = f"s3://{bucket}/r"
+    for seed, host in enumerate(("s1", "s2")):
+        monkeypatch.setenv("KAGURA_HOST_ID", host)
+        store = EventStore(tmp_path / host / "telemetry.db", lake=url, auto_compact=False)
+        fixtures.fill(store, 300, seed=seed, days=2, end=END, prices=sample_prices())
+        store.compact()
+        # Every listed segment has its rollup, in the lake beside it.
+        assert all(
+            s.rollup_path and s.rollup_path.startswith(f"host={host}/rollups/")
+            for s in store.segments()
+        )
+        store.close()
+    reader = EventStore(":memory:", lake=url)
+    assert reader._planned("summary_stats").name == "sql/rollups/summary_stats.sql"
+    for since, until in ((None, None), (T0 + 86400.0 + 999.0, END - 77.0)):
+        for hosts in (None, "s1"):
+            fleet = EventStore(":memory:", lake=url, hosts=hosts)
+            label = f"{since} {until} {hosts}"
+            got = fleet.get_summary_stats(since=since, until=until)
+            same(got, fleet.get_summary_stats(since=since, until=until, exact=True), label)
+            got_rows = fleet.cost_by_agent(since=since, until=until).to_dicts()
+            want_rows = fleet.cost_by_agent(since=since, until=until, exact=True).to_dicts()
+            assert len(got_rows) == len(want_rows)
+            for g, w in zip(got_rows, want_rows, strict=True):
+                same(g, w, label)
+            fleet.close()
+    assert reader.get_summary_stats()["total_executions"] == 600
+    reader.close()

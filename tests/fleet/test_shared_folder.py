@@ -40,7 +40,7 @@ def test_hosts_compact_into_their_prefix_and_a_reader_sees_all(tmp_path, monkeyp
     # Files and manifests under each host's prefix, nothing else at the top.
     assert sorted(p.name for p in lake.iterdir()) == ["host=host-a", "host=host-b"]
     files = sorted(p.relative_to(lake).as_posix() for p in lake.rglob("*.parquet"))
-    assert len(files) == 4
+    assert len(files) == 6  # executions, events and rollup of each host's segment
     assert all(f.startswith(("host=host-a/", "host=host-b/")) for f in files)
     assert any("/executions/date=2026-01-01/" in f for f in files)
     manifest = json.loads(sorted((lake / "host=host-a" / "_manifest").iterdir())[-1].read_text())
@@ -208,7 +208,9 @@ def test_old_manifests_and_replaced_files_go_after_the_grace(tmp_path, monkeypat
     manifests = lake / "host=h1" / "_manifest"
     assert len(list(manifests.iterdir())) > 3
     files = list(lake.rglob("*.parquet"))
-    listed = {p for s in host.segments() for p in (s.executions_path, s.events_path)}
+    segments = host.segments()
+    listed = {p for s in segments for p in (s.executions_path, s.events_path, s.rollup_path)}
+    assert len(listed) == 3 * len(segments)  # the merged segment has its rollup
     assert len(files) > len(listed)  # merged-away files wait for readers of older manifests
     host._compactor.cleanup(grace=0.0)
     assert sorted(p.name for p in manifests.iterdir())[-1].startswith("m-")
@@ -218,3 +220,133 @@ def test_old_manifests_and_replaced_files_go_after_the_grace(tmp_path, monkeypat
     assert reader.get_summary_stats()["total_executions"] == 10
     reader.close()
     host.close()
+
+
+# --- rollups in the shared lake -----------------------------------------------------
+
+END = T0 + 3 * 86400.0 - 1800.0  # runs over three days, the last ending mid-hour
+
+
+def sample_prices() -> dict[str, tuple[float, float]]:
+    """The prices the checked-in sample was made with (no litellm import)."""
+    meta = json.loads((Path(__file__).parents[2] / "data/fixtures/sample.json").read_text())
+    return {
+        name: (p["input_cost_per_token"], p["output_cost_per_token"])
+        for name, p in meta["prices"].items()
+    }
+
+
+def same(got: dict, want: dict, label: str) -> None:
+    """Counts and sums equal; percentiles within 1% when `got` was read from rollups."""
+    assert got.keys() == want.keys(), label
+    for key, value in want.items():
+        if key == "approx":
+            continue
+        if key.startswith("p") and key[1:].split("_")[0].isdigit() and value is not None:
+            assert abs(got[key] - value) <= 0.01 * value, (label, key, got[key], value)
+        elif isinstance(value, float):
+            assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), (label, key)
+        else:
+            assert got[key] == value, (label, key, got[key], value)
+
+
+def fleet_of_two(tmp_path: Path, monkeypatch) -> Path:
+    from kagura.synthetic import fixtures
+
+    lake = tmp_path / "lake"
+    for seed, host in enumerate(("h1", "h2")):
+        store = host_store(tmp_path, lake, host, monkeypatch)
+        fixtures.fill(store, 500, seed=seed, days=2.5, end=END, prices=sample_prices())
+        assert store.compact()["executions"] == 500
+        store.close()
+    return lake
+
+
+def test_hosts_write_rollups_beside_their_segments(tmp_path, monkeypatch):
+    lake = fleet_of_two(tmp_path, monkeypatch)
+    for host in ("h1", "h2"):
+        manifest = json.loads(
+            sorted((lake / f"host={host}" / "_manifest").iterdir())[-1].read_text()
+        )
+        assert len(manifest["segments"]) >= 3  # one per UTC date
+        for entry in manifest["segments"]:
+            rollup = entry["rollup_path"]
+            assert rollup == entry["executions_path"].replace("/executions/", "/rollups/", 1)
+            assert rollup.startswith(f"host={host}/rollups/date={entry['date']}/")
+            # The rollup counts the segment's runs (read from the files, not the store).
+            runs = pq.read_table(lake / rollup, columns=["runs"]).column("runs").to_pylist()
+            assert sum(runs) == pq.read_metadata(lake / entry["executions_path"]).num_rows
+            assert (os.stat(lake / rollup).st_mode & 0o777) == 0o600
+
+
+def test_fleet_answers_from_shared_rollups_equal_a_scan(tmp_path, monkeypatch):
+    lake = fleet_of_two(tmp_path, monkeypatch)
+    reader = EventStore(":memory:", lake=str(lake))
+    assert reader._planned("summary_stats").name == "sql/rollups/summary_stats.sql"
+    windows = [
+        (None, None),
+        (T0 + 5000.5, None),  # a partial first hour: its runs are scanned
+        (T0 + 86400.0 + 1234.0, END - 4321.0),
+        (T0 + 7200.0, T0 + 7200.0 + 1800.0),  # less than an hour
+    ]
+    for since, until in windows:
+        for agent in (None, "chatbot", "research*"):
+            label = f"{since} {until} {agent}"
+            got = reader.get_summary_stats(agent, since=since, until=until)
+            want = reader.get_summary_stats(agent, since=since, until=until, exact=True)
+            assert want["approx"] is False
+            same(got, want, label)
+            for method in ("cost_by_agent", "cost_by_date"):
+                call = getattr(reader, method)
+                got_rows = call(agent_name=agent, since=since, until=until).to_dicts()
+                want_rows = call(agent_name=agent, since=since, until=until, exact=True).to_dicts()
+                assert len(got_rows) == len(want_rows), label
+                for g, w in zip(got_rows, want_rows, strict=True):
+                    same(g, w, f"{method} {label}")
+    whole = reader.get_summary_stats()
+    assert whole["approx"] is True and whole["total_executions"] == 1000
+    # --host: the same from one host's rollups.
+    only = EventStore(":memory:", lake=str(lake), hosts="h2")
+    same(only.get_summary_stats(), only.get_summary_stats(exact=True), "h2")
+    assert only.get_summary_stats()["total_executions"] == 500
+    # A lake written before rollups (its manifest entries without rollup_path) is scanned.
+    h1 = lake / "host=h1" / "_manifest"
+    newest = sorted(h1.iterdir())[-1]
+    old = json.loads(newest.read_text())
+    for entry in old["segments"]:
+        del entry["rollup_path"]
+    old["seq"] += 1
+    (h1 / f"m-{old['seq']:012d}.json").write_text(json.dumps(old))
+    reader.shared.forget()
+    plan_segments = reader._tail(with_events=False).segments
+    assert sum(1 for s in plan_segments if s.rollup_path is None) == len(old["segments"])
+    same(reader.get_summary_stats(), whole, "h1 without rollups")
+    for store in (reader, only):
+        store.close()
+
+
+def test_a_failed_rollup_write_publishes_nothing(tmp_path, monkeypatch):
+    from kagura.observability.store import compaction
+
+    lake = tmp_path / "lake"
+    host = host_store(tmp_path, lake, "h1", monkeypatch)
+    write(host, "alpha", 5, 0.1, T0)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full while writing the rollup")
+
+    monkeypatch.setattr(compaction, "build_rollup", broken)
+    with pytest.raises(OSError):
+        host.compact()
+    monkeypatch.undo()
+    # Nothing listed, nothing half-written left: the runs wait in the tail.
+    assert host.tail_size()["settled"] == 5
+    assert not list(lake.rglob("*.parquet"))
+    assert not (lake / "host=h1" / "_manifest").exists() or not any(
+        json.loads(p.read_text())["segments"] for p in (lake / "host=h1" / "_manifest").iterdir()
+    )
+    assert host.compact()["executions"] == 5
+    reader = EventStore(":memory:", lake=str(lake))
+    assert reader.get_summary_stats()["total_executions"] == 5
+    host.close()
+    reader.close()

@@ -346,16 +346,37 @@ KINDS = ("executions", "events", "rollups")  # the lake's folders, one file of a
 
 
 def rollup_rel(executions_rel: str) -> str:
-    """The rollup file's path (relative to the lake) of the segment whose executions file is given."""
-    return "rollups/" + executions_rel.split("/", 1)[1]
+    """The rollup file's path (relative to the lake) of the segment whose executions file is given.
+
+    `executions/date=D/F` has `rollups/date=D/F`; in a shared lake
+    `host=H/executions/date=D/F` has `host=H/rollups/date=D/F`.
+    """
+    parts = executions_rel.split("/")
+    parts[1 if is_shared(executions_rel) else 0] = "rollups"
+    return "/".join(parts)
 
 
 def write_rollup(
-    lake: Path, executions_rel: str, executions: pa.Table, events: pa.Table
+    lake: Path,
+    executions_rel: str,
+    executions: pa.Table,
+    events: pa.Table,
+    shared: SharedLake | None = None,
 ) -> tuple[str, int]:
-    """Write the rollup of a segment's tables beside it (temporary name, fsync, rename): (path, bytes)."""
+    """Write the rollup of a segment's tables beside it, complete or not at all: (path, bytes).
+
+    In the store's own lake: temporary name, fsync, rename; a segment of the
+    shared lake gets its rollup there, beside it (one object).
+    """
     rel = rollup_rel(executions_rel)
-    return rel, _write_parquet(build_rollup(executions, events), lake / rel)
+    table = build_rollup(executions, events)
+    if is_shared(executions_rel):
+        if shared is None:
+            raise StoreError(
+                f"{executions_rel} lives in a shared lake; open the store with its lake (KAGURA_LAKE)"
+            )
+        return rel, shared.write_file(rel, lambda f: _write_table(table, f))
+    return rel, _write_parquet(table, lake / rel)
 
 
 def write_segment(
@@ -385,20 +406,21 @@ def write_segment(
     stem = f"{seg_id}_{HOST.replace('/', '_')}-{os.getpid()}.parquet"
     exec_rel = f"executions/date={date}/{stem}"
     event_rel = f"events/date={date}/{stem}"
-    rollup = None  # segments of a shared lake have no rollup yet: the planner scans them
     if shared is not None:
+        # The same three files under this host's prefix; each object complete or absent.
         exec_rel, event_rel = f"{shared.prefix}/{exec_rel}", f"{shared.prefix}/{event_rel}"
         size = shared.write_file(exec_rel, lambda f: _write_table(executions, f))
         try:
             size += shared.write_file(event_rel, lambda f: _write_table(events, f))
+            rollup, rollup_bytes = write_rollup(lake, exec_rel, executions, events, shared)
         except BaseException:
-            shared.remove([exec_rel])
+            shared.remove([exec_rel, event_rel])
             raise
     else:
         size = _write_parquet(executions, lake / exec_rel)
         size += _write_parquet(events, lake / event_rel)
         rollup, rollup_bytes = write_rollup(lake, exec_rel, executions, events)
-        size += rollup_bytes
+    size += rollup_bytes
     started = executions.column("started_at")
     return Segment(
         id=seg_id,
@@ -724,22 +746,38 @@ class Compactor:
         missing = [
             seg
             for seg in self.segments()
-            if not seg.rollup_path and not is_shared(seg.executions_path)
+            if not seg.rollup_path
+            and (self.shared is not None or not is_shared(seg.executions_path))
         ]
+        built = 0
         for seg in missing:
-            self.add_rollup(seg)
-        return len(missing)
+            try:
+                self.add_rollup(seg)
+            except StoreError as exc:
+                if not is_shared(seg.executions_path):
+                    raise
+                # Not a loss: the planner scans a shared segment without a rollup; the next
+                # compaction tries again.
+                logging.getLogger("kagura.telemetry").warning(
+                    "no rollup for shared segment %s yet: %s", seg.id, exc
+                )
+                continue
+            built += 1
+        return built
 
     def add_rollup(self, seg: Segment) -> str:
         """(Re)build one listed segment's rollup from its files and list it; return its path."""
-        executions, events = read_segment(self.lake, seg)
-        # Written (temporary name, fsync, rename) before it is listed, as every lake file is.
-        rel, size = write_rollup(self.lake, seg.executions_path, executions, events)
+        executions, events = read_segment(self.lake, seg, self.shared)
+        # Written (temporary name, fsync, rename) before it is listed, as every lake file is;
+        # in the shared lake, before the manifest that lists it.
+        rel, size = write_rollup(self.lake, seg.executions_path, executions, events, self.shared)
         with self.wal.write() as con:
             con.execute(
                 "UPDATE segments SET rollup_path = ?, bytes = bytes + ? WHERE id = ?",
                 (rel, 0 if seg.rollup_path else size, seg.id),
             )
+            if is_shared(seg.executions_path):
+                self._publish(con)
         return rel
 
     # --- merging ---
@@ -1026,9 +1064,7 @@ class Compactor:
         if self.shared is not None and shared:
             # The shared lake: this host's prefix only; other hosts tidy their own.
             removed += self.shared.cleanup(
-                {p for s in self.segments() for p in (s.executions_path, s.events_path)},
-                young,
-                grace,
+                {p for s in self.segments() for p in segment_files(s)}, young, grace
             )
         with self.wal.write(con) as c:
             c.execute("DELETE FROM retired_files WHERE retired_at <= ?", (now - grace,))

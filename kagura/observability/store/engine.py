@@ -316,28 +316,51 @@ def _quote(path: str) -> str:
 
 
 def _rollup_views(cur: duckdb.DuckDBPyConnection, views: Views) -> None:
-    """The views `rollups`, `rolled_executions` and `rolled_events` of a planned query."""
+    """The views `rollups`, `rolled_executions` and `rolled_events` of a planned query.
+
+    Files of a shared lake (`host=<id>/...`) are read through its filesystem:
+    rollups whole into memory (kept there: small, and never changed), the runs
+    of edge hours as Arrow datasets, as the shared scan reads them.
+    """
     from kagura.observability.store.rollups import ROLLUP_SCHEMA
+    from kagura.observability.store.shared_lake import is_shared
+    from kagura.observability.store.tail import EVENTS_SCHEMA, EXECUTIONS_SCHEMA
 
     cur.register("_kagura_no_rollups", ROLLUP_SCHEMA.empty_table())
     cur.register("_kagura_no_executions", views.tail_executions.schema.empty_table())
     cur.register("_kagura_no_events", views.tail_events.schema.empty_table())
-    for name, files, empty in (
-        ("rollups", views.rollup_files, "_kagura_no_rollups"),
-        ("rolled_executions", views.rolled_execution_files, "_kagura_no_executions"),
-        ("rolled_events", views.rolled_event_files, "_kagura_no_events"),
+    for name, files, empty, schema in (
+        ("rollups", views.rollup_files or [], "_kagura_no_rollups", ROLLUP_SCHEMA),
+        (
+            "rolled_executions",
+            views.rolled_execution_files,
+            "_kagura_no_executions",
+            EXECUTIONS_SCHEMA,
+        ),
+        ("rolled_events", views.rolled_event_files, "_kagura_no_events", EVENTS_SCHEMA),
     ):
-        if not files:
-            cur.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {empty}")
-            continue
-        listed = ", ".join(_quote(f) for f in files)
+        shared = [f for f in files if views.shared is not None and is_shared(f)]
+        local = [f for f in files if f not in set(shared)]
         star = (
             "* REPLACE (coalesce(trace_id, id) AS trace_id)" if name == "rolled_executions" else "*"
         )
-        cur.execute(
-            f"CREATE OR REPLACE TEMP VIEW {name} AS "
-            f"SELECT {star} FROM read_parquet([{listed}], hive_partitioning = false, union_by_name = true)"
-        )
+        parts = []
+        if local:
+            listed = ", ".join(_quote(f) for f in local)
+            parts.append(
+                f"SELECT {star} FROM read_parquet([{listed}], hive_partitioning = false, "
+                "union_by_name = true)"
+            )
+        if shared:
+            lake = views.shared
+            source = (
+                lake.tables(shared, schema) if name == "rollups" else lake.dataset(shared, schema)
+            )
+            cur.register(f"_kagura_shared_{name}", source)
+            parts.append(f"SELECT {star} FROM _kagura_shared_{name}")
+        if not parts:
+            parts.append(f"SELECT * FROM {empty}")
+        cur.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS " + " UNION ALL BY NAME ".join(parts))
 
 
 def register_shared(cur, views: Views) -> dict[str, str]:

@@ -18,6 +18,7 @@ import secrets
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -35,6 +36,7 @@ SHARED_PREFIX = "host="  # a segment path that starts so lives in the shared lak
 KEEP_MANIFESTS = 3  # a host's newest manifests kept; older ones go after GRACE
 GRACE = 60.0  # seconds an unlisted object stays, for readers of an older manifest
 REFRESH = 2.0  # seconds a reader keeps the fleet's manifests before looking again
+TABLE_CACHE_BYTES = 256 << 20  # rollups a reader keeps in memory, at most
 _HOST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _MANIFEST_NAME = re.compile(r"m-(\d{12})\.json")
 
@@ -114,6 +116,8 @@ class SharedLake:
         self.local = self.root.startswith("/")
         self._fleet: tuple[float, dict[str, ManifestEntry]] | None = None
         self._sizes: dict[str, int] = {}  # lake files never change: their sizes are kept
+        self._tables: OrderedDict[str, pa.Table] = OrderedDict()  # small files kept whole
+        self._table_bytes = 0
         self._fleet_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -201,6 +205,51 @@ class SharedLake:
             fmt.make_fragment(self.full(r), filesystem=self.fs, file_size=sizes[r]) for r in rels
         ]
         return ds.FileSystemDataset(fragments, schema=schema, format=fmt, filesystem=self.fs)
+
+    def tables(self, rels: list[str], schema: pa.Schema) -> pa.Table:
+        """Small lake files (rollups) read whole into one table of `schema`, kept in memory.
+
+        Each file costs two GETs the first time (its footer, then its columns in one
+        range; its size is asked once per lake file, as for every lake file) and none
+        after: lake files never change once written. Columns a file lacks (written
+        before they were added) read as NULL. At most TABLE_CACHE_BYTES are kept,
+        the least recently used going first.
+        """
+        with self._fleet_lock:
+            found = {r: self._tables[r] for r in rels if r in self._tables}
+        missing = [r for r in dict.fromkeys(rels) if r not in found]
+        if len(missing) == 1:
+            found[missing[0]] = self._read_whole(missing[0], schema)
+        elif missing:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._sizes_of(missing)  # asked together, before the reads
+            with ThreadPoolExecutor(min(8, len(missing))) as pool:
+                found.update(
+                    zip(
+                        missing,
+                        pool.map(lambda r: self._read_whole(r, schema), missing),
+                        strict=True,
+                    )
+                )
+        with self._fleet_lock:
+            for rel in rels:
+                if rel in self._tables:
+                    self._tables.move_to_end(rel)
+                else:
+                    self._tables[rel] = found[rel]
+                    self._table_bytes += found[rel].nbytes
+            while self._table_bytes > TABLE_CACHE_BYTES and len(self._tables) > 1:
+                _, dropped = self._tables.popitem(last=False)
+                self._table_bytes -= dropped.nbytes
+        return pa.concat_tables([found[r] for r in rels]) if rels else schema.empty_table()
+
+    def _read_whole(self, rel: str, schema: pa.Schema) -> pa.Table:
+        """One lake file as a table of `schema` (missing columns NULL): its footer, then its data."""
+        try:
+            return self.dataset([rel], schema).to_table()
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreError(f"cannot read {self.shown(rel)}: {_first_line(exc)}") from exc
 
     def _sizes_of(self, rels: list[str]) -> dict[str, int]:
         """Byte sizes of lake files, asked once each (in one call) and kept."""
@@ -336,7 +385,7 @@ class SharedLake:
 
         now = time.time()
         doomed = []
-        for kind in ("executions", "events"):
+        for kind in ("executions", "events", "rollups"):
             base = f"{self.prefix}/{kind}"
             selector = pafs.FileSelector(self.full(base), recursive=True, allow_not_found=True)
             for info in self._list(selector, base):
@@ -363,8 +412,9 @@ def listed_shared(con) -> list[dict[str, Any]]:
 
 
 def segment_of(entry: dict[str, Any], segment_type: type) -> Any:
-    """A manifest entry as the store's Segment (unknown keys, e.g. later additions, left out)."""
-    return segment_type(**{f.name: entry[f.name] for f in fields(segment_type)})
+    """A manifest entry as the store's Segment (unknown keys, e.g. later additions, left out;
+    keys an older writer did not know, e.g. rollup_path, take their default)."""
+    return segment_type(**{f.name: entry[f.name] for f in fields(segment_type) if f.name in entry})
 
 
 # --- the lake's filesystem ------------------------------------------------------------
