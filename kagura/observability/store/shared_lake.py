@@ -37,6 +37,7 @@ KEEP_MANIFESTS = 3  # a host's newest manifests kept; older ones go after GRACE
 GRACE = 60.0  # seconds an unlisted object stays, for readers of an older manifest
 REFRESH = 2.0  # seconds a reader keeps the fleet's manifests before looking again
 TABLE_CACHE_BYTES = 256 << 20  # rollups a reader keeps in memory, at most
+FRAGMENTS_KEPT = 4096  # lake files whose Parquet footer a reader keeps, at most
 _HOST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _MANIFEST_NAME = re.compile(r"m-(\d{12})\.json")
 
@@ -117,6 +118,8 @@ class SharedLake:
         self._fleet: tuple[float, dict[str, ManifestEntry]] | None = None
         self._sizes: dict[str, int] = {}  # lake files never change: their sizes are kept
         self._tables: OrderedDict[str, pa.Table] = OrderedDict()  # small files kept whole
+        self._fragments: OrderedDict[str, Any] = OrderedDict()  # files with their footers
+        self._format: Any = None
         self._table_bytes = 0
         self._fleet_lock = threading.Lock()
 
@@ -185,25 +188,46 @@ class SharedLake:
     def dataset(self, rels: list[str], schema: pa.Schema):
         """An Arrow dataset over lake files (DuckDB scans it with filter pushdown; no listing).
 
-        Each file's size is asked once and kept (lake files never change once
-        written), so a scan sends no HEAD; the column chunks a query needs are
-        fetched in as few ranged GETs as their gaps allow (measured: 1 request
-        per file for the summary, against 5-6 without sizes and coalescing).
+        Lake files never change once written, so what a scan learns of a file is
+        kept: its size (asked once, so a scan sends no HEAD) and its Parquet footer
+        (kept with the file's fragment, so a later query sends no footer GET). The
+        column chunks a query needs are fetched in as few ranged GETs as their gaps
+        allow: 1 request per file and query once the footer is known (measured:
+        5-6 with pyarrow's defaults).
         """
         import pyarrow.dataset as ds
 
-        fmt = ds.ParquetFileFormat(
-            default_fragment_scan_options=ds.ParquetFragmentScanOptions(
-                pre_buffer=True,
-                cache_options=pa.CacheOptions(
-                    hole_size_limit=1 << 20, range_size_limit=64 << 20, lazy=False
-                ),
+        if self._format is None:
+            self._format = ds.ParquetFileFormat(
+                default_fragment_scan_options=ds.ParquetFragmentScanOptions(
+                    pre_buffer=True,
+                    cache_options=pa.CacheOptions(
+                        hole_size_limit=1 << 20, range_size_limit=64 << 20, lazy=False
+                    ),
+                )
             )
-        )
-        sizes = self._sizes_of(rels)
-        fragments = [
-            fmt.make_fragment(self.full(r), filesystem=self.fs, file_size=sizes[r]) for r in rels
-        ]
+        fmt = self._format
+        with self._fleet_lock:
+            kept = {r: self._fragments[r] for r in rels if r in self._fragments}
+            for rel in kept:
+                self._fragments.move_to_end(rel)  # the least recently used go first
+        missing = [r for r in rels if r not in kept]
+        if missing:
+            sizes = self._sizes_of(missing)
+            made = {
+                r: fmt.make_fragment(self.full(r), filesystem=self.fs, file_size=sizes[r])
+                for r in missing
+            }
+            # Each footer read now (together) and kept with its fragment: DuckDB's scans of
+            # a dataset read it again on every query otherwise.
+            _each(lambda f: f.ensure_complete_metadata(), list(made.values()))
+            kept.update(made)
+            with self._fleet_lock:
+                for rel, fragment in made.items():
+                    self._fragments.setdefault(rel, fragment)
+                while len(self._fragments) > FRAGMENTS_KEPT:
+                    self._fragments.popitem(last=False)
+        fragments = [kept[r] for r in rels]
         return ds.FileSystemDataset(fragments, schema=schema, format=fmt, filesystem=self.fs)
 
     def tables(self, rels: list[str], schema: pa.Schema) -> pa.Table:
@@ -218,20 +242,10 @@ class SharedLake:
         with self._fleet_lock:
             found = {r: self._tables[r] for r in rels if r in self._tables}
         missing = [r for r in dict.fromkeys(rels) if r not in found]
-        if len(missing) == 1:
-            found[missing[0]] = self._read_whole(missing[0], schema)
-        elif missing:
-            from concurrent.futures import ThreadPoolExecutor
-
+        if missing:
             self._sizes_of(missing)  # asked together, before the reads
-            with ThreadPoolExecutor(min(8, len(missing))) as pool:
-                found.update(
-                    zip(
-                        missing,
-                        pool.map(lambda r: self._read_whole(r, schema), missing),
-                        strict=True,
-                    )
-                )
+            read = _each(lambda r: self._read_whole(r, schema), missing)
+            found.update(zip(missing, read, strict=True))
         with self._fleet_lock:
             for rel in rels:
                 if rel in self._tables:
@@ -296,9 +310,11 @@ class SharedLake:
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"cannot list {self.shown(rel)}: {_first_line(exc)}") from exc
 
-    def newest(self, host: str) -> ManifestEntry | None:
-        """A host's newest complete manifest, or None when it has none."""
-        for seq, rel, _ in reversed(self._manifests(host)):
+    def newest(
+        self, host: str, listed: list[tuple[int, str, float]] | None = None
+    ) -> ManifestEntry | None:
+        """A host's newest complete manifest, or None when it has none (`listed`: its manifests, just listed)."""
+        for seq, rel, _ in reversed(self._manifests(host) if listed is None else listed):
             try:
                 with self.fs.open_input_stream(self.full(rel)) as f:
                     value = json.loads(f.read())
@@ -362,7 +378,7 @@ class SharedLake:
                     if old is not None and seqs and seqs[-1][0] == old.seq:
                         found[host] = old  # unchanged: no need to read it again
                         continue
-                    entry = self.newest(host)
+                    entry = self.newest(host, seqs)
                     if entry is not None:
                         found[host] = entry
                 self._fleet = (now, found)
@@ -510,6 +526,16 @@ def _write_local(path: str, write: Callable[[Any], None]) -> int:
     finally:
         os.close(dfd)
     return size
+
+
+def _each(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    """fn of each item, up to 8 at once (requests to the lake wait on the network, not the CPU)."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(8, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 def _first_line(exc: BaseException) -> str:
