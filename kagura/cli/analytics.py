@@ -84,11 +84,11 @@ def latency(
     store.exact = exact
     if by == "agent":
         require_agent(store, agent, db)
-        rows = store.latency_percentiles(agent, start, end, per_day=per_day)
+        rows = store.latency_percentiles(agent, start, end, per_day=per_day).rows()
     else:
         if agent is not None:
             raise UsageError("--by model reads LLM calls of every agent; leave out --agent")
-        rows = store.model_latency(None, start, end, per_day=per_day)
+        rows = store.model_latency(None, start, end, per_day=per_day).rows()
     if json:
         print_json(rows)
         return
@@ -199,7 +199,7 @@ def regressions(
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     store = open_store(db)
     require_agent(store, agent, db)
-    rows = store.regressions(agent, **options)
+    rows = store.regressions(agent, **options).rows()
     if json:
         print_json(rows)
     elif rows:
@@ -221,7 +221,7 @@ def _score_regressions(ctx, agent, recent, baseline, min_drop, now, db, json) ->
         min_drop=min_drop,
         agent_name=agent,
         now=now,
-    )
+    ).rows()
     if json:
         print_json(rows)
     elif rows:
@@ -295,7 +295,7 @@ def health(
         now=now,
         lookback=parse_span(lookback, "--lookback"),
         min_runs=min_runs,
-    )
+    ).rows()
     if json:
         print_json(rows)
     else:
@@ -342,7 +342,7 @@ def budget(
     if per_user:
         _budget_per_user(store, daily, monthly, agent, now, json)
         return
-    status = store.budget_status(daily, monthly, agent_name=agent, days=window, now=now)
+    status = store.budget_status(daily, monthly, agent_name=agent, days=window, now=now).one()
     if json:
         print_json(status)
     else:
@@ -355,7 +355,7 @@ def _budget_per_user(store, daily, monthly, agent, now, json) -> None:
     """`budget --per-user`: every user's spend against the per-user budgets; exit 1 if one is over."""
     if daily is None and monthly is None:
         raise UsageError("--per-user needs --daily or --monthly (a budget per user)")
-    rows = store.budget_by_user(daily, monthly, agent_name=agent, now=now)
+    rows = store.budget_by_user(daily, monthly, agent_name=agent, now=now).rows()
     over = [r for r in rows if r["daily_exceeded"] or r["monthly_exceeded"]]
     if json:
         print_json(rows)
@@ -390,7 +390,7 @@ def errors(
     store = open_store(db)
     require_agent(store, agent, db)
     store = scoped(store, session, user, tag)
-    rows = store.error_groups(agent, start, end, limit=limit)
+    rows = store.error_groups(agent, start, end, limit=limit).rows()
     if json:
         print_json(rows)
         return
@@ -426,9 +426,9 @@ def trend(
     require_agent(store, agent, db)
     store = scoped(store, session, user, tag)
     if by_model:
-        rows = store.cost_by_model_rows(start, agent, until=end, per_day=True)
+        rows = store.cost_by_model(start, agent, until=end, per_day=True).rows()
     else:
-        rows = store.cost_trend_rows(start, agent, until=end, window=window)
+        rows = store.cost_trend(start, agent, until=end, window=window).rows()
     projection = store.budget_status(agent_name=agent, days=window)
     if json:
         keys = ("month_cost", "daily_mean", "days_left", "projected_month_end", "method")

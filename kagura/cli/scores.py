@@ -88,7 +88,7 @@ def scores(
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     store = open_store(db)
     require_agent(store, agent, db)
-    rows = store.score_summary(group, since=start, agent_name=agent, until=end)
+    rows = store.score_summary(group, since=start, agent_name=agent, until=end).rows()
     if json:
         print_json(rows)
         return

@@ -50,7 +50,7 @@ def search(
     agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     store = open_store(db)
     require_agent(store, agent, db)
-    rows = scoped(store, session, user, tag).search(text, agent, start, end, limit=limit)
+    rows = scoped(store, session, user, tag).search(text, agent, start, end, limit=limit).rows()
     if json:
         print_json(rows)
         return

@@ -612,10 +612,18 @@ class EventStore(Analytics):
         """
         rows = self._recent(agent_name, status, since, until, limit, roots_only)
         now = time.time()
-        return [model.execution_dict(r, now) for r in rows.to_pylist()]
+        return [model.execution_dict(r, now) for r in rows.rows()]
 
-    def _recent(self, agent_name, status, since, until, limit, roots_only=False) -> pa.Table:
-        """The newest `limit` matching rows, reading the newest segments first."""
+    def _recent(
+        self,
+        agent_name: str | None,
+        status: str | None,
+        since: Any,
+        until: Any,
+        limit: int,
+        roots_only: bool = False,
+    ) -> Result:
+        """The newest `limit` matching rows (sql/recent_executions.sql), reading the newest segments first."""
         if status is not None:
             model.check_status(status)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -639,17 +647,18 @@ class EventStore(Analytics):
         take = 1
         while True:
             chosen = candidates[:take]
-            table = self._run_sql(
+            result = self._run_sql(
                 text, "sql/recent_executions.sql", self._views(segments=chosen, snap=snap), params
-            ).arrow()
+            )
+            table = result.arrow()
             rest = candidates[take:]
             if not rest:
-                return table
+                return result
             if (
                 table.num_rows >= limit
                 and table.column("started_at")[-1].as_py() > rest[0].max_started_at
             ):
-                return table
+                return result
             take *= 4
 
     def get_execution(self, execution_id: str) -> dict[str, Any] | None:
@@ -758,86 +767,7 @@ class EventStore(Analytics):
         Whole hours are read from rollups (p50/p95 within 1%, `approx` True);
         `exact=True` scans every run.
         """
-        return self._planned(
-            "summary_stats",
-            exact=exact,
-            agent=agent_name,
-            since=epoch(since, "since"),
-            until=epoch(until, "until"),
-        ).one()
-
-    def agent_names(self) -> list[str]:
-        """Every agent that has recorded a run, by name."""
-        return [r["agent_name"] for r in self.run("agent_names").rows()]
-
-    # --- Polars twins for notebooks ---------------------------------------------
-
-    def executions_frame(
-        self, agent_name=None, status=None, since=None, limit=100_000, *, until=None
-    ):
-        """Executions newest first as a Polars frame (sql/recent_executions.sql)."""
-        import polars as pl
-
-        return pl.from_arrow(self._recent(agent_name, status, since, until, limit))
-
-    def events_frame(self, execution_ids=None, since=None, type=None, *, until=None):
-        """Events as a Polars frame (sql/execution_events.sql)."""
-        return self.run(
-            "execution_events",
-            ids=execution_ids,
-            since=epoch(since, "since"),
-            until=epoch(until, "until"),
-            type=type,
-        ).pl()
-
-    def summary_frame(self, agent_name=None, since=None, *, until=None, exact=False):
-        """Summary statistics as a one-row Polars frame (sql/summary_stats.sql)."""
-        return self._planned(
-            "summary_stats",
-            exact=exact,
-            agent=agent_name,
-            since=epoch(since, "since"),
-            until=epoch(until, "until"),
-        ).pl()
-
-    def cost_by_agent(self, since=None, agent_name=None, *, until=None, exact=False):
-        """Spend, runs and tokens per agent (sql/cost_by_agent.sql)."""
-        return self._planned(
-            "cost_by_agent",
-            exact=exact,
-            agent=agent_name,
-            since=epoch(since, "since"),
-            until=epoch(until, "until"),
-        ).pl()
-
-    def cost_by_date(self, since=None, agent_name=None, *, until=None, exact=False):
-        """Spend, runs and tokens per local calendar day (sql/cost_by_date.sql)."""
-        return self._planned(
-            "cost_by_date",
-            exact=exact,
-            local_dates=True,
-            agent=agent_name,
-            since=epoch(since, "since"),
-            until=epoch(until, "until"),
-        ).pl()
-
-    def _windowed(self, name: str, since, agent_name, until):
-        """Catalogue file `name` over [since, until) for one agent (or all), as a Polars frame."""
-        return self.run(
-            name, agent=agent_name, since=epoch(since, "since"), until=epoch(until, "until")
-        ).pl()
-
-    def cost_by_user(self, since=None, agent_name=None, *, until=None):
-        """Spend, runs and tokens per user of `kagura.context` (sql/cost_by_user.sql)."""
-        return self._windowed("cost_by_user", since, agent_name, until)
-
-    def cost_by_session(self, since=None, agent_name=None, *, until=None):
-        """Spend, runs and tokens per session of `kagura.context` (sql/cost_by_session.sql)."""
-        return self._windowed("cost_by_session", since, agent_name, until)
-
-    def cost_by_tag(self, since=None, agent_name=None, *, until=None):
-        """Spend, runs and tokens per tag; a run counts under each of its tags (sql/cost_by_tag.sql)."""
-        return self._windowed("cost_by_tag", since, agent_name, until)
+        return self.summary_stats(agent_name, since, until=until, exact=exact).one()
 
     # --- scores --------------------------------------------------------------------
 
@@ -870,79 +800,6 @@ class EventStore(Analytics):
         from kagura.observability.store import scores
 
         return scores.of_execution(self._wal.con(), execution_id)
-
-    def score_summary(self, group_by: str = "agent", since=None, agent_name=None, *, until=None):
-        """Scores per name and agent, model or day: count, mean, min, max, top label (sql/score_summary.sql)."""
-        if group_by not in ("agent", "model", "date"):
-            raise ValueError(f"group_by must be agent, model or date, got {group_by!r}")
-        return self.run(
-            "score_summary",
-            group=group_by,
-            agent=agent_name,
-            since=epoch(since, "since"),
-            until=epoch(until, "until"),
-        ).rows()
-
-    def score_regressions(
-        self, recent="1d", lookback="7d", min_drop: float = 0.1, agent_name=None, now=None
-    ) -> list[dict[str, Any]]:
-        """Numeric and boolean scores whose recent mean dropped below the baseline's (sql/score_regressions.sql)."""
-        from kagura.observability.timespec import parse_span
-
-        at = epoch(now, "now") if now is not None else time.time()
-        drop = model.finite(min_drop, "min_drop", allow_none=False)
-        if drop < 0:
-            raise ValueError(f"min_drop must not be negative, got {min_drop!r}")
-        return self.run(
-            "score_regressions",
-            now=at,
-            recent=parse_span(recent, "recent"),
-            lookback=parse_span(lookback, "lookback"),
-            min_drop=drop,
-            agent=agent_name,
-        ).rows()
-
-    def search(
-        self, text: str, agent_name=None, since=None, until=None, limit: int = 50
-    ) -> list[dict[str, Any]]:
-        """Places where `text` occurs (errors, arguments, event data, captured content), newest first (sql/search.sql).
-
-        A plain case-insensitive scan of every run and event in [since, until): no index;
-        narrow it with `since` on a large store.
-        """
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError("give some text to search for")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"limit must be a positive whole number, got {limit!r}")
-        return self.run(
-            "search",
-            term=text,
-            agent=agent_name,
-            since=epoch(since, "since"),
-            until=epoch(until, "until"),
-            limit=limit,
-        ).rows()
-
-    def budget_by_user(self, daily=None, monthly=None, agent_name=None, now=None):
-        """Each user's spend today and this month against per-user budgets (sql/budget_by_user.sql)."""
-        for name, value in (("daily", daily), ("monthly", monthly)):
-            if value is not None and (model.finite(value, name) or 0.0) < 0:
-                raise ValueError(f"{name} budget must not be negative, got {value!r}")
-        return self.run(
-            "budget_by_user",
-            daily=daily,
-            monthly=monthly,
-            agent=agent_name,
-            now=epoch(now, "now") if now is not None else time.time(),
-        ).rows()
-
-    def monthly_projection(
-        self, days: float = 7, agent_name: str | None = None, now: float | None = None
-    ) -> dict[str, Any]:
-        """A 30-day spend estimate from the trailing `days` (sql/monthly_projection.sql)."""
-        return self.run(
-            "monthly_projection", days=days, agent=agent_name, now=now or time.time()
-        ).one()
 
 
 def _cannot_write(path: Path, lake: Path) -> bool:

@@ -135,7 +135,7 @@ class Dashboard:
         """{group_by, rows, total, estimate}: cost per group and the monthly projection."""
         self._settle()
         if group_by == "model":  # over LLM calls: runs that began just before `since` count too
-            rows = self.store.cost_by_model_rows(since, agent_name, until=until)
+            rows = self.store.cost_by_model(since, agent_name, until=until).rows()
         else:
             rows = self.store.run(
                 f"cost_by_{group_by}", agent=agent_name, since=since, until=until

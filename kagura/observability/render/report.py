@@ -65,8 +65,8 @@ def collect(
     window = {"agent": agent, "since": since, "until": until}
     by_date = store.run("cost_by_date", **window).rows()
     by_agent = store.run("cost_by_agent", **window).rows()
-    overall = store.latency_percentiles(agent, since, until)
-    per_day = store.latency_percentiles(agent, since, until, per_day=True)
+    overall = store.latency_percentiles(agent, since, until).rows()
+    per_day = store.latency_percentiles(agent, since, until, per_day=True).rows()
     busiest = [
         r["agent_name"] for r in sorted(overall, key=lambda r: (-r["runs"], r["agent_name"]))
     ]
@@ -85,14 +85,14 @@ def collect(
         "summary": store.get_summary_stats(agent, since, until=until),
         "cost_by_date": by_date,
         "cost_by_agent": by_agent,
-        "cost_by_model": store.cost_by_model_rows(since, agent, until=until),
+        "cost_by_model": store.cost_by_model(since, agent, until=until).rows(),
         "latency": overall,
         "latency_by_day": [r for r in per_day if r["agent_name"] in shown],
         "latency_agents_left_out": max(0, len(busiest) - MAX_LATENCY_AGENTS),
-        "regressions": store.regressions(agent, now=at),
-        "health": store.agent_health(agent, now=at),
-        "errors": store.error_groups(agent, since, until, limit=MAX_ERROR_GROUPS),
-        "scores": store.score_summary("agent", since, agent, until=until),
+        "regressions": store.regressions(agent, now=at).rows(),
+        "health": store.agent_health(agent, now=at).rows(),
+        "errors": store.error_groups(agent, since, until, limit=MAX_ERROR_GROUPS).rows(),
+        "scores": store.score_summary("agent", since, agent, until=until).rows(),
         "sessions": _top(store.run("cost_by_session", **window).rows(), "session_id"),
         "users": _top(store.run("cost_by_user", **window).rows(), "user_id"),
         "runs": runs,

@@ -11,15 +11,19 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import duckdb
 import pyarrow as pa
 
 from kagura.observability.errors import QueryError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import polars as pl
 
 _PARAM = re.compile(r"(?<![\w$])\$([A-Za-z_][A-Za-z0-9_]*)")
 _HEADER = re.compile(r"^--\s*([A-Za-z_]+):\s*(.*)$")
@@ -117,11 +121,18 @@ def _strip_comments(text: str) -> str:
 
 
 class Result:
-    """One query's answer: `.rows()` dicts, `.pl()` Polars, `.arrow()` Arrow."""
+    """One query's answer: `.rows()` dicts, `.pl()` Polars, `.arrow()` Arrow.
+
+    It also reads as both at once, so an analytic needs one method, not a
+    dict method and a frame method: iterating it (or `result[0]`) gives row
+    dicts, `result["cost"]` gives a column, and any other attribute is the
+    Polars frame's (`result.sort("cost")`, `result.tail(3)`, `result.filter(...)`).
+    """
 
     def __init__(self, table: pa.Table, name: str = "query"):
         self._table = table
         self.name = name
+        self._rows: list[dict[str, Any]] | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -136,14 +147,21 @@ class Result:
         return self._table
 
     def rows(self) -> list[dict[str, Any]]:
-        """The rows as a list of dicts."""
+        """The rows as a list of dicts (new dicts each call)."""
         return self._table.to_pylist()
 
-    def pl(self):
+    def _cached_rows(self) -> list[dict[str, Any]]:
+        if self._rows is None:
+            self._rows = self._table.to_pylist()
+        return self._rows
+
+    def pl(self) -> pl.DataFrame:
         """The rows as a Polars DataFrame."""
         import polars as pl
 
-        return pl.from_arrow(self._table)
+        frame = pl.from_arrow(self._table)
+        assert isinstance(frame, pl.DataFrame)  # a Table (not an Array) gives a frame
+        return frame
 
     def first(self) -> dict[str, Any] | None:
         """The first row as a dict, or None."""
@@ -156,8 +174,88 @@ class Result:
             raise QueryError(f"{self.name} returned no row")
         return row
 
+    # --- a sequence of row dicts --------------------------------------------------
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._cached_rows())
+
+    @overload
+    def __getitem__(self, key: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, key: slice) -> list[dict[str, Any]]: ...
+
+    @overload
+    def __getitem__(self, key: str) -> Any: ...
+
+    def __getitem__(self, key: int | slice | str) -> Any:
+        """A row dict (`result[0]`), a list of them (`result[:5]`), or a column (`result["cost"]`)."""
+        if isinstance(key, str):
+            return self.pl()[key]
+        return self._cached_rows()[key]
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to a Result or a list of dicts with the same rows."""
+        if isinstance(other, Result):
+            return self._cached_rows() == other._cached_rows()
+        if isinstance(other, list):
+            return self._cached_rows() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # compared by its rows, which can change
+
+    # --- and a Polars frame ---------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.pl(), name)
+
+    def __dir__(self) -> list[str]:
+        import polars as pl
+
+        frame = {n for n in dir(pl.DataFrame) if not n.startswith("_")}
+        return sorted(set(super().__dir__()) | frame)
+
+    def _repr_html_(self) -> str:
+        """A notebook shows a Result as it shows the Polars frame."""
+        return self.pl()._repr_html_()
+
     def __repr__(self) -> str:
         return f"Result({self.name!r}, rows={self._table.num_rows}, columns={self.columns})"
+
+
+class Row(Result, Mapping[str, Any]):
+    """The answer of an analytic whose grain is one row (a summary, a budget): a Result that reads as that row's dict.
+
+    `row["today_cost"]` is a value, `dict(row)`, `row.keys()`, `row.get(...)`
+    work as on a dict; `.rows()`, `.pl()` and `.arrow()` as on every Result.
+    """
+
+    def __init__(self, table: pa.Table, name: str = "query"):
+        super().__init__(table, name)
+        if table.num_rows != 1:
+            raise QueryError(f"{name} returned {table.num_rows} rows, not one")
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
+        return iter(self.columns)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._cached_rows()[0][key]
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to a dict (or a Row) with the same keys and values."""
+        if isinstance(other, Mapping):
+            return self._cached_rows()[0] == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._cached_rows()[0])
 
 
 @dataclass
