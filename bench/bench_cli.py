@@ -140,11 +140,11 @@ def live_refresh(db: Path, repeat: int = 15) -> dict[str, float]:
 # Appends one running execution to the store for each line read, and says "ok".
 _WRITER = """
 import sys, time
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import execution_row, new_execution_id
 from kagura.observability.eventstore import EventStore
 store = EventStore(sys.argv[1], auto_compact=False)
 for _ in sys.stdin:
-    store.append(model.execution_row(id=model.new_execution_id(), agent_name="bench_probe", started_at=time.time(), status="running"))
+    store.append(execution_row(id=new_execution_id(), agent_name="bench_probe", started_at=time.time(), status="running"))
     print("ok", flush=True)
 """
 

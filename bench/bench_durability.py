@@ -40,8 +40,8 @@ from bench_recording import naive_run, one_run  # noqa: E402
 from kagura.observability.eventstore import EventStore  # noqa: E402
 from kagura.observability.recording.collector import Run, TelemetryCollector, _current, flush  # noqa: E402
 from kagura.observability.store import migrations  # noqa: E402
-from kagura.observability.store import rows as model  # noqa: E402
-from kagura.observability.store import tail as wal  # noqa: E402
+from kagura.observability.store.rows import EVENT_NAMES, EXECUTION_NAMES  # noqa: E402
+from kagura.observability.store.tail import _EVENT_INSERT, _EVENTS_CLEAR, _EXEC_INSERT  # noqa: E402
 
 
 async def one_async(collector: TelemetryCollector) -> None:
@@ -73,8 +73,8 @@ def sample_pairs(n: int) -> list[tuple[dict, list[dict]]]:
 def as_tuples(pairs) -> list[tuple[tuple, list[tuple]]]:
     return [
         (
-            tuple(row[c] for c in model.EXECUTION_NAMES),
-            [tuple(e[c] for c in model.EVENT_NAMES) for e in events],
+            tuple(row[c] for c in EXECUTION_NAMES),
+            [tuple(e[c] for c in EVENT_NAMES) for e in events],
         )
         for row, events in pairs
     ]
@@ -96,9 +96,9 @@ def raw_commits(con: sqlite3.Connection, rows, per_txn: int) -> float:
     for i in range(0, len(rows), per_txn):
         group = rows[i : i + per_txn]
         con.execute("BEGIN IMMEDIATE")
-        con.executemany(wal._EXEC_INSERT, [r for r, _ in group])
-        con.executemany(wal._EVENTS_CLEAR, [(r[0],) for r, _ in group])
-        con.executemany(wal._EVENT_INSERT, [e for _, events in group for e in events])
+        con.executemany(_EXEC_INSERT, [r for r, _ in group])
+        con.executemany(_EVENTS_CLEAR, [(r[0],) for r, _ in group])
+        con.executemany(_EVENT_INSERT, [e for _, events in group for e in events])
         con.execute("COMMIT")
     return time.perf_counter() - started
 

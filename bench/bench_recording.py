@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from kagura.observability.eventstore import EventStore  # noqa: E402
 from kagura.observability.recording.collector import TelemetryCollector, flush  # noqa: E402
-from kagura.observability.store import rows as model  # noqa: E402
+from kagura.observability.store.rows import new_execution_id  # noqa: E402
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -84,7 +84,7 @@ def naive_write(path: str, execution: dict) -> None:
 def naive_run(path: str) -> None:
     """The same run, kept as a dict and written as a blob at start and at the end."""
     execution = {
-        "id": model.new_execution_id(),
+        "id": new_execution_id(),
         "agent_name": "bench_agent",
         "started_at": time.time(),
         "status": "running",

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import (
+    event_row,
+    execution_row,
+    new_execution_id,
+    totals_from_events,
+)
 
 
 def run(
@@ -17,11 +22,11 @@ def run(
     error: str | None = None,
 ) -> tuple[dict, list[dict]]:
     """One execution with an llm_call per cost and `tools` tool calls."""
-    eid = model.new_execution_id(at=started_at)
+    eid = new_execution_id(at=started_at)
     events = []
     for i, cost in enumerate(costs):
         events.append(
-            model.event_row(
+            event_row(
                 eid,
                 len(events),
                 "llm_call",
@@ -35,7 +40,7 @@ def run(
         )
     for i in range(tools):
         events.append(
-            model.event_row(
+            event_row(
                 eid,
                 len(events),
                 "tool_call",
@@ -45,7 +50,7 @@ def run(
                 query=f"q{i}",
             )
         )
-    row = model.execution_row(
+    row = execution_row(
         id=eid,
         trace_id=parent["trace_id"] if parent else eid,
         parent_id=parent["id"] if parent else None,
@@ -56,6 +61,6 @@ def run(
         error=error,
         error_type="ValueError" if error else None,
         kwargs={"text": "hello"},
-        **model.totals_from_events(events),
+        **totals_from_events(events),
     )
     return row, events

@@ -246,7 +246,7 @@ def move(
     executions: list[dict], events: list[dict], targets: list[float]
 ) -> list[tuple[dict, list[dict]]]:
     """The recorded rows moved trace by trace to `targets` (oldest root to oldest target), with fresh ids."""
-    from kagura.observability.store import rows as model
+    from kagura.observability.store.rows import new_execution_id
 
     roots = sorted((r for r in executions if r["parent_id"] is None), key=lambda r: r["started_at"])
     offset = {
@@ -255,9 +255,7 @@ def move(
     }
     new_id = {}
     for row in sorted(executions, key=lambda r: r["started_at"]):
-        new_id[row["id"]] = model.new_execution_id(
-            row["started_at"] + offset.get(row["trace_id"], 0.0)
-        )
+        new_id[row["id"]] = new_execution_id(row["started_at"] + offset.get(row["trace_id"], 0.0))
     trace_of = {row["id"]: row["trace_id"] for row in executions}
     by_run: dict[str, list[dict]] = {}
     for event in events:

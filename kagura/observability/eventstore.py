@@ -24,7 +24,6 @@ from kagura.config import COMPACT_TAIL_AGE, COMPACT_TAIL_ROWS, default_db_path, 
 from kagura.observability.analytics.catalogue import EVENT_MARGIN, Analytics
 from kagura.observability.errors import AmbiguousIdError, StoreError
 from kagura.observability.store import planner
-from kagura.observability.store import rows as model
 from kagura.observability.store.compaction import (
     Compactor,
     LakeBusy,
@@ -40,6 +39,14 @@ from kagura.observability.store.engine import (
     load_sql,
     local_timezone,
     reads_of,
+)
+from kagura.observability.store.rows import (
+    HOST,
+    check_status,
+    event_dict,
+    execution_dict,
+    id_time_range,
+    rows_from_execution_dict,
 )
 from kagura.observability.store.scope import Scope
 from kagura.observability.store.shared_lake import (
@@ -123,7 +130,7 @@ class EventStore(Analytics):
         try:
             url = lake_url(lake)
             if url:
-                self.shared = SharedLake(url, store=f"{model.HOST}:{self.path or ':memory:'}")
+                self.shared = SharedLake(url, store=f"{HOST}:{self.path or ':memory:'}")
                 self._hosts = host_filter(hosts)
         except StoreError as exc:
             if lake is not None or hosts is not None:
@@ -232,7 +239,7 @@ class EventStore(Analytics):
 
     async def save_execution(self, execution: dict[str, Any]) -> None:
         """Store one execution given as Kagura's public dict (id, agent_name, events, metrics, ...)."""
-        row, events = model.rows_from_execution_dict(execution)
+        row, events = rows_from_execution_dict(execution)
         self.append(row, events)
 
     def _maybe_compact(self) -> None:
@@ -612,7 +619,7 @@ class EventStore(Analytics):
         """
         rows = self._recent(agent_name, status, since, until, limit, roots_only)
         now = time.time()
-        return [model.execution_dict(r, now) for r in rows.rows()]
+        return [execution_dict(r, now) for r in rows.rows()]
 
     def _recent(
         self,
@@ -625,7 +632,7 @@ class EventStore(Analytics):
     ) -> Result:
         """The newest `limit` matching rows (sql/recent_executions.sql), reading the newest segments first."""
         if status is not None:
-            model.check_status(status)
+            check_status(status)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit must be a positive whole number, got {limit!r}")
         if agent_name is not None and not isinstance(agent_name, str):
@@ -677,18 +684,18 @@ class EventStore(Analytics):
         if searched is not None and {s.id for s in needed} <= {s.id for s in searched}:
             needed = searched  # the same files: the same views, already made
         views = self._views(segments=needed, events=True, snap=snap)
-        result = model.execution_dict(row)
+        result = execution_dict(row)
         events = self._run_sql(
             load_sql("execution_events"),
             "sql/execution_events.sql",
             views,
             {"ids": [row["id"]], "since": None, "until": None, "type": None},
         ).rows()
-        result["events"] = [model.event_dict(e) for e in events]
+        result["events"] = [event_dict(e) for e in events]
         children = self._run_sql(
             load_sql("child_executions"), "sql/child_executions.sql", views, {"parent": row["id"]}
         ).rows()
-        result["children"] = [model.execution_dict(c) for c in children]
+        result["children"] = [execution_dict(c) for c in children]
         result["scores"] = self.get_scores(row["id"])
         return result
 
@@ -697,7 +704,7 @@ class EventStore(Analytics):
     ) -> tuple[dict[str, Any], list[Segment] | None] | None:
         """The one execution whose id starts with `prefix`, and the segments searched."""
         text = load_sql("find_execution")
-        span = model.id_time_range(prefix)
+        span = id_time_range(prefix)
         rows: list[dict[str, Any]] = []
         searched: list[Segment] | None = None
         if span is not None:
@@ -746,10 +753,10 @@ class EventStore(Analytics):
         ).rows()
         by_run: dict[str, list[dict[str, Any]]] = {}
         for event in events:
-            by_run.setdefault(event["execution_id"], []).append(model.event_dict(event))
+            by_run.setdefault(event["execution_id"], []).append(event_dict(event))
         out = []
         for run in runs:
-            item = model.execution_dict(run)
+            item = execution_dict(run)
             item["events"] = by_run.get(run["id"], [])
             out.append(item)
         return out
@@ -850,7 +857,7 @@ def _mark_abandoned(table: pa.Table) -> pa.Table:
     for i, value in enumerate(values):
         if (
             value == "running"
-            and hosts[i] == model.HOST
+            and hosts[i] == HOST
             and pids[i] is not None
             and not pid_alive(pids[i])
         ):

@@ -6,7 +6,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import to_json
 from kagura.synthetic.sample import (
     arrow_schemas,
 )
@@ -144,12 +144,10 @@ class _AgentTable:
             for a in AGENTS
         ]
         self.kwargs = [
-            [model.to_json({name: word for name in a.kwargs}) for word in WORDS] for a in AGENTS
+            [to_json({name: word for name in a.kwargs}) for word in WORDS] for a in AGENTS
         ]
         self.tags = [
-            model.to_json({"project": a.name.split("_")[1]})
-            if a.name.startswith("project_")
-            else None
+            to_json({"project": a.name.split("_")[1]}) if a.name.startswith("project_") else None
             for a in AGENTS
         ]
 
@@ -264,13 +262,11 @@ class _ArrowChunk:
         middle_type = np.where(has_tool, "tool_call", "memory_operation").astype(object)
         middle_data = np.where(
             has_tool,
-            np.array([model.to_json({"arguments": {"query": w}}) for w in WORDS], dtype=object)[
-                word
-            ],
-            np.array([model.to_json({"items": k}) for k in range(40)], dtype=object)[items],
+            np.array([to_json({"arguments": {"query": w}}) for w in WORDS], dtype=object)[word],
+            np.array([to_json({"items": k}) for k in range(40)], dtype=object)[items],
         )
         llm_data = np.array(
-            [model.to_json({"finish_reason": r}) for r in ("tool_calls", "stop")], dtype=object
+            [to_json({"finish_reason": r}) for r in ("tool_calls", "stop")], dtype=object
         )
         tokens_col = [
             weave(tokens[0][j].astype(object), none, tokens[2][j].astype(object)) for j in (1, 2)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import event_row, execution_row, to_json, totals_from_events
 from kagura.synthetic.world import (
     AGENTS,
     AGENTS_BY_NAME,
@@ -170,7 +170,7 @@ class _Renderer:
                 price = self.prices.get(name)
                 cost = prompt * price[0] + completion * price[1] if price else None
                 next_kind = run.steps[index + 1][0] if index + 1 < len(run.steps) else None
-                event = model.event_row(
+                event = event_row(
                     exec_id,
                     seq,
                     "llm_call",
@@ -184,7 +184,7 @@ class _Renderer:
                     data={"finish_reason": "tool_calls" if next_kind == "tool" else "stop"},
                 )
             elif kind == "tool":
-                event = model.event_row(
+                event = event_row(
                     exec_id,
                     seq,
                     "tool_call",
@@ -195,7 +195,7 @@ class _Renderer:
                     data={"arguments": {"query": rng.choice(WORDS)}},
                 )
             else:
-                event = model.event_row(
+                event = event_row(
                     exec_id,
                     seq,
                     "memory_operation",
@@ -216,7 +216,7 @@ class _Renderer:
             else None
         )
         project = agent.name.split("_")[1] if agent.name.startswith("project_") else None
-        row = model.execution_row(
+        row = execution_row(
             id=exec_id,
             trace_id=trace_id,
             parent_id=parent_id,
@@ -227,13 +227,13 @@ class _Renderer:
             status="failed" if run.failed else "completed",
             error=error,
             error_type=run.error_type,
-            kwargs=model.to_json(draw_kwargs(rng, agent)),
-            tags=model.to_json({"project": project}) if project else None,
+            kwargs=to_json(draw_kwargs(rng, agent)),
+            tags=to_json({"project": project}) if project else None,
             model=model_name,
-            metrics=model.to_json(metrics) if metrics else None,
+            metrics=to_json(metrics) if metrics else None,
             host=host,
             pid=pid,
-            **model.totals_from_events(events),
+            **totals_from_events(events),
         )
         return [(row, events), *children], duration, error
 

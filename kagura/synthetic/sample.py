@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import EXECUTION_NAMES
 from kagura.synthetic.rows import generate
 from kagura.synthetic.world import (
     UNPRICED_MODEL,
@@ -122,7 +122,7 @@ def load_sample(
         events.setdefault(event["execution_id"], []).append(event)
     pairs = []
     for row in executions:
-        for name in model.EXECUTION_NAMES:  # columns added since the sample was written
+        for name in EXECUTION_NAMES:  # columns added since the sample was written
             row.setdefault(name, None)
         row["started_at"] += shift
         if row["ended_at"] is not None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import finite
 
 DAY = 86400.0
 
@@ -203,7 +203,7 @@ def parse_end(end: float | str | None) -> float:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
-    return float(model.finite(end, "end", allow_none=False))
+    return float(finite(end, "end", allow_none=False))
 
 
 def check_slowdown(slowdown: dict[str, Any] | None) -> tuple[str, float, float] | None:
@@ -219,8 +219,8 @@ def check_slowdown(slowdown: dict[str, Any] | None) -> tuple[str, float, float] 
         raise ValueError(
             f"slowdown agent {agent!r} is not a fixture agent; use one of: {', '.join(AGENTS_BY_NAME)}"
         )
-    factor = model.finite(slowdown.get("factor", 1.4), "slowdown factor", allow_none=False)
-    days = model.finite(slowdown.get("days", 2), "slowdown days", allow_none=False)
+    factor = finite(slowdown.get("factor", 1.4), "slowdown factor", allow_none=False)
+    days = finite(slowdown.get("days", 2), "slowdown days", allow_none=False)
     if factor <= 0 or days <= 0:
         raise ValueError("slowdown factor and days must be positive")
     return agent, factor, days

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import event_row, execution_row, new_execution_id
 
 DAY = 86400.0
 HOUR = 3600.0
@@ -43,8 +43,8 @@ def run(
 ) -> dict:
     """One execution row; a running row has no duration and no end."""
     ended = None if duration is None or status == "running" else started_at + duration
-    return model.execution_row(
-        id=model.new_execution_id(at=started_at),
+    return execution_row(
+        id=new_execution_id(at=started_at),
         agent_name=agent,
         started_at=started_at,
         ended_at=ended,
@@ -71,7 +71,7 @@ def llm(
     completion: int = 5,
 ) -> dict:
     """One llm_call event of `row`."""
-    return model.event_row(
+    return event_row(
         row["id"],
         seq,
         "llm_call",

@@ -115,9 +115,9 @@ def test_model_latency_from_llm_calls_only(make_store):
         llm(r1, 2, T0 + 4, "mini", None, duration=0.5, completion=10),
     ]
     e2 = [llm(r2, 0, T0 + 10, "gpt-4o", 0.02, duration=2.0, completion=60)]
-    from kagura.observability.store import rows as model
+    from kagura.observability.store.rows import event_row
 
-    e2.append(model.event_row(r2["id"], 1, "tool_call", T0 + 12, name="gpt-4o", duration=50.0))
+    e2.append(event_row(r2["id"], 1, "tool_call", T0 + 12, name="gpt-4o", duration=50.0))
     store = make_store([(r1, e1), (r2, e2)])
     got = {r["model"]: r for r in store.model_latency()}
     assert set(got) == {"gpt-4o", "mini"}

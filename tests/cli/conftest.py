@@ -14,7 +14,12 @@ import pytest
 from cli_process import run_cli
 
 from kagura.observability.eventstore import EventStore
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import (
+    event_row,
+    execution_row,
+    new_execution_id,
+    totals_from_events,
+)
 from kagura.synthetic import fixtures
 
 
@@ -161,7 +166,7 @@ def build_small(path: Path) -> SmallStore:
     now = time.time()
     small = SmallStore(path=path, now=now)
     store = EventStore(path)
-    ids = {name: model.new_execution_id(now - spec[1]) for name, spec in SMALL_RUNS.items()}
+    ids = {name: new_execution_id(now - spec[1]) for name, spec in SMALL_RUNS.items()}
     for name, (
         agent,
         ago,
@@ -176,10 +181,8 @@ def build_small(path: Path) -> SmallStore:
         events = []
         for seq, spec in enumerate(specs):
             fields = {k: v for k, v in spec.items() if k not in ("type", "at")}
-            events.append(
-                model.event_row(ids[name], seq, spec["type"], started + spec["at"], **fields)
-            )
-        row = model.execution_row(
+            events.append(event_row(ids[name], seq, spec["type"], started + spec["at"], **fields))
+        row = execution_row(
             id=ids[name],
             trace_id=ids[parent] if parent else ids[name],
             parent_id=ids[parent] if parent else None,
@@ -192,13 +195,13 @@ def build_small(path: Path) -> SmallStore:
             error_type=error_type,
             kwargs={"text": f"input of {name}"},
             model=specs[0]["name"],
-            **model.totals_from_events(events),
+            **totals_from_events(events),
         )
         store.append(row, events)
         small.rows[name] = row
         small.events[name] = events
-    running = model.execution_row(
-        id=model.new_execution_id(now - 5),
+    running = execution_row(
+        id=new_execution_id(now - 5),
         agent_name="chatbot",
         started_at=now - 5,
         status="running",

@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 from kagura.observability.eventstore import EventStore
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import execution_row, new_execution_id
 
 
 def one_line(result, code: int, *fragments: str) -> str:
@@ -100,8 +100,8 @@ def test_the_stats_of_an_empty_store_are_null_not_zero(cli, kagura_home):
 
 
 def _row(agent: str, started: float, status: str, duration: float | None = 1.0) -> dict:
-    return model.execution_row(
-        id=model.new_execution_id(at=started),
+    return execution_row(
+        id=new_execution_id(at=started),
         agent_name=agent,
         started_at=started,
         ended_at=None if duration is None else started + duration,

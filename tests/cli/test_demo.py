@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import datetime
 
 from kagura.cli import demo
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import event_row, execution_row, id_time_range
 
 
 def test_plan_is_deterministic_and_has_failures_of_several_kinds():
@@ -24,10 +24,10 @@ def test_plan_is_deterministic_and_has_failures_of_several_kinds():
 
 
 def test_move_keeps_durations_offsets_and_links_and_gives_ids_of_the_new_time():
-    root = model.execution_row(
+    root = execution_row(
         id="exec_a", agent_name="researcher", started_at=100.0, ended_at=103.0, status="completed"
     )
-    child = model.execution_row(
+    child = execution_row(
         id="exec_b",
         trace_id="exec_a",
         parent_id="exec_a",
@@ -36,12 +36,12 @@ def test_move_keeps_durations_offsets_and_links_and_gives_ids_of_the_new_time():
         ended_at=102.0,
         status="completed",
     )
-    other = model.execution_row(
+    other = execution_row(
         id="exec_c", agent_name="translator", started_at=200.0, ended_at=200.5, status="failed"
     )
     events = [
-        model.event_row("exec_b", 0, "llm_call", 101.5, name="gpt-4o-mini", duration=0.4),
-        model.event_row("exec_a", 0, "tool_call", 100.2, name="web_search"),
+        event_row("exec_b", 0, "llm_call", 101.5, name="gpt-4o-mini", duration=0.4),
+        event_row("exec_a", 0, "tool_call", 100.2, name="web_search"),
     ]
     pairs = demo.move([root, child, other], events, [5_000.0, 9_000.0])
     moved = {row["agent_name"]: (row, evs) for row, evs in pairs}
@@ -56,7 +56,7 @@ def test_move_keeps_durations_offsets_and_links_and_gives_ids_of_the_new_time():
     )
     assert moved["researcher"][1][0]["started_at"] == 5_000.2
     for row in (r, c, o):
-        low, high = model.id_time_range(row["id"])
+        low, high = id_time_range(row["id"])
         assert low <= row["started_at"] < high
 
 

@@ -115,15 +115,15 @@ def _daily_check(tmp_path: Path) -> subprocess.CompletedProcess:
 
 
 def test_tutorial_daily_check_script_works_as_written(kagura_home, tmp_path):
-    from kagura.observability.store import rows as model
+    from kagura.observability.store.rows import execution_row, new_execution_id
 
     store = EventStore(kagura_home / "telemetry.db")
     now = time.time()
     for i in range(15):
         status = "failed" if i < 12 else "completed"
         store.append(
-            model.execution_row(
-                id=model.new_execution_id(),
+            execution_row(
+                id=new_execution_id(),
                 agent_name="flaky",
                 started_at=now - i,
                 ended_at=now - i + 0.1,

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from kagura.observability import EventStore
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import execution_row, new_execution_id
 
 NOW = time.time()
 
@@ -32,9 +32,9 @@ def people(kagura_home):
     store = EventStore(kagura_home / "telemetry.db", auto_compact=False)
     ids = {}
     for i, (name, (agent, user, session, tags, cost, parent)) in enumerate(RUNS.items()):
-        run_id = model.new_execution_id(NOW - 600 + i * 60)
+        run_id = new_execution_id(NOW - 600 + i * 60)
         ids[name] = run_id
-        row = model.execution_row(
+        row = execution_row(
             id=run_id,
             trace_id=ids[parent] if parent else run_id,
             parent_id=ids[parent] if parent else None,

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from kagura.observability.eventstore import EventStore
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import event_row, execution_row, new_execution_id
 
 DAY = 86400.0
 
@@ -31,15 +31,15 @@ def store_db(tmp_path) -> Path:
     day40 = (now - 40 * DAY) // DAY * DAY + DAY / 2  # noon UTC, 40 days ago
 
     def run(at: float, events: int = 0) -> tuple[dict, list[dict]]:
-        row = model.execution_row(
-            id=model.new_execution_id(at=at),
+        row = execution_row(
+            id=new_execution_id(at=at),
             agent_name="a",
             started_at=at,
             ended_at=at + 1,
             duration=1.0,
             status="completed",
         )
-        return row, [model.event_row(row["id"], i, "llm_call", at, name="m") for i in range(events)]
+        return row, [event_row(row["id"], i, "llm_call", at, name="m") for i in range(events)]
 
     with EventStore(db, auto_compact=False) as store:
         store.append_many([run(day40 + i) for i in range(4)])

@@ -12,7 +12,12 @@ import sys
 import time
 
 from kagura.observability import EventStore
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import (
+    event_row,
+    execution_row,
+    new_execution_id,
+    totals_from_events,
+)
 
 DAY = 86400.0
 
@@ -25,9 +30,9 @@ def rows(host: str, batch: int, size: int, base: float) -> tuple[list, int, int]
     for j in range(size):
         # Batches cross midnight: some compactions write segments of two dates at once.
         started = base + batch * 0.4 * DAY + j
-        eid = model.new_execution_id(at=started)
+        eid = new_execution_id(at=started)
         cost_micros = 1000 + 10 * j  # 0.001 + 0.00001 * j dollars
-        event = model.event_row(
+        event = event_row(
             eid,
             0,
             "llm_call",
@@ -38,7 +43,7 @@ def rows(host: str, batch: int, size: int, base: float) -> tuple[list, int, int]
             cost=cost_micros / 1e6,
             duration=0.1,
         )
-        row = model.execution_row(
+        row = execution_row(
             id=eid,
             trace_id=eid,
             agent_name=f"agent_{j % 3}",
@@ -46,7 +51,7 @@ def rows(host: str, batch: int, size: int, base: float) -> tuple[list, int, int]
             ended_at=started + 1.0,
             status="completed",
             host=host,
-            **model.totals_from_events([event]),
+            **totals_from_events([event]),
         )
         pairs.append((row, [event]))
         micros += cost_micros

@@ -15,7 +15,12 @@ from kagura.observability.eventstore import EventStore
 from kagura.observability.render import cost as cost_view
 from kagura.observability.render import dashboard as dash
 from kagura.observability.render import formatting, runs, trace
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import (
+    event_row,
+    execution_row,
+    new_execution_id,
+    totals_from_events,
+)
 
 
 def text_of(renderable, width: int = 100) -> str:
@@ -95,7 +100,7 @@ def test_status_labels_and_colours():
 
 
 def test_short_ids_only_for_generated_ids():
-    generated = model.new_execution_id()
+    generated = new_execution_id()
     assert formatting.short_id(generated) == generated[:21]
     assert formatting.short_id("exec_abc123") == "exec_abc123"
 
@@ -153,7 +158,7 @@ def _execution(
     agent="translator", status="completed", started=1000.0, duration=0.52, cost=0.0003, **more
 ):
     row = {
-        "id": more.pop("id", model.new_execution_id(started)),
+        "id": more.pop("id", new_execution_id(started)),
         "agent_name": agent,
         "status": status,
         "started_at": started,
@@ -362,9 +367,9 @@ def store(tmp_path):
             ("translator", "completed", 0.0004),
         ]
     ):
-        run_id = model.new_execution_id(now - 100 + i)
+        run_id = new_execution_id(now - 100 + i)
         events = [
-            model.event_row(
+            event_row(
                 run_id,
                 0,
                 "llm_call",
@@ -377,13 +382,13 @@ def store(tmp_path):
             )
         ]
         store.append(
-            model.execution_row(
+            execution_row(
                 id=run_id,
                 agent_name=agent,
                 started_at=now - 100 + i,
                 ended_at=now - 99.5 + i,
                 status=status,
-                **model.totals_from_events(events),
+                **totals_from_events(events),
             ),
             events,
         )
@@ -424,8 +429,8 @@ def test_show_live_refreshes_until_ctrl_c(store, monkeypatch):
         sleeps.append(seconds)
         if len(sleeps) == 1:  # a run is recorded between two frames
             other.append(
-                model.execution_row(
-                    id=model.new_execution_id(),
+                execution_row(
+                    id=new_execution_id(),
                     agent_name="newcomer",
                     started_at=time.time(),
                     status="running",
@@ -458,8 +463,8 @@ def test_live_counts_match_the_store_and_old_changes_show_after_a_rebase(tmp_pat
     def add(ago: float, status: str) -> None:
         ended = None if status == "running" else now - ago + 1
         store.append(
-            model.execution_row(
-                id=model.new_execution_id(now - ago),
+            execution_row(
+                id=new_execution_id(now - ago),
                 agent_name="a",
                 started_at=now - ago,
                 ended_at=ended,

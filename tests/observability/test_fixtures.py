@@ -13,7 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import (
+    EVENT_NAMES,
+    EVENT_TYPES,
+    EXECUTION_NAMES,
+    event_row,
+    execution_row,
+    from_json,
+    id_time_range,
+    new_execution_id,
+    totals_from_events,
+)
 from kagura.synthetic import fixtures
 
 END = "2025-06-30T00:00:00+00:00"
@@ -70,20 +80,20 @@ def test_exactly_n_executions(prices, n):
 
 def test_rows_are_exactly_what_the_model_builds(pairs):
     for row, events in pairs:
-        assert tuple(row) == model.EXECUTION_NAMES
-        assert model.execution_row(**row) == row
+        assert tuple(row) == EXECUTION_NAMES
+        assert execution_row(**row) == row
         assert [e["seq"] for e in events] == list(range(len(events)))
         for event in events:
-            assert tuple(event) == model.EVENT_NAMES
+            assert tuple(event) == EVENT_NAMES
             assert event["execution_id"] == row["id"]
-            assert event["type"] in model.EVENT_TYPES
+            assert event["type"] in EVENT_TYPES
             fields = {
                 k: v
                 for k, v in event.items()
                 if k not in ("execution_id", "seq", "type", "started_at", "data")
             }
-            data = model.from_json(event["data"], {})
-            rebuilt = model.event_row(
+            data = from_json(event["data"], {})
+            rebuilt = event_row(
                 row["id"], event["seq"], event["type"], event["started_at"], data=data, **fields
             )
             assert rebuilt == event
@@ -190,9 +200,9 @@ def test_ids_hold_their_start_time_and_are_unique(pairs):
     rows = executions_of(pairs)
     assert len({r["id"] for r in rows}) == len(rows)
     for row in rows:
-        low, high = model.id_time_range(row["id"])
+        low, high = id_time_range(row["id"])
         assert low <= row["started_at"] < high
-        assert len(row["id"]) == len(model.new_execution_id())
+        assert len(row["id"]) == len(new_execution_id())
 
 
 def test_ninety_days_before_end_more_on_weekdays(pairs):
@@ -419,12 +429,12 @@ def test_arrow_rows_validate_and_add_up(arrow_chunks, price_map):
     ids = {r["id"] for r in rows}
     assert len(ids) == len(rows)
     for row in rows:
-        assert model.execution_row(**row) == row
-        low, high = model.id_time_range(row["id"])
+        assert execution_row(**row) == row
+        low, high = id_time_range(row["id"])
         assert low <= row["started_at"] < high
         evs = by_id[row["id"]]
         assert [e["seq"] for e in evs] == [0, 1, 2]
-        totals = model.totals_from_events(evs)
+        totals = totals_from_events(evs)
         for key, value in totals.items():
             if key == "total_cost" and value is not None:
                 assert row[key] == pytest.approx(value, rel=1e-12)

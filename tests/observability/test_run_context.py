@@ -262,9 +262,9 @@ def test_budget_by_user_lists_each_users_day_and_month(store, collector):
 
 
 def _row(run_id, at, cost):
-    from kagura.observability.store import rows as model
+    from kagura.observability.store.rows import execution_row
 
-    return model.execution_row(
+    return execution_row(
         id=run_id,
         agent_name="a",
         started_at=at,

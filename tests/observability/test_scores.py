@@ -99,7 +99,7 @@ def test_summary_uses_each_runs_newest_score_per_name(store):
 
 
 def test_score_regressions_list_a_mean_that_dropped(store):
-    from kagura.observability.store import rows as model
+    from kagura.observability.store.rows import execution_row, new_execution_id
 
     now = time.time()
     day = 86400.0
@@ -110,9 +110,9 @@ def test_score_regressions_list_a_mean_that_dropped(store):
         (now - 3600, 0.5),
         (now - 1800, 0.4),
     ]:
-        run_id = model.new_execution_id(at)
+        run_id = new_execution_id(at)
         store.append(
-            model.execution_row(
+            execution_row(
                 id=run_id, agent_name="bot", started_at=at, ended_at=at + 1, status="completed"
             ),
             [],

@@ -11,24 +11,24 @@ from store_rows import run
 from kagura.observability.errors import NotAStoreError, SchemaTooNewError
 from kagura.observability.eventstore import EventStore
 from kagura.observability.store import migrations
-from kagura.observability.store import rows as model
-from kagura.observability.store import tail as wal
+from kagura.observability.store.rows import EVENT_NAMES, EXECUTION_NAMES
+from kagura.observability.store.tail import APPLICATION_ID, SCHEMA_VERSION, Tail
 
 
 def test_migrating_an_empty_database_gives_the_model_columns(tmp_path):
     path = tmp_path / "t.db"
-    wal.Tail(path).close()
+    Tail(path).close()
     con = sqlite3.connect(path)
     exec_cols = [r[1] for r in con.execute("PRAGMA table_info(executions)")]
     event_cols = [r[1] for r in con.execute("PRAGMA table_info(events)")]
-    assert exec_cols == ["rev", *model.EXECUTION_NAMES]
-    assert event_cols == ["rev", *model.EVENT_NAMES]
+    assert exec_cols == ["rev", *EXECUTION_NAMES]
+    assert event_cols == ["rev", *EVENT_NAMES]
     assert (
         con.execute("PRAGMA user_version").fetchone()[0]
-        == wal.SCHEMA_VERSION
+        == SCHEMA_VERSION
         == len(migrations.MIGRATIONS)
     )
-    assert con.execute("PRAGMA application_id").fetchone()[0] == wal.APPLICATION_ID
+    assert con.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -56,16 +56,16 @@ def test_another_apps_sqlite_database_is_refused_and_left_untouched(tmp_path):
 
 def test_a_store_from_a_newer_version_is_refused(tmp_path):
     path = tmp_path / "t.db"
-    wal.Tail(path).close()
+    Tail(path).close()
     con = sqlite3.connect(path)
-    con.execute(f"PRAGMA user_version = {wal.SCHEMA_VERSION + 1}")
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     con.close()
     with pytest.raises(SchemaTooNewError, match="newer kagura"):
         EventStore(path)
 
 
 def test_snapshots_follow_updates_and_event_replacement(tmp_path):
-    w = wal.Tail(tmp_path / "t.db")
+    w = Tail(tmp_path / "t.db")
     row, events = run("a", 100.0, costs=(0.1, 0.2))
     w.append_many([(dict(row, status="running", ended_at=None, duration=None), [])])
     first = w.snapshot()
@@ -87,8 +87,8 @@ def test_snapshots_follow_updates_and_event_replacement(tmp_path):
 
 def test_a_second_connection_sees_the_other_writers_rows(tmp_path):
     path = tmp_path / "t.db"
-    reader = wal.Tail(path)
-    writer = wal.Tail(path)
+    reader = Tail(path)
+    writer = Tail(path)
     assert reader.snapshot().executions.num_rows == 0
     writer.append_many([run("a", float(i)) for i in range(5)])
     assert reader.snapshot().executions.num_rows == 5
@@ -145,7 +145,7 @@ def test_a_store_of_version_one_runs_only_the_later_migrations(tmp_path):
     con.execute("BEGIN")
     migrations.m001_initial(con)
     con.execute("PRAGMA user_version = 1")
-    con.execute(f"PRAGMA application_id = {wal.APPLICATION_ID}")
+    con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     con.execute("COMMIT")
     con.execute("BEGIN")
     assert migrations.upgrade(con, 1) == [m.__name__ for m in migrations.MIGRATIONS[1:]]
@@ -154,4 +154,4 @@ def test_a_store_of_version_one_runs_only_the_later_migrations(tmp_path):
     assert [r[1] for r in con.execute("PRAGMA table_info(executions)")][0] == "rev"
     assert con.execute("SELECT value FROM state WHERE key = 'generation'").fetchone() == (0,)
     con.close()
-    wal.Tail(path).close()  # opens it as a store of the current version
+    Tail(path).close()  # opens it as a store of the current version

@@ -13,7 +13,7 @@ from otel_parts import run_cli
 from store_rows import run
 
 from kagura.observability.eventstore import EventStore
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import event_row
 
 T0 = 1_780_000_000.0
 
@@ -32,7 +32,7 @@ def _store(path):
     failed, failed_events = run(
         "planner", T0 + 10.0, status="failed", error="boom: rate limited", costs=(0.001,)
     )
-    memory = model.event_row(
+    memory = event_row(
         failed["id"], len(failed_events), "memory_operation", T0 + 10.2, name="store", duration=0.01
     )
     failed_events.append(memory)

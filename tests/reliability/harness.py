@@ -100,7 +100,7 @@ class Run:
 
     def rows(self) -> tuple[dict, list[dict]]:
         """The execution row and event rows of this run."""
-        from kagura.observability.store import rows as model
+        from kagura.observability.store.rows import event_row, execution_row
 
         events = []
         if self.status != "running":
@@ -112,7 +112,7 @@ class Run:
                 tokens_left -= tokens
                 units_left -= units
                 events.append(
-                    model.event_row(
+                    event_row(
                         self.id,
                         seq,
                         "llm_call",
@@ -124,7 +124,7 @@ class Run:
                         cost=units / 1024,
                     )
                 )
-        row = model.execution_row(
+        row = execution_row(
             id=self.id,
             agent_name=self.agent,
             started_at=self.started_at,
@@ -141,17 +141,17 @@ class Run:
 
 def new_run(rng: random.Random, start: float, end: float, status: str | None = None) -> Run:
     """A random run that started in [start, end)."""
-    from kagura.observability.store import rows as model
+    from kagura.observability.store.rows import new_execution_id
 
     started = rng.uniform(start, end)
     status = status or rng.choice(("completed",) * 6 + ("failed", "cancelled"))
     if status == "running":
-        return Run(model.new_execution_id(at=started), rng.choice(AGENTS), started, status, 0, 0, 0)
+        return Run(new_execution_id(at=started), rng.choice(AGENTS), started, status, 0, 0, 0)
     events = rng.randint(0, 3)
     tokens = rng.randint(events, 2000) if events else rng.randint(0, 50)
     units = rng.randint(events, 400) if events else 0
     return Run(
-        model.new_execution_id(at=started),
+        new_execution_id(at=started),
         rng.choice(AGENTS),
         started,
         status,
@@ -454,8 +454,7 @@ class Probes:
 
     def install(self) -> None:
         """Wrap the store's protocol steps (only observing them, never changing what they do)."""
-        from kagura.observability.store import compaction
-        from kagura.observability.store import tail as wal
+        from kagura.observability.store import compaction, tail
 
         probes = self
 
@@ -478,7 +477,7 @@ class Probes:
         in_context(compaction.Compactor, "_merge", "merge")
         in_context(compaction.Compactor, "_delete_before", "retention")
         in_context(compaction.Compactor, "cleanup", "cleanup")
-        in_context(wal.Tail, "append_many", "append")
+        in_context(tail.Tail, "append_many", "append")
 
         write_segment = compaction.write_segment
 
@@ -502,7 +501,7 @@ class Probes:
 
         os.rename = renaming
 
-        txn = getattr(wal, "_WriteTxn", None)
+        txn = getattr(tail, "_WriteTxn", None)
         if txn is not None:
             leave = txn.__exit__
 

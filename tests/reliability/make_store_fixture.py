@@ -21,7 +21,12 @@ AGENTS = ("translator", "chatbot", "researcher", "要約エージェント", "ag
 def build(folder: Path, seed: int = 6) -> dict:
     """Write the store into `folder`; return the expected content."""
     from kagura.observability import EventStore
-    from kagura.observability.store import rows as model
+    from kagura.observability.store.rows import (
+        event_row,
+        execution_row,
+        new_execution_id,
+        totals_from_events,
+    )
     from kagura.observability.store.tail import SCHEMA_VERSION
 
     rng = random.Random(seed)
@@ -35,7 +40,7 @@ def build(folder: Path, seed: int = 6) -> dict:
         pairs = []
         for _ in range(count):
             started = T0 + day * 86400 + rng.uniform(0, 86000)
-            run_id = model.new_execution_id(at=started)
+            run_id = new_execution_id(at=started)
             agent = rng.choice(AGENTS)
             status = rng.choice(("completed",) * 8 + ("failed", "cancelled"))
             events = []
@@ -43,7 +48,7 @@ def build(folder: Path, seed: int = 6) -> dict:
                 prompt, completion = rng.randint(1, 500), rng.randint(1, 500)
                 priced = rng.random() < 0.9
                 events.append(
-                    model.event_row(
+                    event_row(
                         run_id,
                         seq,
                         "llm_call",
@@ -59,12 +64,12 @@ def build(folder: Path, seed: int = 6) -> dict:
                 )
             if rng.random() < 0.3:
                 events.append(
-                    model.event_row(
+                    event_row(
                         run_id, len(events), "tool_call", started + 2, name="search", duration=0.1
                     )
                 )
-            totals = model.totals_from_events(events)
-            row = model.execution_row(
+            totals = totals_from_events(events)
+            row = execution_row(
                 id=run_id,
                 agent_name=agent,
                 started_at=started,

@@ -18,7 +18,13 @@ from typer.testing import CliRunner
 
 from kagura.cli import app
 from kagura.observability import EventStore, TelemetryCollector
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import (
+    MAX_TIME,
+    MIN_TIME,
+    event_row,
+    execution_row,
+    new_execution_id,
+)
 
 from . import harness
 from .conftest import LONG, assert_one_line_error, cli
@@ -88,13 +94,13 @@ def row(**fields):
     started = fields.pop("started_at", NOW - 3600)
     plain_time = isinstance(started, float | int) and math.isfinite(started) and abs(started) < 1e12
     base = {
-        "id": model.new_execution_id(at=started if plain_time else None),
+        "id": new_execution_id(at=started if plain_time else None),
         "agent_name": "a",
         "started_at": started,
         "status": "completed",
     }
     base.update(fields)
-    return model.execution_row(**base)
+    return execution_row(**base)
 
 
 # --- any unicode, any JSON ----------------------------------------------------------
@@ -226,7 +232,7 @@ def test_bad_execution_numbers_are_refused_naming_the_field(field, value):
 )
 def test_bad_event_numbers_are_refused_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"event {field}"):
-        model.event_row("exec_x", 0, "llm_call", NOW, **{field: value})
+        event_row("exec_x", 0, "llm_call", NOW, **{field: value})
 
 
 @FAST
@@ -262,9 +268,9 @@ TIMES: list[str] = []
 
 
 @settings(max_examples=25 * SCALE, deadline=None, suppress_health_check=list(HealthCheck))
-@given(started=st.floats(min_value=model.MIN_TIME, max_value=model.MAX_TIME))
+@given(started=st.floats(min_value=MIN_TIME, max_value=MAX_TIME))
 def test_times_from_year_1_to_9999_are_stored_and_queried(store, started):
-    stored = row(started_at=started, ended_at=min(started + 1.0, model.MAX_TIME))
+    stored = row(started_at=started, ended_at=min(started + 1.0, MAX_TIME))
     store.append(stored)
     TIMES.append(stored["id"])
     every_query_works(store, stored["id"])
@@ -277,7 +283,7 @@ def test_the_same_times_are_queried_from_parquet(store):
         every_query_works(store, run_id)
 
 
-@pytest.mark.parametrize("started", [1e15, -1e15, 1.7e308, model.MAX_TIME + 1])
+@pytest.mark.parametrize("started", [1e15, -1e15, 1.7e308, MAX_TIME + 1])
 def test_times_beyond_year_9999_are_refused_or_harmless(db, started):
     store = EventStore(db, auto_compact=False)
     try:

@@ -17,7 +17,7 @@ import threading
 import time
 
 from kagura.observability import EventStore
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import execution_row, new_execution_id
 
 from . import harness
 from .conftest import LONG, cli, figures, wait_until
@@ -44,8 +44,8 @@ def test_commits_survive_another_process_closing_the_database(db):
     started = time.time() - 60
     for _ in range(5):
         store.append(
-            model.execution_row(
-                id=model.new_execution_id(at=started),
+            execution_row(
+                id=new_execution_id(at=started),
                 agent_name="a",
                 started_at=started,
                 status="completed",

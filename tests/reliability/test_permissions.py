@@ -29,16 +29,16 @@ import json, os, sys, time
 os.umask(0)
 from pathlib import Path
 from kagura.observability import EventStore
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import event_row, execution_row, new_execution_id
 home = Path(sys.argv[1])
 store = EventStore(home / "telemetry.db", auto_compact=False)
 t = time.time() - 7200
 for i in range(3):
-    run_id = model.new_execution_id(at=t + i)
-    store.append(model.execution_row(id=run_id, agent_name="a", started_at=t + i, status="completed"),
-                 [model.event_row(run_id, 0, "llm_call", t + i, name="m", cost=0.01)])
+    run_id = new_execution_id(at=t + i)
+    store.append(execution_row(id=run_id, agent_name="a", started_at=t + i, status="completed"),
+                 [event_row(run_id, 0, "llm_call", t + i, name="m", cost=0.01)])
 store.compact()
-store.append(model.execution_row(id=model.new_execution_id(), agent_name="a", started_at=time.time(), status="running"))
+store.append(execution_row(id=new_execution_id(), agent_name="a", started_at=time.time(), status="running"))
 modes = {str(p.relative_to(home.parent)): oct(os.stat(p).st_mode & 0o777) for p in [home, *home.rglob("*")]}
 store.close()
 print(json.dumps(modes))

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from kagura.observability.eventstore import EventStore
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import event_row, execution_row, new_execution_id
 
 from .conftest import cli
 
@@ -42,8 +42,8 @@ sys.stdin.readline()
 
 
 def _run(tag: str, at: float, label: str, i: int) -> tuple[dict, list[dict]]:
-    row = model.execution_row(
-        id=model.new_execution_id(at=at),
+    row = execution_row(
+        id=new_execution_id(at=at),
         agent_name="writer",
         started_at=at,
         ended_at=at + 1,
@@ -51,7 +51,7 @@ def _run(tag: str, at: float, label: str, i: int) -> tuple[dict, list[dict]]:
         status="completed",
         kwargs={"prompt": f"{label}-{tag}-arg{i}"},
     )
-    event = model.event_row(
+    event = event_row(
         row["id"], 0, "llm_call", at, name="m", data={"messages": f"{label}-{tag}-msg{i}"}
     )
     return row, [event]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kagura.observability.otel import mapping as m
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import from_json
 
 # One span: trace, span, parent ("" for none), name, kind, start ns, end ns,
 # attributes [(key, str | int | float)], status code, status message, host.
@@ -38,7 +38,7 @@ def _session(tags: str | None) -> str | None:
     """The session id a run was tagged with (`session_id` or `session`), if any."""
     if not tags or "session" not in tags:
         return None
-    value = model.from_json(tags, {}) or {}
+    value = from_json(tags, {}) or {}
     if not isinstance(value, dict):
         return None
     session = value.get("session_id", value.get("session"))
@@ -49,7 +49,7 @@ def _data(text: str | None, *keys: str) -> dict[str, Any]:
     """The event's data, parsed only when it holds one of `keys`."""
     if not text or not any(key in text for key in keys):
         return {}
-    value = model.from_json(text, {})
+    value = from_json(text, {})
     return value if isinstance(value, dict) else {}
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from kagura.observability.otel import mapping as m
 from kagura.observability.recording import redact
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import HOST, MAX_INT, MAX_TIME, SETTLED, to_json
 
 MAX_INDEX = 200_000  # span ids remembered between requests, to find the run of a late child
 _CHUNK = 400  # ids per `IN (...)` list
@@ -304,7 +304,7 @@ def _after(name: str, prefix: str) -> str:
 
 
 _NANO = 1e-9
-_MAX_NANO = int(model.MAX_TIME * 1e9)
+_MAX_NANO = int(MAX_TIME * 1e9)
 
 
 class _Span:
@@ -447,12 +447,12 @@ def _parent_run(span: _Span, spans: dict[str, _Span], index: SpanIndex | None, d
 
 def _status(span: _Span) -> str:
     given = span.attrs.get("kagura.status")
-    if given in model.SETTLED:
+    if given in SETTLED:
         return given
     return "failed" if span.code == m.STATUS_ERROR else "completed"
 
 
-# Rows are built as dicts here rather than through model.execution_row/event_row: every
+# Rows are built as dicts here rather than through execution_row/event_row: every
 # value was checked by _problem() and _check_types() (protobuf strings are valid UTF-8,
 # its integers 64-bit), and the receiver makes tens of thousands of rows a second.
 
@@ -516,7 +516,7 @@ def _execution(batch: Batch, span: _Span, spans: dict[str, _Span], index: SpanIn
         "tool_calls": 0,
         "unpriced_calls": 0,
         "metrics": None,
-        "host": _resource_text(span.resource, "host.name") or model.HOST,
+        "host": _resource_text(span.resource, "host.name") or HOST,
         "pid": _resource_pid(span.resource),
         # The conversation id is the run's session (kept in tags too, as before).
         "session_id": str(session) if session else None,
@@ -541,7 +541,7 @@ def _resource_text(resource: dict[str, Any], key: str) -> str | None:
 
 def _resource_pid(resource: dict[str, Any]) -> int:
     value = resource.get("process.pid")
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= model.MAX_INT:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INT:
         return value
     return 0
 
@@ -551,7 +551,7 @@ def _seq(span: _Span) -> int:
     if given is not None:
         return given
     # Ordered by start time (microseconds), made distinct by the span id's last bits.
-    return ((span.start // 1000) << 10 | (int(span.span[-3:], 16) & 0x3FF)) & model.MAX_INT
+    return ((span.start // 1000) << 10 | (int(span.span[-3:], 16) & 0x3FF)) & MAX_INT
 
 
 def _event(batch: Batch, span: _Span, run: str) -> None:
@@ -608,7 +608,7 @@ def _event(batch: Batch, span: _Span, run: str) -> None:
         status = attrs["kagura.status"]
     if extra:
         data["attributes"] = redact.clean_mapping(extra)
-        data_text = model.to_json(data)
+        data_text = to_json(data)
     elif len(data) == 2:
         # The common case, without json.dumps (a third of the cost of an event row).
         data_text = f'{{"span_name": {_quote(span.name)}, "span_id": "{span.span}"}}'

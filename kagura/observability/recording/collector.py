@@ -29,7 +29,14 @@ from kagura import config
 from kagura.observability.errors import StoreBusy
 from kagura.observability.recording import context as run_context
 from kagura.observability.recording import redact
-from kagura.observability.store import rows as model
+from kagura.observability.store.rows import (
+    TYPED_METRICS,
+    build_event_row,
+    execution_row,
+    new_execution_id,
+    to_json,
+    totals_from_events,
+)
 
 if TYPE_CHECKING:
     import inspect
@@ -88,7 +95,7 @@ class Run:
         model_name: str | None,
         record: bool,
     ):
-        self.id = model.new_execution_id()
+        self.id = new_execution_id()
         self.trace_id: str = parent.trace_id if parent is not None else self.id
         self.parent_id = parent.id if parent is not None else None
         self.agent_name = agent_name
@@ -883,18 +890,18 @@ class TelemetryCollector:
         return fields
 
     def _row(self, run: Run, status: str, **fields: Any) -> dict[str, Any]:
-        return model.execution_row(
+        return execution_row(
             id=run.id,
             trace_id=run.trace_id,
             parent_id=run.parent_id,
             agent_name=run.agent_name,
             started_at=run.started_at,
             status=status,
-            kwargs=model.to_json(run.kwargs, cleaned=True),
-            tags=model.to_json(run.tags, cleaned=True) if run.tags else None,
+            kwargs=to_json(run.kwargs, cleaned=True),
+            tags=to_json(run.tags, cleaned=True) if run.tags else None,
             session_id=run.session_id,
             user_id=run.user_id,
-            metadata=model.to_json(run.metadata, cleaned=True) if run.metadata else None,
+            metadata=to_json(run.metadata, cleaned=True) if run.metadata else None,
             model=run.model,
             **fields,
         )
@@ -905,22 +912,20 @@ class TelemetryCollector:
         events = []
         for seq, kind, started_at, given in sorted(run.events, key=lambda e: e[0]):
             try:
-                events.append(
-                    model.build_event_row(run.id, seq, kind, started_at, given, cleaned=True)
-                )
+                events.append(build_event_row(run.id, seq, kind, started_at, given, cleaned=True))
             except (
                 ValueError
             ) as exc:  # one bad event (say, a negative duration) is dropped, not the run
                 self._warn("event", exc)
-        counters = model.totals_from_events(events)
+        counters = totals_from_events(events)
         metrics = dict(run.metrics)
-        for key in model.TYPED_METRICS:  # an explicit metric wins over the events' sum
+        for key in TYPED_METRICS:  # an explicit metric wins over the events' sum
             if key in metrics:
                 counters[key] = metrics.pop(key)
         fields: dict[str, Any] = {
             "ended_at": run.started_at + duration,
             "duration": duration,
-            "metrics": model.to_json(metrics, cleaned=True) if metrics else None,
+            "metrics": to_json(metrics, cleaned=True) if metrics else None,
             **counters,
         }
         if error is not None:
