@@ -1,9 +1,11 @@
-"""The demo's model: an OpenAI-compatible server on 127.0.0.1 that answers like a real one.
+"""An OpenAI-compatible server on 127.0.0.1, and the demo's model that answers like a real one.
 
-`kagura demo` points its agents at it (litellm's `api_base`), so every run takes
-the real path (HTTP, usage, tool calls, errors) without a network or a key. Each
-request says in its `X-Demo-Fate` header how its run should go (fine, rate
-limited, a server error, a timeout, an answer that does not parse).
+`LLMServer` serves `POST /v1/chat/completions` from a daemon thread and asks a
+function for each reply; `kagura demo` (with `DemoModel`) and the tests (with a
+scripted queue of replies) both point litellm's `api_base` at it, so every call
+takes the real path (HTTP, usage, tool calls, errors) without a network or a
+key. Each demo request says in its `X-Demo-Fate` header how its run should go
+(fine, rate limited, a server error, a timeout, an answer that does not parse).
 """
 
 from __future__ import annotations
@@ -12,8 +14,14 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+# (HTTP status, JSON body, seconds to wait before answering)
+Reply = tuple[int, dict[str, Any], float]
+# answer(path, headers, request body) -> Reply
+Answer = Callable[[str, Mapping[str, str], dict[str, Any]], Reply]
 
 FATES = ("ok", "rate_limit", "server_error", "timeout", "bad_output", "tool_error")
 TIMEOUT = 4.0  # the demo agents' litellm timeout; a "timeout" reply waits longer
@@ -32,6 +40,36 @@ def _tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
+def chat_completion(
+    model: str,
+    message: dict[str, Any],
+    finish_reason: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> dict[str, Any]:
+    """An OpenAI `chat.completion` body: one choice and its usage."""
+    return {
+        "id": "chatcmpl-local",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def error_body(message: str, kind: str, code: str | int | None = None) -> dict[str, Any]:
+    """An OpenAI-style error body."""
+    error: dict[str, Any] = {"message": message, "type": kind}
+    if code is not None:
+        error["code"] = code
+    return {"error": error}
+
+
 class DemoModel:
     """Decides each reply from the request: deterministic content, random but seeded latency."""
 
@@ -45,7 +83,11 @@ class DemoModel:
             base = self.rng.lognormvariate(-1.2, 0.45)
         return (base + completion_tokens * 0.004) * self.speed
 
-    def reply(self, request: dict[str, Any], fate: str) -> tuple[int, dict[str, Any], float]:
+    def answer(self, path: str, headers: Mapping[str, str], request: dict[str, Any]) -> Reply:
+        """The reply to one request, as its `X-Demo-Fate` header asks (an `Answer`)."""
+        return self.reply(request, headers.get("X-Demo-Fate") or "ok")
+
+    def reply(self, request: dict[str, Any], fate: str) -> Reply:
         """(HTTP status, JSON body, seconds to wait) for one chat completion request."""
         messages = request.get("messages") or []
         prompt = "\n".join(str(m.get("content") or "") for m in messages)
@@ -56,22 +98,10 @@ class DemoModel:
         last_step = not tools or tool_rounds >= min(3, len(tools))
         if fate == "rate_limit" and last_step:
             error = "Rate limit reached for requests per min (RPM): Limit 500, Used 500. Please retry after 20s."
-            return (
-                429,
-                {"error": {"message": error, "type": "requests", "code": "rate_limit_exceeded"}},
-                0.05,
-            )
+            return 429, error_body(error, "requests", "rate_limit_exceeded"), 0.05
         if fate == "server_error" and last_step:
-            return (
-                500,
-                {
-                    "error": {
-                        "message": "The server had an error while processing your request.",
-                        "type": "server_error",
-                    }
-                },
-                0.3,
-            )
+            error = "The server had an error while processing your request."
+            return 500, error_body(error, "server_error"), 0.3
         if fate == "timeout" and last_step:
             return 200, self._text(request, "too late", prompt_tokens), TIMEOUT + 0.5
         if tools and tool_rounds < min(3, len(tools)):
@@ -82,8 +112,8 @@ class DemoModel:
                 "type": "function",
                 "function": {"name": name, "arguments": json.dumps(arguments)},
             }
-            body = self._body(
-                request,
+            body = chat_completion(
+                request.get("model", "demo"),
                 {"role": "assistant", "content": None, "tool_calls": [call]},
                 "tool_calls",
                 prompt_tokens,
@@ -93,8 +123,12 @@ class DemoModel:
         content = self._answer(prompt, fate)
         with self.lock:  # the reply stands for a longer answer: bill like one
             written = _tokens(content) + self.rng.randint(40, 260)
-        body = self._body(
-            request, {"role": "assistant", "content": content}, "stop", prompt_tokens, written
+        body = chat_completion(
+            request.get("model", "demo"),
+            {"role": "assistant", "content": content},
+            "stop",
+            prompt_tokens,
+            written,
         )
         return 200, body, self.latency(written)
 
@@ -125,41 +159,20 @@ class DemoModel:
         return "Happy to help! Here is a short answer, with one follow-up question so I understand your goal better."
 
     def _text(self, request: dict[str, Any], content: str, prompt_tokens: int) -> dict[str, Any]:
-        return self._body(
-            request,
+        return chat_completion(
+            request.get("model", "demo"),
             {"role": "assistant", "content": content},
             "stop",
             prompt_tokens,
             _tokens(content),
         )
 
-    def _body(
-        self,
-        request: dict[str, Any],
-        message: dict[str, Any],
-        finish: str,
-        prompt_tokens: int,
-        completion_tokens: int,
-    ) -> dict[str, Any]:
-        return {
-            "id": "chatcmpl-demo",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": request.get("model", "demo"),
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-        }
-
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    model: DemoModel
+    answer: Answer
 
-    def log_message(self, *args: Any) -> None:  # the demo prints its own summary
+    def log_message(self, *args: Any) -> None:  # the callers print their own summary
         pass
 
     def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
@@ -168,9 +181,9 @@ class _Handler(BaseHTTPRequestHandler):
             request = json.loads(self.rfile.read(length) or b"{}")
         except ValueError:
             request = {}
-        fate = self.headers.get("X-Demo-Fate") or "ok"
-        status, body, delay = self.model.reply(request, fate)
-        time.sleep(delay)
+        status, body, delay = self.answer(self.path, self.headers, request)
+        if delay:
+            time.sleep(delay)
         data = json.dumps(body).encode()
         try:
             self.send_response(status)
@@ -182,22 +195,29 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the client gave up (a timeout): nothing to answer
 
 
-class DemoServer:
-    """The demo model served on 127.0.0.1 (an ephemeral port) from a daemon thread."""
+class LLMServer:
+    """`answer` served on 127.0.0.1 (an ephemeral port) from a daemon thread; `url` is the api_base."""
 
-    def __init__(self, model: DemoModel | None = None):
-        handler = type("DemoHandler", (_Handler,), {"model": model or DemoModel()})
+    def __init__(self, answer: Answer):
+        handler = type("LLMHandler", (_Handler,), {"answer": staticmethod(answer)})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(
-            target=self.httpd.serve_forever, name="kagura-demo-llm", daemon=True
+            target=self.httpd.serve_forever, name="kagura-local-llm", daemon=True
         )
 
-    def __enter__(self) -> DemoServer:
+    def __enter__(self) -> LLMServer:
         self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class DemoServer(LLMServer):
+    """The demo model served on 127.0.0.1."""
+
+    def __init__(self, model: DemoModel | None = None):
+        super().__init__((model or DemoModel()).answer)

@@ -1,4 +1,5 @@
-"""A scripted OpenAI-compatible server on 127.0.0.1, so agents run the real litellm HTTP path.
+"""The package's local LLM server (kagura.cli.demo_llm) with a script, so agents run the real
+litellm HTTP path.
 
 Tests queue replies (`llm.push(llm.text(...), llm.tool_calls(...), llm.error(500))`); each
 POST to /v1/chat/completions takes the next one (or the default) and is kept in
@@ -14,14 +15,13 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import json  # noqa: E402
 import threading  # noqa: E402
-import time  # noqa: E402
 from collections import deque  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+from collections.abc import Callable, Mapping  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
+from kagura.cli.demo_llm import LLMServer, chat_completion, error_body  # noqa: E402
 from kagura.observability.recording import collector  # noqa: E402
 
 Reply = dict[str, Any]
@@ -85,11 +85,32 @@ class FakeLLM:
         with self.lock:
             self.replies.extend(replies)
 
-    def next_reply(self, request: dict[str, Any]) -> Reply:
+    def answer(
+        self, path: str, headers: Mapping[str, str], request: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], float]:
+        """The next scripted reply (the server's `Answer`); the request is kept with its path
+        and Authorization header."""
+        request["_path"] = path
+        request["_authorization"] = headers.get("Authorization")
         with self.lock:
             self.requests.append(request)
             reply = self.replies.popleft() if self.replies else self.default
-        return reply(request) if callable(reply) else reply
+        if callable(reply):
+            reply = reply(request)
+        delay = reply.get("delay") or 0.0
+        if "status" in reply:
+            return (
+                reply["status"],
+                error_body(reply["error"], "server_error", reply["status"]),
+                delay,
+            )
+        body = chat_completion(
+            request.get("model", "test-model"),
+            reply["message"],
+            reply["finish_reason"],
+            *reply["usage"],
+        )
+        return 200, body, delay
 
     def reset(self) -> None:
         with self.lock:
@@ -114,73 +135,13 @@ class FakeLLM:
         }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    fake: FakeLLM
-
-    def log_message(self, *args: Any) -> None:  # keep test output clean
-        pass
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        request = json.loads(body or b"{}")
-        request["_path"] = self.path
-        request["_authorization"] = self.headers.get("Authorization")
-        reply = self.fake.next_reply(request)
-        if reply.get("delay"):
-            time.sleep(reply["delay"])
-        if "status" in reply:
-            payload = {
-                "error": {
-                    "message": reply["error"],
-                    "type": "server_error",
-                    "code": reply["status"],
-                }
-            }
-            self._send(reply["status"], payload)
-            return
-        prompt, completion = reply["usage"]
-        payload = {
-            "id": "chatcmpl-test",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": request.get("model", "test-model"),
-            "choices": [
-                {"index": 0, "message": reply["message"], "finish_reason": reply["finish_reason"]}
-            ],
-            "usage": {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-            },
-        }
-        self._send(200, payload)
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a timeout test)
-
-
 @pytest.fixture(scope="session")
 def llm_server():
     """One local server for the whole session."""
     fake = FakeLLM()
-    handler = type("Handler", (_Handler,), {"fake": fake})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    yield fake
-    server.shutdown()
-    server.server_close()
+    with LLMServer(fake.answer) as server:
+        fake.url = server.url
+        yield fake
 
 
 @pytest.fixture
