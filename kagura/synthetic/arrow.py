@@ -22,6 +22,7 @@ from kagura.synthetic.world import (
     UNPRICED_MODEL,
     UNPRICED_SHARE,
     WORDS,
+    AgentColumns,
     check_common,
     day_weights,
     error_message,
@@ -122,17 +123,11 @@ def generate_arrow(
         )
 
 
-class _AgentTable:
+class _AgentTable(AgentColumns):
     """AGENTS as numpy columns, for vectorized generation."""
 
     def __init__(self, np: Any, models: dict[str, str]):
-        self.weight = np.array([a.weight for a in AGENTS], dtype=float)
-        self.weight /= self.weight.sum()
-        self.median = np.array([a.median for a in AGENTS])
-        self.sigma = np.array([a.sigma for a in AGENTS])
-        self.failure = np.array([a.failure for a in AGENTS])
-        self.prompt = np.array([a.prompt for a in AGENTS], dtype=float)
-        self.completion = np.array([a.completion for a in AGENTS], dtype=float)
+        super().__init__(np)
         self.names = [a.name for a in AGENTS]
         self.models = [models[a.model] for a in AGENTS]
         # Each agent's tools, padded by repetition to a fixed width; agents

@@ -33,6 +33,7 @@ from kagura.observability.store.tail import (
     bump_generation,
 )
 from kagura.synthetic import fixtures
+from kagura.synthetic.world import AgentColumns
 
 DAY = 86400.0
 CHUNK = 1_000_000  # runs per segment at most (and per chunk held in memory)
@@ -176,22 +177,16 @@ def _pieces(rng: Any, runs: int, start: float, end: float, chunk: int) -> Iterat
 # --- what runs do --------------------------------------------------------------------
 
 
-class _Agents:
+class _Agents(AgentColumns):
     """The fixture agents, their models, prices, tools and texts as numpy/Arrow lookup tables."""
 
     def __init__(self, seed: int):
+        super().__init__(np)
         price_map = _price_map()
         models = fixtures.resolve_models(price_map)
         prices = fixtures.model_prices(price_map)
         agents = fixtures.AGENTS
         self.count = len(agents)
-        self.weight = np.array([a.weight for a in agents], dtype=float)
-        self.weight /= self.weight.sum()
-        self.median = np.array([a.median for a in agents])
-        self.sigma = np.array([a.sigma for a in agents])
-        self.failure = np.array([a.failure for a in agents])
-        self.prompt = np.array([a.prompt for a in agents], dtype=float)
-        self.completion = np.array([a.completion for a in agents], dtype=float)
         self.names = pa.array([a.name for a in agents], pa.string())
         model_names = [models[a.model] for a in agents]
         self.models = pa.array(model_names, pa.string())

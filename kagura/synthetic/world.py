@@ -104,6 +104,20 @@ AGENTS: tuple[AgentProfile, ...] = (
 # fmt: on
 AGENTS_BY_NAME = {agent.name: agent for agent in AGENTS}
 
+
+class AgentColumns:
+    """AGENTS' draw parameters as numpy columns, one entry per agent (weights sum to 1)."""
+
+    def __init__(self, np: Any):
+        self.weight = np.array([a.weight for a in AGENTS], dtype=float)
+        self.weight /= self.weight.sum()
+        self.median = np.array([a.median for a in AGENTS])
+        self.sigma = np.array([a.sigma for a in AGENTS])
+        self.failure = np.array([a.failure for a in AGENTS])
+        self.prompt = np.array([a.prompt for a in AGENTS], dtype=float)
+        self.completion = np.array([a.completion for a in AGENTS], dtype=float)
+
+
 # Tool timing: median seconds and log-normal shape.
 TOOL_TIMING = {
     "web_search": (0.8, 0.5),

@@ -21,7 +21,13 @@ from typing import Any
 import pyarrow as pa
 
 from kagura.observability.errors import QueryError
-from kagura.observability.store.engine import Result, Views, check_params, local_timezone
+from kagura.observability.store.engine import (
+    Result,
+    Views,
+    check_params,
+    local_timezone,
+    memory_database,
+)
 
 TIME_LIMIT = 60.0  # seconds an ad-hoc query may run
 MEMORY_LIMIT = "2GB"  # DuckDB's buffer memory for one ad-hoc query
@@ -155,28 +161,11 @@ _databases_lock = threading.Lock()
 
 def _sandbox_connection(memory: str):
     """A new connection to a database that was cut off and locked before any query ran in it."""
-    import duckdb
-
     key = (os.getpid(), local_timezone(), memory)
     with _databases_lock:
         database = _databases.get(key)
         if database is None:
-            database = duckdb.connect(
-                ":memory:",
-                config={
-                    "autoinstall_known_extensions": False,
-                    "autoload_known_extensions": False,
-                    "python_enable_replacements": False,
-                },
-            )
-            try:
-                database.execute(f"SET TimeZone = '{key[1]}'")
-            except duckdb.Error:
-                database.execute("SET TimeZone = 'UTC'")
-            try:
-                database.execute("SET enable_progress_bar = false")
-            except duckdb.Error:
-                pass  # in Jupyter without ipywidgets DuckDB refuses to touch the setting at all
+            database = memory_database({"python_enable_replacements": False}, key[1])
             database.execute(f"SET memory_limit = '{memory}'")
             database.execute("SET temp_directory = ''")  # no spilling: over the limit is an error
             database.execute("SET enable_external_access = false")
@@ -229,19 +218,10 @@ _parser = None
 def _parse(statement: str) -> dict[str, Any]:
     """DuckDB's syntax tree of one SELECT statement, as JSON."""
     global _parser
-    import duckdb
-
     with _parser_lock:
         if _parser is None:
             # A connection that only parses: it never reads data or files.
-            _parser = duckdb.connect(
-                ":memory:",
-                config={
-                    "enable_external_access": False,
-                    "autoinstall_known_extensions": False,
-                    "autoload_known_extensions": False,
-                },
-            )
+            _parser = memory_database({"enable_external_access": False})
         tree = _parser.execute("SELECT json_serialize_sql(?)", [statement]).fetchall()[0][0]
     return json.loads(tree)
 

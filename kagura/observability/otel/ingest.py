@@ -307,47 +307,22 @@ _NANO = 1e-9
 _MAX_NANO = int(MAX_TIME * 1e9)
 
 
+@dataclass(slots=True)
 class _Span:
-    __slots__ = (
-        "trace",
-        "span",
-        "parent",
-        "name",
-        "start",
-        "end",
-        "attrs",
-        "code",
-        "message",
-        "resource",
-        "role",
-        "run",
-    )
+    """One span as read from OTLP JSON or protobuf; `role` and `run` are filled while mapping."""
 
-    def __init__(
-        self,
-        trace: str,
-        span: str,
-        parent: str,
-        name: str,
-        start: int,
-        end: int,
-        attrs: dict[str, Any],
-        code: int,
-        message: str,
-        resource: dict[str, Any],
-    ):
-        self.trace = trace
-        self.span = span
-        self.parent = parent
-        self.name = name
-        self.start = start
-        self.end = end
-        self.attrs = attrs
-        self.code = code
-        self.message = message
-        self.resource = resource
-        self.role = ""
-        self.run = ""
+    trace: str
+    span: str
+    parent: str
+    name: str
+    start: int
+    end: int
+    attrs: dict[str, Any]
+    code: int
+    message: str
+    resource: dict[str, Any]
+    role: str = ""
+    run: str = ""
 
 
 def _proto_spans(request: Any) -> Any:

@@ -11,6 +11,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from kagura.observability.render.formatting import (
+    STATUS_LOOK,
     fmt_cost,
     fmt_duration,
     fmt_money,
@@ -82,22 +83,30 @@ def render_list_table(rows: list[dict[str, Any]], now: float | None = None) -> P
     return render_activity_table(rows, "Execution History", show_id=True, now=now)
 
 
+def _title(title: str, agent_name: str | None, gap: str) -> Text:
+    """A bold title, followed by the agent it is narrowed to."""
+    text = Text(title, style="bold")
+    if agent_name:
+        text.append(f"{gap}(agent: {agent_name})", style="dim")
+    return text
+
+
 def render_header(stats: dict[str, Any], agent_name: str | None = None) -> Text:
     """The live view's header: title and Total | Completed | Failed (| Running)."""
-    text = Text("📊 Kagura Agent Monitor", style="bold")
-    if agent_name:
-        text.append(f"  (agent: {agent_name})", style="dim")
+    text = _title("📊 Kagura Agent Monitor", agent_name, "  ")
     text.append("\n")
     text.append(f"Total: {stats.get('total_executions') or 0:,}")
-    text.append(" | ")
-    text.append(f"Completed: {stats.get('completed') or 0:,}", style="green")
-    text.append(" | ")
-    text.append(f"Failed: {stats.get('failed') or 0:,}", style="red")
-    running = stats.get("running") or 0
-    if running:
+    for status in _counted(stats, ("completed", "failed", "running")):
         text.append(" | ")
-        text.append(f"Running: {running:,}", style="yellow")
+        text.append(
+            f"{status.capitalize()}: {stats.get(status) or 0:,}", style=STATUS_LOOK[status][1]
+        )
     return text
+
+
+def _counted(stats: dict[str, Any], statuses: tuple[str, ...]) -> list[str]:
+    """`statuses` to show: completed and failed always, the others when some runs have them."""
+    return [s for s in statuses if s in ("completed", "failed") or stats.get(s)]
 
 
 def render_live(
@@ -127,22 +136,13 @@ def render_live(
 
 def render_stats(stats: dict[str, Any], agent_name: str | None = None) -> Text:
     """The summary statistics as plain lines ("  • Failed: 2" keeps `awk '{print $3}'` working)."""
-    lines = Text()
-    lines.append("📊 Summary Statistics", style="bold")
-    if agent_name:
-        lines.append(f" (agent: {agent_name})", style="dim")
+    lines = _title("📊 Summary Statistics", agent_name, " ")
     lines.append("\n\n")
     lines.append(f"Total Executions: {stats.get('total_executions') or 0:,}\n")
-    lines.append("  • Completed: ")
-    lines.append(f"{stats.get('completed') or 0}", style="green")
-    lines.append("\n  • Failed: ")
-    lines.append(f"{stats.get('failed') or 0}", style="red")
-    lines.append("\n")
-    for key, style in (("running", "yellow"), ("cancelled", "magenta"), ("abandoned", "red dim")):
-        if stats.get(key):
-            lines.append(f"  • {key.capitalize()}: ")
-            lines.append(f"{stats[key]}", style=style)
-            lines.append("\n")
+    for status in _counted(stats, tuple(STATUS_LOOK)):
+        lines.append(f"  • {status.capitalize()}: ")
+        lines.append(f"{stats.get(status) or 0}", style=STATUS_LOOK[status][1])
+        lines.append("\n")
     lines.append(f"Avg Duration: {fmt_duration(stats.get('avg_duration'))}\n")
     lines.append(
         f"p50 / p95 Duration: {fmt_duration(stats.get('p50_duration'))} / {fmt_duration(stats.get('p95_duration'))}\n"

@@ -298,26 +298,36 @@ def local_timezone() -> str:
     return "UTC"
 
 
+def memory_database(
+    config: dict[str, Any], timezone: str | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB that never fetches an extension, with `config`; in `timezone`
+    (UTC when DuckDB does not know it) when given, and without a progress bar."""
+    con = duckdb.connect(
+        ":memory:",
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            **config,
+        },
+    )
+    if timezone is not None:
+        try:
+            con.execute(f"SET TimeZone = '{timezone}'")
+        except duckdb.Error:
+            con.execute("SET TimeZone = 'UTC'")
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.Error:
+        pass  # in Jupyter without ipywidgets DuckDB refuses to touch the setting at all
+    return con
+
+
 class Runner:
     """An in-memory DuckDB that answers SQL over one store's snapshot."""
 
     def __init__(self):
-        self._con = duckdb.connect(
-            ":memory:",
-            config={
-                "autoinstall_known_extensions": False,
-                "autoload_known_extensions": False,
-                "enable_external_access": True,
-            },
-        )
-        try:
-            self._con.execute(f"SET TimeZone = '{local_timezone()}'")
-        except duckdb.Error:
-            self._con.execute("SET TimeZone = 'UTC'")
-        try:
-            self._con.execute("SET enable_progress_bar = false")
-        except duckdb.Error:
-            pass  # in Jupyter without ipywidgets DuckDB refuses to touch the setting at all
+        self._con = memory_database({"enable_external_access": True}, local_timezone())
         # Lake files never change once written (new data gets new names).
         self._con.execute("SET parquet_metadata_cache = true")
         self._local = threading.local()

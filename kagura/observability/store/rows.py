@@ -284,14 +284,7 @@ def check_status(status: Any) -> str:
 
 
 _EXECUTION_SET = frozenset(EXECUTION_NAMES)
-_EXECUTION_COUNTS = (
-    "total_tokens",
-    "prompt_tokens",
-    "completion_tokens",
-    "llm_calls",
-    "tool_calls",
-    "unpriced_calls",
-)
+_EXECUTION_COUNTS = tuple(m for m in TYPED_METRICS if m != "total_cost")  # the integer ones
 _EXECUTION_TEXTS = (
     "trace_id",
     "error",
