@@ -26,9 +26,10 @@ def pairs():
     return list(fixtures.generate(N, seed=7, days=30, end=END))
 
 
-@pytest.fixture(params=["tail", "lake", "mixed"])
-def store(request, tmp_path, pairs):
-    s = EventStore(tmp_path / "telemetry.db", auto_compact=False)
+@pytest.fixture(scope="module", params=["tail", "lake", "mixed"])
+def store(request, tmp_path_factory, pairs):
+    """One store a layout, shared by the tests of this module: they only read it."""
+    s = EventStore(tmp_path_factory.mktemp("store") / "telemetry.db", auto_compact=False)
     if request.param == "tail":
         s.append_many(pairs)
     elif request.param == "lake":

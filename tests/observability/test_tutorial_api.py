@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
 import statistics
 import time
 from collections import Counter, defaultdict
@@ -189,20 +190,29 @@ def get_cost_breakdown(since: float) -> dict:
 '''
 
 
-@pytest.fixture
-def world(tmp_path, monkeypatch):
-    """A home whose default store holds 1,500 generated runs over the last 40 days."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("KAGURA_HOME", str(tmp_path / ".kagura"))
+@pytest.fixture(scope="module")
+def built_world(tmp_path_factory):
+    """A .kagura folder whose store holds 1,500 generated runs over the last 40 days, and the runs."""
+    folder = tmp_path_factory.mktemp("world") / ".kagura"
     end = time.time() - 120
     pairs = list(fixtures.generate(1500, seed=11, days=40, end=end))
-    store = EventStore(auto_compact=False)
+    store = EventStore(folder / "telemetry.db", auto_compact=False)
     half = len(pairs) // 2
     store.append_many(pairs[:half])
     store.compact()  # half in the lake, half in the tail
     store.append_many(pairs[half:])
     store.close()
-    return [row for row, _ in pairs]
+    return folder, [row for row, _ in pairs]
+
+
+@pytest.fixture
+def world(built_world, tmp_path, monkeypatch):
+    """A home of this test's own (a copy of the built store: a snippet may delete runs)."""
+    folder, rows = built_world
+    shutil.copytree(folder, tmp_path / ".kagura")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("KAGURA_HOME", str(tmp_path / ".kagura"))
+    return rows
 
 
 def run_snippet(code: str, namespace: dict | None = None) -> tuple[str, dict]:
