@@ -14,14 +14,15 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 # (HTTP status, JSON body, seconds to wait before answering)
 Reply = tuple[int, dict[str, Any], float]
 # answer(path, headers, request body) -> Reply
-Answer = Callable[[str, Mapping[str, str], dict[str, Any]], Reply]
+Answer = Callable[[str, Message, dict[str, Any]], Reply]
 
 FATES = ("ok", "rate_limit", "server_error", "timeout", "bad_output", "tool_error")
 TIMEOUT = 4.0  # the demo agents' litellm timeout; a "timeout" reply waits longer
@@ -83,7 +84,7 @@ class DemoModel:
             base = self.rng.lognormvariate(-1.2, 0.45)
         return (base + completion_tokens * 0.004) * self.speed
 
-    def answer(self, path: str, headers: Mapping[str, str], request: dict[str, Any]) -> Reply:
+    def answer(self, path: str, headers: Message, request: dict[str, Any]) -> Reply:
         """The reply to one request, as its `X-Demo-Fate` header asks (an `Answer`)."""
         return self.reply(request, headers.get("X-Demo-Fate") or "ok")
 

@@ -16,7 +16,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import json  # noqa: E402
 import threading  # noqa: E402
 from collections import deque  # noqa: E402
-from collections.abc import Callable, Mapping  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from email.message import Message  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
@@ -86,7 +87,7 @@ class FakeLLM:
             self.replies.extend(replies)
 
     def answer(
-        self, path: str, headers: Mapping[str, str], request: dict[str, Any]
+        self, path: str, headers: Message, request: dict[str, Any]
     ) -> tuple[int, dict[str, Any], float]:
         """The next scripted reply (the server's `Answer`); the request is kept with its path
         and Authorization header."""
