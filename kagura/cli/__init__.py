@@ -112,6 +112,7 @@ def _register() -> None:
     app.command("demo")(demo.demo)
     otel.register(app, monitor.monitor_app)
     report.register(monitor.monitor_app)
+    monitor.add_analytic_names(monitor.monitor_app)
 
 
 _register()

@@ -23,6 +23,7 @@ from kagura.cli.options import (
     DbOpt,
     ExactOpt,
     JsonOpt,
+    MonthSinceOpt,
     SessionOpt,
     SinceOpt,
     TagOpt,
@@ -36,8 +37,7 @@ from kagura.cli.options import (
     parse_span,
     parse_window,
     print_json,
-    require_agent,
-    scoped,
+    reading,
 )
 from kagura.cli.params import QUERY_NAME, check_params, parse_at, parse_param
 
@@ -79,11 +79,8 @@ def latency(
 
     by = check_choice(by, ("agent", "model"), "--by")
     start, end = parse_window(since, until)
-    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
-    store = scoped(open_store(db), session, user, tag)
-    store.exact = exact
+    store, agent = reading(ctx, agent, db, session, user, tag, exact=exact)
     if by == "agent":
-        require_agent(store, agent, db)
         rows = store.latency_percentiles(agent, start, end, per_day=per_day).rows()
     else:
         if agent is not None:
@@ -196,9 +193,7 @@ def regressions(
             recent=parse_span(recent, "--recent"), baseline=parse_span(baseline, "--baseline")
         )
         window = f"Last {recent} against the {baseline} before it"
-    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
-    store = open_store(db)
-    require_agent(store, agent, db)
+    store, agent = reading(ctx, agent, db)
     rows = store.regressions(agent, **options).rows()
     if json:
         print_json(rows)
@@ -212,9 +207,7 @@ def regressions(
 
 def _score_regressions(ctx, agent, recent, baseline, min_drop, now, db, json) -> None:
     """`regressions --scores`: scores whose recent mean fell below the baseline's; exit 1 if any."""
-    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
-    store = open_store(db)
-    require_agent(store, agent, db)
+    store, agent = reading(ctx, agent, db)
     rows = store.score_regressions(
         recent=parse_span(recent, "--recent"),
         lookback=parse_span(baseline, "--baseline"),
@@ -283,9 +276,7 @@ def health(
     if degraded > unhealthy:
         raise UsageError("--degraded must not be above --unhealthy")
     now = parse_at(at)
-    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
-    store = open_store(db)
-    require_agent(store, agent, db)
+    store, agent = reading(ctx, agent, db)
     rows = store.agent_health(
         agent,
         last=last,
@@ -335,10 +326,7 @@ def budget(
     from kagura.observability.render.catalogue import render_budget
 
     now = parse_at(at)
-    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
-    store = open_store(db)
-    store.exact = exact
-    require_agent(store, agent, db)
+    store, agent = reading(ctx, agent, db, exact=exact)
     if per_user:
         _budget_per_user(store, daily, monthly, agent, now, json)
         return
@@ -386,10 +374,7 @@ def errors(
     from kagura.observability.render.catalogue import render_errors
 
     start, end = parse_window(since, until)
-    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
-    store = open_store(db)
-    require_agent(store, agent, db)
-    store = scoped(store, session, user, tag)
+    store, agent = reading(ctx, agent, db, session, user, tag)
     rows = store.error_groups(agent, start, end, limit=limit).rows()
     if json:
         print_json(rows)
@@ -400,10 +385,7 @@ def errors(
 def trend(
     ctx: typer.Context,
     agent: AgentOpt = None,
-    since: Annotated[
-        str | None,
-        typer.Option("--since", help="From this time (default 30d ago; same forms as everywhere)."),
-    ] = "30d",
+    since: MonthSinceOpt = "30d",
     until: UntilOpt = None,
     window: Annotated[int, typer.Option("--window", min=1, help="Days in the trailing mean.")] = 7,
     by_model: Annotated[
@@ -420,11 +402,7 @@ def trend(
     from kagura.observability.render.catalogue import render_model_days, render_trend
 
     start, end = parse_window(since, until)
-    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
-    store = open_store(db)
-    store.exact = exact
-    require_agent(store, agent, db)
-    store = scoped(store, session, user, tag)
+    store, agent = reading(ctx, agent, db, session, user, tag, exact=exact)
     if by_model:
         rows = store.cost_by_model(start, agent, until=end, per_day=True).rows()
     else:

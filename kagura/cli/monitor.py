@@ -43,8 +43,8 @@ from kagura.cli.options import (
     parse_age,
     parse_window,
     print_json,
+    reading,
     require_agent,
-    scoped,
     use_lake,
 )
 
@@ -152,10 +152,8 @@ def list_(
     """
     status = check_status(status)
     start, end = parse_window(since, until)
-    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
-    board = dashboard(db)
-    require_agent(board.store, agent, db)
-    rows = scoped(board.store, session, user, tag).get_executions(
+    store, agent = reading(ctx, agent, db, session, user, tag)
+    rows = store.get_executions(
         agent_name=agent,
         status=status,
         since=start,
@@ -168,7 +166,7 @@ def list_(
         return
     from kagura.observability.render.runs import render_list_table
 
-    board.console.print(render_list_table(rows))
+    console().print(render_list_table(rows))
 
 
 @monitor_app.command()
@@ -186,19 +184,17 @@ def stats(
 ) -> None:
     """Summary statistics: counts, success rate, durations (avg, p50, p95), cost, tokens, calls."""
     start, end = parse_window(since, until)
-    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
-    board = dashboard(db)
-    require_agent(board.store, agent, db)
-    store = scoped(board.store, session, user, tag)
-    summary = store.get_summary_stats(agent_name=agent, since=start, until=end, exact=exact)
+    store, agent = reading(ctx, agent, db, session, user, tag, exact=exact)
+    summary = store.get_summary_stats(agent_name=agent, since=start, until=end)
     if json:
         print_json(summary)
         return
     from kagura.observability.render.runs import render_stats
 
-    board.console.print(render_stats(summary, agent))
+    out = console()
+    out.print(render_stats(summary, agent))
     if summary.get("approx"):
-        board.console.print(APPROX_NOTE)
+        out.print(APPROX_NOTE)
 
 
 @monitor_app.command()
@@ -250,17 +246,16 @@ def cost(
     exact: ExactOpt = False,
 ) -> None:
     """Spend by agent (or by day, with a bar per day), a Total row, and the estimated monthly cost."""
+    from kagura.observability.render.dashboard import Dashboard
+
     group = check_choice(group_by, GROUPS, "--group-by")
     start, end = parse_window(since, until)
-    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
-    board = dashboard(db)
-    board.store.exact = exact
-    require_agent(board.store, agent, db)
-    board.store = scoped(board.store, session, user, tag)
+    store, agent = reading(ctx, agent, db, session, user, tag, exact=exact)
     if group not in ("agent", "date") and f"cost_by_{group}" not in {
-        q["name"] for q in board.store.catalogue()
+        q["name"] for q in store.catalogue()
     }:
         raise UsageError(f"--group-by {group} is not available in this version; use agent or date")
+    board = Dashboard(store, console=console())
     if json:
         print_json(board.cost_data(group, agent, start, end))
         return
@@ -395,3 +390,33 @@ analytics.register(monitor_app)
 doctor.register(monitor_app)
 scores.register(monitor_app)
 search.register(monitor_app)
+
+# The analytic (sql/NAME.sql, EventStore.NAME) each command shows by default. NAME is
+# the command's other name, so one name reaches an analytic from the shell, Python and
+# SQL: `kagura monitor agent_health` is `kagura monitor health` (hidden from the list).
+ANALYTIC_COMMANDS = {
+    "list": "recent_executions",
+    "stats": "summary_stats",
+    "cost": "cost_by_agent",
+    "latency": "latency_percentiles",
+    "health": "agent_health",
+    "budget": "budget_status",
+    "errors": "error_groups",
+    "trend": "cost_trend",
+    "scores": "score_summary",
+    "export": "otlp_spans",
+}
+
+
+def add_analytic_names(group: typer.Typer) -> None:
+    """Register each command of ANALYTIC_COMMANDS again under its analytic's name."""
+    for info in list(group.registered_commands):
+        assert info.callback is not None  # every command of the group has a body
+        name = info.name or info.callback.__name__
+        if name in ANALYTIC_COMMANDS:
+            help_text = (info.help or info.callback.__doc__ or "").strip()
+            group.command(
+                ANALYTIC_COMMANDS[name],
+                hidden=True,
+                help=f"The same as `kagura monitor {name}`. {help_text}",
+            )(info.callback)

@@ -8,9 +8,7 @@ analytics and doctor commands. Parsers raise `UsageError` (exit 2) or `NotFound`
 from __future__ import annotations
 
 import json
-import math
 import sys
-from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -69,6 +67,11 @@ SinceOpt = Annotated[
         help="From this time: unix seconds, 2024-05-01, 2024-05-01T14:00, or an age: 30min, 24h, 7d, 3mo.",
     ),
 ]
+# --since of the commands that look at a month by default (trend, report): default "30d".
+MonthSinceOpt = Annotated[
+    str | None,
+    typer.Option("--since", help="From this time (default 30d ago; same forms as everywhere)."),
+]
 UntilOpt = Annotated[
     str | None,
     typer.Option(
@@ -112,6 +115,29 @@ TagOpt = Annotated[
         "--tag", help="Only runs with this tag: a label (beta) or key=value (team=search)."
     ),
 ]
+
+
+def reading(
+    ctx: typer.Context,
+    agent: str | None,
+    db: Path | None,
+    session: str | None = None,
+    user: str | None = None,
+    tag: str | None = None,
+    *,
+    exact: bool = False,
+) -> tuple[EventStore, str | None]:
+    """The store a command reads, and its --agent.
+
+    --agent and --db come from the command or its group (`inherited`); the agent
+    must have run (`require_agent`); the store scans every run with --exact and
+    is narrowed to --session, --user and --tag (`scoped`).
+    """
+    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
+    store = open_store(db)
+    store.exact = exact
+    require_agent(store, agent, db)
+    return scoped(store, session, user, tag), agent
 
 
 def scoped(store: EventStore, session: str | None, user: str | None, tag: str | None) -> EventStore:
@@ -288,22 +314,11 @@ def require_agent(store: EventStore, agent: str | None, db: Path | None) -> None
 # --- output -------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    """`value` with NaN/inf turned into None, so the output is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    return value
-
-
 def print_json(value: Any) -> None:
-    """Print `value` as indented JSON on stdout."""
-    sys.stdout.write(json.dumps(_plain(value), indent=2, ensure_ascii=False, default=str) + "\n")
+    """Print `value` as indented, strict JSON on stdout (dates as ISO text, NaN/inf as null)."""
+    from kagura.observability.render.report import plain
+
+    sys.stdout.write(json.dumps(plain(value), indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def console(stderr: bool = False):

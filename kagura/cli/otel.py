@@ -23,10 +23,9 @@ from kagura.cli.options import (
     UsageError,
     db_path,
     inherited,
-    open_store,
     parse_window,
     print_json,
-    require_agent,
+    reading,
 )
 
 FORMATS = ("otlp-json",)
@@ -81,12 +80,10 @@ def export(
     if format not in FORMATS:
         raise UsageError(f"unknown --format {format!r}; use one of: {', '.join(FORMATS)}")
     start, end = parse_window(since, until)
-    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
     if endpoint is not None and output is not None:
         raise UsageError("give --endpoint or --output, not both")
-    store = open_store(db)
+    store, agent = reading(ctx, agent, db)
     try:
-        require_agent(store, agent, db)
         if endpoint is not None:
             if not endpoint.startswith(("http://", "https://")):
                 raise UsageError(f"--endpoint {endpoint!r} must start with http:// or https://")

@@ -19,18 +19,16 @@ from kagura.cli.options import (
     CliError,
     DbOpt,
     JsonOpt,
+    MonthSinceOpt,
     NotFound,
     SessionOpt,
     TagOpt,
     UntilOpt,
     UsageError,
     UserOpt,
-    inherited,
-    open_store,
     parse_window,
     print_json,
-    require_agent,
-    scoped,
+    reading,
 )
 
 
@@ -46,10 +44,7 @@ def report(
         ),
     ] = "report.html",
     agent: AgentOpt = None,
-    since: Annotated[
-        str | None,
-        typer.Option("--since", help="From this time (default 30d ago; same forms as everywhere)."),
-    ] = "30d",
+    since: MonthSinceOpt = "30d",
     until: UntilOpt = None,
     session: SessionOpt = None,
     user: UserOpt = None,
@@ -71,11 +66,8 @@ def report(
 
     start, end = parse_window(since, until)
     target = None if output == "-" else _target(output)
-    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
-    store = open_store(db)
+    store, agent = reading(ctx, agent, db, session, user, tag)
     try:
-        require_agent(store, agent, db)
-        scoped(store, session, user, tag)  # checks the values: one rule for every command
         data = page.collect(
             store,
             since=start,

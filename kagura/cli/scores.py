@@ -19,7 +19,7 @@ from kagura.cli.options import (
     open_store,
     parse_window,
     print_json,
-    require_agent,
+    reading,
 )
 
 SCORE_GROUPS = ("agent", "model", "date")
@@ -85,9 +85,7 @@ def scores(
     """Scores per name and agent (or model, or day of the run): runs scored, mean, min, max, top label."""
     group = check_choice(group_by, SCORE_GROUPS, "--group-by")
     start, end = parse_window(since, until)
-    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
-    store = open_store(db)
-    require_agent(store, agent, db)
+    store, agent = reading(ctx, agent, db)
     rows = store.score_summary(group, since=start, agent_name=agent, until=end).rows()
     if json:
         print_json(rows)

@@ -17,12 +17,9 @@ from kagura.cli.options import (
     UsageError,
     UserOpt,
     console,
-    inherited,
-    open_store,
     parse_window,
     print_json,
-    require_agent,
-    scoped,
+    reading,
 )
 
 
@@ -47,10 +44,8 @@ def search(
     if not text.strip():
         raise UsageError("give some text to search for")
     start, end = parse_window(since, until)
-    agent, db = inherited(ctx, "agent", agent), inherited(ctx, "db", db)
-    store = open_store(db)
-    require_agent(store, agent, db)
-    rows = scoped(store, session, user, tag).search(text, agent, start, end, limit=limit).rows()
+    store, agent = reading(ctx, agent, db, session, user, tag)
+    rows = store.search(text, agent, start, end, limit=limit).rows()
     if json:
         print_json(rows)
         return

@@ -146,3 +146,21 @@ def test_a_row_reads_as_the_dict_of_its_one_row():
 
     with pytest.raises(QueryError, match="returned 0 rows, not one"):
         Row(pa.table({"a": pa.array([], pa.int64())}), "sql/x.sql")
+
+
+def test_each_command_answers_to_the_name_of_the_analytic_it_shows():
+    import typer
+
+    from kagura.cli import app
+    from kagura.cli.monitor import ANALYTIC_COMMANDS, monitor_app
+
+    bodies = {
+        info.name or info.callback.__name__: info.callback
+        for info in monitor_app.registered_commands
+    }
+    monitor = typer.main.get_command(app).commands["monitor"].commands
+    for command, stem in ANALYTIC_COMMANDS.items():
+        assert stem in STEMS and stem in public_methods(EventStore), stem
+        assert bodies[stem] is bodies[command], (command, stem)
+        assert monitor[stem].hidden and not monitor[command].hidden
+        assert {p.name for p in monitor[stem].params} == {p.name for p in monitor[command].params}

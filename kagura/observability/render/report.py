@@ -107,7 +107,7 @@ def collect(
             "top": MAX_TOP,
         },
     }
-    return _plain(data)
+    return plain(data)
 
 
 def _top(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
@@ -297,14 +297,14 @@ def _cut_json(value: Any) -> str | None:
     return _cut(json.dumps(value, indent=1, ensure_ascii=False, default=str, sort_keys=True))
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """`value` as strict JSON: dates as ISO text, NaN/inf as None."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     return value
