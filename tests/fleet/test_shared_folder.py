@@ -350,3 +350,44 @@ def test_a_failed_rollup_write_publishes_nothing(tmp_path, monkeypatch):
     assert reader.get_summary_stats()["total_executions"] == 5
     host.close()
     reader.close()
+
+
+def test_doctor_and_prune_keep_shared_rollups_in_step(tmp_path, monkeypatch):
+    import sqlite3
+
+    from kagura.observability.store import doctor
+
+    lake = tmp_path / "lake"
+    host = host_store(tmp_path, lake, "h1", monkeypatch)
+    write(host, "alpha", 6, 0.1, T0)
+    write(host, "beta", 4, 0.3, T0 + 86400.0)  # a second date: a second segment
+    host.compact()
+    # A segment listed without its rollup (as a lake from before rollups has them).
+    seg = host.segments()[0]
+    (lake / seg.rollup_path).unlink()
+    con = sqlite3.connect(host.path)
+    with con:
+        con.execute("UPDATE segments SET rollup_path = NULL WHERE id = ?", (seg.id,))
+    con.close()
+    report = doctor.check(host)
+    assert [r["segment"] for r in report["rollups"]] == [seg.id]
+    done = doctor.repair(host)
+    assert [a["action"] for a in done["actions"]] == ["rollup built"]
+    assert done["after"]["rollups"] == []
+    newest = json.loads(sorted((lake / "host=h1" / "_manifest").iterdir())[-1].read_text())
+    assert all(e["rollup_path"] and (lake / e["rollup_path"]).is_file() for e in newest["segments"])
+    # Retention rewrites the first day's segment: its new rollup counts what is left.
+    assert host.prune(T0 + 3.5)["deleted"] == 4  # runs at T0 + 0..3
+    entries = json.loads(sorted((lake / "host=h1" / "_manifest").iterdir())[-1].read_text())
+    counted = {
+        e["date"]: sum(pq.read_table(lake / e["rollup_path"], columns=["runs"])["runs"].to_pylist())
+        for e in entries["segments"]
+    }
+    assert counted == {"2026-01-01": 2, "2026-01-02": 4}
+    reader = EventStore(":memory:", lake=str(lake))
+    got = reader.get_summary_stats()
+    assert got["approx"] is True and got["total_executions"] == 6
+    assert got["total_cost"] == pytest.approx(2 * 0.1 + 4 * 0.3)
+    same(got, reader.get_summary_stats(exact=True), "after prune")
+    reader.close()
+    host.close()

@@ -143,7 +143,12 @@ def _check(store: EventStore, deep: bool) -> dict[str, Any]:
     for seg in segments:
         listed[seg.executions_path] = (seg, "executions")
         listed[seg.events_path] = (seg, "events")
-        problem = None if is_shared(seg.executions_path) else _rollup_problem(lake, seg)
+        if not is_shared(seg.executions_path):
+            problem = _rollup_problem(lake, seg)
+        else:
+            # A segment of the shared lake: judged from the manifest alone (no request to
+            # the lake); its rollup is built there when the store can reach the lake.
+            problem = "no rollup" if not seg.rollup_path and store.shared is not None else None
         if problem:
             rollups.append({"segment": seg.id, "date": seg.date, "problem": problem})
         if seg.rollup_path:
@@ -414,7 +419,8 @@ def _rebuild_rollups(
     wanted = {item["segment"] for item in report["rollups"]}
     for seg in [s for s in store.segments() if s.id in wanted]:
         rel = compactor.add_rollup(seg)
-        actions.append({"action": "rollup built", "segment": seg.id, "path": str(lake / rel)})
+        shown = store.shared.shown(rel) if is_shared(rel) and store.shared else str(lake / rel)
+        actions.append({"action": "rollup built", "segment": seg.id, "path": shown})
 
 
 def _remove_orphans(
