@@ -41,6 +41,12 @@ from kagura.cli.options import (
 )
 from kagura.cli.params import QUERY_NAME, check_params, parse_at, parse_param
 
+
+def fraction(flag: str, help: str) -> Any:
+    """A float option whose value is a share or a rate: from 0 to 1."""
+    return typer.Option(flag, min=0.0, max=1.0, help=help)
+
+
 AtOpt = Annotated[
     str | None,
     typer.Option("--at", help="Judge as of this time instead of now (same forms as --since)."),
@@ -131,18 +137,13 @@ def regressions(
     ] = 0.2,
     min_failure_change: Annotated[
         float,
-        typer.Option(
+        fraction(
             "--min-failure-change",
-            min=0.0,
-            max=1.0,
-            help="Smallest rise of the failure rate that counts (0.05 = 5 points).",
+            "Smallest rise of the failure rate that counts (0.05 = 5 points).",
         ),
     ] = 0.05,
     alpha: Annotated[
-        float,
-        typer.Option(
-            "--alpha", min=0.0, max=1.0, help="Chance that noise flags anything in the report."
-        ),
+        float, fraction("--alpha", "Chance that noise flags anything in the report.")
     ] = 0.01,
     lookback: Annotated[
         str,
@@ -234,16 +235,10 @@ def health(
         int, typer.Option("--last", min=1, help="Judge each agent by its last N finished runs.")
     ] = 20,
     degraded: Annotated[
-        float,
-        typer.Option(
-            "--degraded", min=0.0, max=1.0, help="Failure rate above which an agent is degraded."
-        ),
+        float, fraction("--degraded", "Failure rate above which an agent is degraded.")
     ] = 0.2,
     unhealthy: Annotated[
-        float,
-        typer.Option(
-            "--unhealthy", min=0.0, max=1.0, help="Failure rate above which it is unhealthy."
-        ),
+        float, fraction("--unhealthy", "Failure rate above which it is unhealthy.")
     ] = 0.5,
     silent_after: Annotated[
         str,

@@ -395,22 +395,27 @@ def _summary(
         ),
         None,
     )
-    suffix = f" --db {db}" if db is not None else ""
-    commands = [
-        (f"kagura monitor{suffix}", "live view (Ctrl+C exits)"),
-        (f"kagura monitor list --status failed{suffix}", "what went wrong"),
-        (f"kagura monitor stats{suffix}", "totals, success rate, p50/p95"),
+    steps = [
+        ("", "live view (Ctrl+C exits)"),
+        ("list --status failed", "what went wrong"),
+        ("stats", "totals, success rate, p50/p95"),
     ]
     if nested is not None:
-        commands.append(
-            (
-                f"kagura monitor trace {nested['id'][:21]}{suffix}",
-                "a researcher run with its tools and a nested agent",
-            )
+        steps.append(
+            (f"trace {nested['id'][:21]}", "a researcher run with its tools and a nested agent")
         )
-    commands += [
-        (f"kagura monitor cost{suffix}", "spend by agent and the monthly estimate"),
-        (f"kagura monitor cost --group-by date{suffix}", "spend per day"),
+    steps += [
+        ("cost", "spend by agent and the monthly estimate"),
+        ("cost --group-by date", "spend per day"),
+    ]
+    try_next(out, db, steps)
+
+
+def try_next(out: Any, db: Path | None, steps: list[tuple[str, str]]) -> None:
+    """Print "Try next:" and the `kagura monitor ARGS` commands of `steps` (with --db when given), each with what it shows."""
+    suffix = f" --db {db}" if db is not None else ""
+    commands = [
+        (" ".join(("kagura monitor", args)).rstrip() + suffix, what) for args, what in steps
     ]
     width = max(len(c) for c, _ in commands)
     out.print("\nTry next:")

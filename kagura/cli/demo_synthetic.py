@@ -45,14 +45,15 @@ def demo_synthetic(db: Path | None, runs: int, days: int, seed: int) -> None:
             time.strftime("%Y-%m-%d %H:%M", time.localtime(written.last)),
         )
         out.print(f"  runs from {span[0]} to {span[1]}")
-    suffix = f" --db {db}" if db is not None else ""
-    commands = [
-        (f"kagura monitor stats{suffix}", "totals, success rate, p50/p95"),
-        (f"kagura monitor cost{suffix}", "spend by agent"),
-        (f"kagura monitor latency{suffix}", "percentiles per agent"),
-        (f"kagura monitor doctor{suffix}", "segments, files and bytes of the lake"),
-    ]
-    width = max(len(c) for c, _ in commands)
-    out.print("\nTry next:")
-    for command, what in commands:
-        out.print(f"  {command.ljust(width)}   [dim]# {what}[/dim]")
+    from kagura.cli.demo import try_next
+
+    try_next(
+        out,
+        db,
+        [
+            ("stats", "totals, success rate, p50/p95"),
+            ("cost", "spend by agent"),
+            ("latency", "percentiles per agent"),
+            ("doctor", "segments, files and bytes of the lake"),
+        ],
+    )

@@ -29,6 +29,7 @@ from kagura.observability.store.compaction import (
     LakeBusy,
     ReaderHold,
     lake_lock,
+    nothing_compacted,
     pid_alive,
     wipe_pending,
 )
@@ -277,15 +278,7 @@ class EventStore(Analytics):
         self._writable()
         self._lake_ok()
         if self._compactor is None:
-            return {
-                "executions": 0,
-                "events": 0,
-                "segments": 0,
-                "merged": 0,
-                "removed_files": 0,
-                "rollups_built": 0,
-                "seconds": 0.0,
-            }
+            return nothing_compacted()
         return self._compactor.compact(wait=wait)
 
     def delete_old_executions(self, older_than: float | datetime) -> int:

@@ -526,6 +526,19 @@ def read_segment(
 # --- the lake -----------------------------------------------------------------
 
 
+def nothing_compacted() -> dict[str, Any]:
+    """The report of a compaction that has moved nothing yet: every count 0, 0 seconds."""
+    return {
+        "executions": 0,
+        "events": 0,
+        "segments": 0,
+        "merged": 0,
+        "removed_files": 0,
+        "rollups_built": 0,
+        "seconds": 0.0,
+    }
+
+
 class Compactor:
     """Compaction, merging, retention and cleanup of one store's lake."""
 
@@ -578,15 +591,7 @@ class Compactor:
         least ARROW_READER_FROM runs are settled (None).
         """
         start = time.perf_counter()
-        report: dict[str, Any] = {
-            "executions": 0,
-            "events": 0,
-            "segments": 0,
-            "merged": 0,
-            "removed_files": 0,
-            "rollups_built": 0,
-            "seconds": 0.0,
-        }
+        report = nothing_compacted()
         try:
             with lake_lock(self.lake, wait):
                 self._reconcile()
