@@ -1,7 +1,8 @@
 """Millions of synthetic runs written straight into a store's lake, as compaction writes them.
 
 `write_runs(db, runs, days)` draws runs with numpy (the agents, models, prices,
-failures, nested runs, tool calls and unpriced calls that `fixtures` models),
+failures, nested runs, tool calls and unpriced calls that `fixtures` models, and
+the users and sessions they ran for),
 builds each chunk's executions and events as Arrow columns (no Python object
 per row) and writes them as segments of one UTC date by compaction's own
 protocol: files under temporary names, fsynced, renamed, then listed in the
@@ -44,6 +45,12 @@ TICK = 1.0 / 1024
 COST_TICK = 2.0**-32
 CHILD_SHARE = 0.15  # runs nested in the run just before them
 ERROR_VARIANTS = 8  # messages drawn per (agent, error type)
+# People: most root runs are asked for by one of USERS users (a few of them busy, most
+# occasional: weights 1 / (rank + 10)); the rest are batch runs with no user. A user's
+# runs within one SESSION_SPAN share a session; nested runs share their root's.
+USERS = 2000
+USER_SHARE = 0.8
+SESSION_SPAN = 1800.0
 PIDS = (4242, 5150, 7071, 9001)  # one recording process per host
 
 
@@ -347,6 +354,7 @@ def _build(t: _Agents, rng: Any, starts: Any, end: float) -> tuple[pa.Table, pa.
     prompt_sum, completion_sum = p0 + p2, c0 + c2
     host = rng.integers(0, len(t.hosts), m)
     variant = rng.integers(0, ERROR_VARIANTS, m)
+    user, session = _people(rng, starts, root)  # drawn last: the other columns stay as they were
 
     columns = {
         "id": ids,
@@ -373,6 +381,8 @@ def _build(t: _Agents, rng: Any, starts: Any, end: float) -> tuple[pa.Table, pa.
         "unpriced_calls": _ints(unpriced0.astype(np.int64) + unpriced2),
         "host": _take(t.hosts, host),
         "pid": _ints(t.pids[host]),
+        "user_id": user,
+        "session_id": session,
     }
     executions = _table(EXECUTIONS_SCHEMA, columns, m)
 
@@ -412,6 +422,31 @@ def _build(t: _Agents, rng: Any, starts: Any, end: float) -> tuple[pa.Table, pa.
         3 * m,
     )
     return executions, events
+
+
+_USER_NAMES = pa.array([f"user-{k:04d}" for k in range(1, USERS + 1)], pa.string())
+_USER_WEIGHTS = 1.0 / (np.arange(USERS) + 10.0)
+_USER_WEIGHTS /= _USER_WEIGHTS.sum()
+
+
+def _people(rng: Any, starts: Any, root: Any) -> tuple[pa.Array, pa.Array]:
+    """The user_id and session_id columns: a root's user and session, its nested runs' too.
+
+    A session is one user's runs within one SESSION_SPAN of the clock, named
+    `sess-<user>-<span>`; only the distinct sessions of the chunk become strings.
+    """
+    m = starts.size
+    user = rng.choice(USERS, size=m, p=_USER_WEIGHTS)
+    has_user = rng.random(m) < USER_SHARE
+    user, has_user = user[root], has_user[root]  # nested runs: their root's
+    span = np.floor(starts[root] / SESSION_SPAN).astype(np.int64)
+    key = np.where(has_user, span * USERS + user, -1)
+    distinct, which = np.unique(key, return_inverse=True)
+    names = pa.array(
+        [None if k < 0 else f"sess-{k % USERS + 1:04d}-{k // USERS:x}" for k in distinct.tolist()],
+        pa.string(),
+    )
+    return _take(_USER_NAMES, user, has_user), _take(names, which, has_user)
 
 
 def _table(schema: pa.Schema, columns: dict[str, pa.Array], rows: int) -> pa.Table:

@@ -113,6 +113,42 @@ def test_mix_of_agents_failures_and_nesting(written):
     assert orphans == 0 and other_trace == 0
 
 
+def test_users_and_sessions(written):
+    """Most root runs have a user, nested runs share their root's user and session, and a
+    session belongs to one user; the store's per-user cost adds up to raw DuckDB's."""
+    raw, _ = _raw(written["db"])
+    roots, with_user, users, sessions = raw.execute(
+        "SELECT count(*), count(user_id), count(DISTINCT user_id), count(DISTINCT session_id)"
+        " FROM executions WHERE parent_id IS NULL"
+    ).fetchone()
+    assert 0.7 * roots < with_user < 0.9 * roots
+    assert 100 < users <= 2000 and users < sessions < with_user
+    mismatched = raw.execute(
+        "SELECT count(*) FROM executions c JOIN executions r ON r.id = coalesce(c.trace_id, c.id)"
+        " WHERE c.parent_id IS NOT NULL AND (c.user_id IS DISTINCT FROM r.user_id"
+        " OR c.session_id IS DISTINCT FROM r.session_id)"
+    ).fetchone()[0]
+    assert mismatched == 0
+    assert raw.execute(
+        "SELECT count(*) FROM (SELECT session_id FROM executions WHERE session_id IS NOT NULL"
+        " GROUP BY 1 HAVING count(DISTINCT user_id) > 1)"
+    ).fetchone() == (0,)
+    assert raw.execute(
+        "SELECT count(*) FROM executions WHERE (user_id IS NULL) <> (session_id IS NULL)"
+    ).fetchone() == (0,)
+    expected = dict(
+        raw.execute(
+            "SELECT user_id, sum(total_cost) FROM executions WHERE user_id IS NOT NULL GROUP BY 1"
+        ).fetchall()
+    )
+    result = run_cli("monitor", "--db", str(written["db"]), "cost", "--group-by", "user", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["rows"]
+    got = {r["user_id"]: r["cost"] for r in rows if r["user_id"]}
+    assert set(got) == set(expected)
+    assert all(got[u] == pytest.approx(expected[u], rel=1e-9) for u in expected)
+
+
 def test_files_are_private_and_doctor_is_happy(written):
     lake = written["db"].with_suffix("")
     for path in [lake, *lake.rglob("*")]:
