@@ -22,8 +22,8 @@ import pyarrow.compute as pc
 
 from kagura.config import COMPACT_TAIL_AGE, COMPACT_TAIL_ROWS, default_db_path, ensure_private_dir
 from kagura.observability.analytics.catalogue import EVENT_MARGIN, Analytics
-from kagura.observability.errors import AmbiguousIdError, StoreError
-from kagura.observability.store import planner
+from kagura.observability.errors import AmbiguousIdError, QueryError, StoreError
+from kagura.observability.store import planner, rollups
 from kagura.observability.store.compaction import (
     Compactor,
     LakeBusy,
@@ -142,6 +142,7 @@ class EventStore(Analytics):
             Compactor(self._wal, self.lake, self.shared) if self.lake is not None else None
         )
         self._runner: Runner | None = None
+        self._rollups: rollups.RollupCache | None = None  # made by the first planned query
         self._scope = Scope()  # where(): every query narrowed to a session, user or tag
         self._auto_compact = auto_compact and self._compactor is not None and not self.read_only
         self._appended = 0
@@ -577,15 +578,27 @@ class EventStore(Analytics):
         def file(rel: str) -> str:
             return rel if is_shared(rel) else str(lake / rel)
 
+        table = (
+            self._rollup_rows(
+                self.lake, snap.segments, chosen, since, until, local_dates, cuts, margin
+            )
+            if self.lake is not None
+            else None
+        )
         views = dataclasses.replace(
             views,
             shared=self.shared,
-            rollup_files=[file(s.rollup_path) for s in chosen.covered if s.rollup_path],
+            rollup_files=(
+                [file(s.rollup_path) for s in chosen.covered if s.rollup_path]
+                if table is None
+                else []
+            ),
+            rollup_table=table,
             rolled_execution_files=[file(s.executions_path) for s in chosen.rolled],
             rolled_event_files=[file(s.events_path) for s in chosen.rolled] if reads_events else [],
             key=(
                 *views.key,
-                "rollups",
+                "rollups" if table is None else "rollups in memory",
                 tuple(s.id for s in chosen.covered),
                 tuple(s.id for s in chosen.rolled),
             ),
@@ -593,6 +606,57 @@ class EventStore(Analytics):
         return self._run_sql(
             text, f"sql/rollups/{name}.sql", views, {**params, "cut_hours": chosen.cut_hours}
         )
+
+    def _rollup_rows(
+        self,
+        lake: Path,
+        segments: list[Segment],
+        chosen: planner.Plan,
+        since: float | None,
+        until: float | None,
+        local_dates: bool,
+        cuts: tuple[float, ...],
+        margin: float,
+    ) -> pa.Table | None:
+        """The rollup rows that tile the whole hours of [since, until), from memory (rollups.RollupCache).
+
+        Blocks of a day or more where they fit, hourly rows at the edges. None
+        (the rollup files are read instead) when the answer groups by local date
+        and local dates are not UTC days: then only hours can be merged.
+        """
+        widths = rollups.WIDTHS
+        if local_dates:
+            if not planner.utc_days(
+                local_timezone(), [t for t in (since, until, time.time(), *cuts) if t is not None]
+            ):
+                return None
+            widths = widths[:1]  # a day at most: no block holds two dates
+        if any(is_shared(s.executions_path) for s in chosen.covered):
+            return None  # a shared lake's rollups are read where they lie
+        # Levels over every listed rollup (one version per manifest, whatever the window):
+        # rows of segments outside the window fall in no block inside it.
+        with_rollup = [s for s in segments if s.rollup_path and not is_shared(s.executions_path)]
+        cache = self._rollups_cache()
+        try:
+            levels = cache.levels(lake, with_rollup)
+            if levels.first is None:
+                return rollups.ROLLUP_SCHEMA.empty_table()
+            picked, hours = planner.blocks(
+                since, until, chosen.cut_hours, levels.first, levels.end, widths
+            )
+            parts = levels.rows(picked) + cache.hours(lake, with_rollup, hours, margin)
+        except (OSError, pa.ArrowException) as exc:
+            raise QueryError(
+                f"a rollup file of the lake is missing or damaged ({exc}); "
+                "run `kagura monitor doctor --repair`"
+            ) from exc
+        return rollups.concat(parts)
+
+    def _rollups_cache(self) -> rollups.RollupCache:
+        """This store's rollups in memory (made by the first query that reads them)."""
+        if self._rollups is None:
+            self._rollups = rollups.RollupCache(writable=not self.read_only)
+        return self._rollups
 
     # --- executions ------------------------------------------------------------
 

@@ -280,6 +280,7 @@ class Views:
     # Other tables shown as views of their name (e.g. `scores`, read from the tail).
     extra: dict[str, pa.Table] = field(default_factory=dict)
     rollup_files: list[str] | None = None  # None: no rollup views
+    rollup_table: pa.Table | None = None  # the rollup rows in memory, read instead of rollup_files
     rolled_execution_files: list[str] = field(default_factory=list)
     rolled_event_files: list[str] = field(default_factory=list)
 
@@ -385,6 +386,9 @@ class Runner:
         bound = {name: params.get(name) for name in wanted}
         try:
             cur = self._cursor(views)
+            if views.rollup_table is not None:
+                # Rows chosen per query (planner.blocks) over the views made once per cursor.
+                cur.register("_kagura_rollups", views.rollup_table)
             relation = cur.sql(text, params=bound) if bound else cur.sql(text)
             table = relation.to_arrow_table()
         except duckdb.Error as exc:
@@ -437,8 +441,15 @@ def _rollup_views(cur: duckdb.DuckDBPyConnection, views: Views) -> None:
     cur.register("_kagura_no_rollups", ROLLUP_SCHEMA.empty_table())
     cur.register("_kagura_no_executions", views.tail_executions.schema.empty_table())
     cur.register("_kagura_no_events", views.tail_events.schema.empty_table())
+    if views.rollup_table is not None:
+        cur.register("_kagura_rollups", views.rollup_table)
+        cur.execute("CREATE OR REPLACE TEMP VIEW rollups AS SELECT * FROM _kagura_rollups")
     for name, files, empty, schema in (
-        ("rollups", views.rollup_files or [], "_kagura_no_rollups", ROLLUP_SCHEMA),
+        *(
+            []
+            if views.rollup_table is not None
+            else [("rollups", views.rollup_files or [], "_kagura_no_rollups", ROLLUP_SCHEMA)]
+        ),
         (
             "rolled_executions",
             views.rolled_execution_files,

@@ -91,3 +91,67 @@ def whole_hour_zone(zone: str, moments: list[float]) -> bool:
         if offset is None or offset.total_seconds() % HOUR:
             return False
     return True
+
+
+def blocks(
+    since: float | None,
+    until: float | None,
+    cut_hours: list[float],
+    first: int,
+    end: int,
+    widths: tuple[int, ...],
+) -> tuple[list[tuple[int, int]], list[int]]:
+    """The fewest rollup blocks that tile the whole hours of [since, until) (cut hours left out).
+
+    `first`..`end`: the span the rollups hold (no run lies outside it, so a block
+    may reach past it); `widths`: the block widths allowed, ascending (the coarser
+    levels). Returns the blocks as (index into widths, start), and the hours not
+    covered by any block, whose hourly rows are read instead.
+    """
+    low = -math.inf if since is None else math.ceil(since / HOUR) * HOUR
+    high = math.inf if until is None else math.floor(until / HOUR) * HOUR
+    cuts = sorted(int(c) for c in cut_hours)
+    p = int(max(low, first))
+    stop = min(high, end)
+    chosen: list[tuple[int, int]] = []
+    hours: list[int] = []
+    started = False
+    while p < stop:
+        if p in cuts:
+            p += int(HOUR)
+            started = True
+            continue
+        pick = None
+        for index in range(len(widths) - 1, -1, -1):
+            width = widths[index]
+            a = p // width * width
+            if a != p and (started or a < low):
+                continue
+            if a + width > high or any(a <= c < a + width for c in cuts):
+                continue
+            pick = (index, a)
+            break
+        if pick is None:
+            hours.append(p)
+            p += int(HOUR)
+        else:
+            chosen.append(pick)
+            p = pick[1] + widths[pick[0]]
+        started = True
+    return chosen, hours
+
+
+def utc_days(zone: str, moments: list[float]) -> bool:
+    """Whether local dates are UTC dates at these moments (the zone's offset is zero)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    try:
+        tz = ZoneInfo(zone)
+    except Exception:
+        return False
+    for moment in moments:
+        offset = datetime.fromtimestamp(moment, UTC).astimezone(tz).utcoffset()
+        if offset is None or offset.total_seconds():
+            return False
+    return True

@@ -309,3 +309,289 @@ def quantile(buckets: list[int], counts: list[int], q: float) -> float | None:
 
     a, b = at(low), at(high)
     return a + (rank - low) * (b - a)
+
+
+# --- coarser grains, kept in memory ------------------------------------------------------
+
+DAY = 86400
+# Block widths of the coarser levels: one day, then aligned runs of 2, 4, ... 512 days. Any
+# span of whole days is covered by at most two blocks per width, so a query merges a number of
+# rows that grows with the log of its span and not with the runs in it.
+WIDTHS = tuple(DAY * 2**k for k in range(10))
+_SUMS = (
+    "runs",
+    "failed",
+    "unpriced_runs",
+    "cost",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "llm_calls",
+    "tool_calls",
+    "unpriced_calls",
+    "duration_count",
+    "duration_sum",
+    "calls",
+    "call_prompt_tokens",
+    "call_completion_tokens",
+    "call_tokens",
+    "call_cost",
+    "call_unpriced",
+)
+_MINS = ("duration_min", "min_started_at")
+_MAXES = ("duration_max", "max_started_at")
+
+
+def coarsen(table: pa.Table, width: int) -> pa.Table:
+    """Rollup rows (ROLLUP_SCHEMA) merged into blocks of `width` seconds aligned on the epoch.
+
+    `hour` becomes the block's start; counts and sums add up (NULL stays NULL only
+    where every merged row is NULL, as SQL's sum), extremes take the extreme, and
+    histograms add their counts bucket by bucket. Rows come sorted by their keys.
+    """
+    if table.num_rows == 0:
+        return ROLLUP_SCHEMA.empty_table()
+    block = pc.multiply(pc.divide(table.column("hour"), width), width)
+    table = table.set_column(0, "hour", block)
+    sums = pc.ScalarAggregateOptions(skip_nulls=True, min_count=1)
+    aggregates = [(name, "sum", sums) for name in _SUMS]
+    aggregates += [(name, "min") for name in _MINS] + [(name, "max") for name in _MAXES]
+    merged = table.group_by(KEYS, use_threads=False).aggregate(aggregates)
+    merged = merged.rename_columns(
+        [
+            name.rsplit("_", 1)[0] if name.endswith(("_sum", "_min", "_max")) else name
+            for name in merged.column_names
+        ]
+    )
+    parts = [_keyed(merged)]
+    for name in ("duration", "cost"):
+        parts.append(_merged_histogram(table, name))
+    return _conform(_align(parts)).sort_by([(k, "ascending") for k in KEYS])
+
+
+def _merged_histogram(table: pa.Table, name: str) -> pa.Table:
+    """Per key of `table`: its rows' histograms `name` added up (buckets ascending)."""
+    buckets = table.column(f"{name}_buckets").combine_chunks()
+    counts = table.column(f"{name}_counts").combine_chunks()
+    parents = pc.list_parent_indices(buckets)
+    flat = table.select(KEYS).take(parents)
+    flat = flat.append_column("bucket", pc.list_flatten(buckets))
+    flat = flat.append_column("n", pc.list_flatten(counts))
+    summed = flat.group_by([*KEYS, "bucket"], use_threads=False).aggregate([("n", "sum")])
+    summed = summed.sort_by([*((k, "ascending") for k in KEYS), ("bucket", "ascending")])
+    listed = summed.group_by(KEYS, use_threads=False).aggregate(
+        [("bucket", "list"), ("n_sum", "list")]
+    )
+    listed = listed.rename_columns(
+        {"bucket_list": f"{name}_buckets", "n_sum_list": f"{name}_counts"}
+    )
+    return _keyed(listed)
+
+
+class Levels:
+    """The coarser levels of one manifest version: for each width of WIDTHS, its blocks' rows."""
+
+    def __init__(self, tables: list[pa.Table]):
+        self.tables = tables  # tables[i]: rows of blocks WIDTHS[i] wide, `hour` their start
+        self.starts = [set(t.column("hour").unique().to_pylist()) for t in tables]
+        self.nbytes = sum(t.nbytes for t in tables)
+        days = tables[0].column("hour")
+        # The span the rollups hold: the first day's start and the last day's end (None: empty).
+        self.first: int | None = pc.min(days).as_py() if len(days) else None
+        self.end: int | None = pc.max(days).as_py() + DAY if len(days) else None
+
+    def rows(self, blocks: list[tuple[int, int]]) -> list[pa.Table]:
+        """The rows of these (level index, block start) blocks."""
+        wanted: dict[int, list[int]] = {}
+        for level, start in blocks:
+            if start in self.starts[level]:
+                wanted.setdefault(level, []).append(start)
+        return [
+            self.tables[level].filter(
+                pc.is_in(self.tables[level].column("hour"), pa.array(starts, pa.int64()))
+            )
+            for level, starts in sorted(wanted.items())
+        ]
+
+
+LEVELS_FILE = "cache/rollup-levels.parquet"  # under the lake; derived, safe to delete
+
+
+class RollupCache:
+    """The rollups of one lake in memory, so a query reads no rollup file it read before.
+
+    Per manifest version (the listed segments with rollups, by id and rollup
+    file) it keeps the levels of WIDTHS: rows merged per UTC day, then per
+    aligned runs of 2, 4, ... days. A new version rebuilds only the blocks that
+    hold days of segments added or removed, from those days' hourly rows. Hourly
+    rows, needed only for the partial days at a query's edges, are read from the
+    files of the segments that hold them, a few segments kept. Memory grows with
+    days x agents x models x statuses x buckets, not with runs.
+
+    The levels are also written to LEVELS_FILE (with the version they stand for),
+    so a new process starts from them instead of merging every rollup again.
+    """
+
+    HOURLY_KEPT = 8
+
+    def __init__(self, writable: bool = True):
+        import threading
+
+        self._lock = threading.Lock()
+        self._writable = writable
+        self._hourly: dict[tuple[str, str], pa.Table] = {}
+        self._days: dict[tuple[str, str], list[int]] = {}  # version: key -> the days it holds
+        self._levels: Levels | None = None
+        self._loaded = False
+
+    def levels(self, lake, segments) -> Levels:
+        """The levels over `segments` (each with a rollup file under `lake`)."""
+        by_key = {(s.id, s.rollup_path): s for s in segments}
+        with self._lock:
+            if self._levels is not None and by_key.keys() == self._days.keys():
+                return self._levels
+            if not self._loaded:
+                self._loaded = True
+                self._load(lake)
+            added = [k for k in by_key if k not in self._days]
+            removed = [k for k in self._days if k not in by_key]
+            if self._levels is not None and not added and not removed:
+                return self._levels
+            hourly = {k: self._hours_of(lake, by_key[k], keep=len(added) <= 1) for k in added}
+            days = dict(self._days)
+            for key in removed:
+                del days[key]
+            for key, table in hourly.items():
+                days[key] = sorted(set(pc.divide(table.column("hour"), DAY).to_pylist()))
+                days[key] = [d * DAY for d in days[key]]
+            if self._levels is None:
+                dirty = None
+            else:
+                dirty = set()
+                for key in added:
+                    dirty.update(days[key])
+                for key in removed:
+                    dirty.update(self._days[key])
+            self._levels = self._build(lake, by_key, days, dirty, hourly)
+            self._days = days
+            for key in [k for k in self._hourly if k not in by_key]:
+                del self._hourly[key]
+            if self._writable:
+                self._save(lake)
+            return self._levels
+
+    def _build(self, lake, by_key: dict, days: dict, dirty: set[int] | None, read: dict) -> Levels:
+        """Levels over the segments `by_key`; only the blocks holding `dirty` days (None: all) anew."""
+        if dirty is None:
+            touching = list(by_key)
+        else:
+            touching = [k for k in by_key if dirty.intersection(days[k])]
+        rows = concat([read[k] if k in read else self._hours_of(lake, by_key[k]) for k in touching])
+        if dirty is not None:
+            day_of = pc.multiply(pc.divide(rows.column("hour"), DAY), DAY)
+            rows = rows.filter(pc.is_in(day_of, pa.array(sorted(dirty), pa.int64())))
+        previous = self._levels if dirty is not None else None
+        tables: list[pa.Table] = []
+        below = rows
+        for index, width in enumerate(WIDTHS):
+            if dirty is not None and index:
+                blocks = pa.array(sorted({d // width * width for d in dirty}), pa.int64())
+                starts = pc.multiply(pc.divide(below.column("hour"), width), width)
+                fresh = coarsen(below.filter(pc.is_in(starts, blocks)), width)
+            else:
+                fresh = coarsen(below, width)
+            if previous is not None:
+                kept = previous.tables[index]
+                blocks = pa.array(sorted({d // width * width for d in dirty or ()}), pa.int64())
+                kept = kept.filter(pc.invert(pc.is_in(kept.column("hour"), blocks)))
+                fresh = concat([kept, fresh]).sort_by([(k, "ascending") for k in KEYS])
+            tables.append(fresh)
+            below = fresh
+        return Levels(tables)
+
+    def hours(self, lake, segments, hours: list[int], margin: float = 0.0) -> list[pa.Table]:
+        """The hourly rows of `hours` in these segments' rollup files; `margin`: how long after
+        its segment's last run start a row can lie (LLM calls of long runs)."""
+        if not hours:
+            return []
+        import bisect
+
+        hours = sorted(hours)
+        wanted = pa.array(hours, pa.int64())
+        out = []
+        for seg in segments:
+            # the first wanted hour that ends after the segment's first run starts
+            at = bisect.bisect_right(hours, seg.min_started_at - HOUR)
+            if at == len(hours) or hours[at] > seg.max_started_at + margin:
+                continue
+            with self._lock:
+                table = self._hours_of(lake, seg)
+            out.append(table.filter(pc.is_in(table.column("hour"), wanted)))
+        return out
+
+    def _hours_of(self, lake, seg, keep: bool = True) -> pa.Table:
+        """A segment's hourly rollup rows (the newest few segments read are kept)."""
+        key = (seg.id, seg.rollup_path)
+        table = self._hourly.pop(key, None)
+        if table is None:
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(lake / seg.rollup_path)
+            table = table.select(ROLLUP_SCHEMA.names).cast(ROLLUP_SCHEMA)
+        if keep:
+            self._hourly[key] = table  # newest last
+            while len(self._hourly) > self.HOURLY_KEPT:
+                self._hourly.pop(next(iter(self._hourly)))
+        return table
+
+    def _load(self, lake) -> None:
+        """Start from the levels a process wrote to LEVELS_FILE (nothing when absent or unreadable)."""
+        import json
+
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(lake / LEVELS_FILE)
+            meta = json.loads(table.schema.metadata[b"kagura.rollup_versions"])
+            days = {(k[0], k[1]): [int(d) for d in k[2]] for k in meta}
+            width = table.column("width")
+            tables = [
+                table.filter(pc.equal(width, w)).select(ROLLUP_SCHEMA.names).cast(ROLLUP_SCHEMA)
+                for w in WIDTHS
+            ]
+        except Exception:  # a missing, damaged or older file: merged anew from the rollups
+            return
+        self._levels, self._days = Levels(tables), days
+
+    def _save(self, lake) -> None:
+        """Write the levels with the version they stand for: a temporary file, then a rename."""
+        import json
+        import os
+
+        import pyarrow.parquet as pq
+
+        assert self._levels is not None
+        meta = json.dumps([[k[0], k[1], d] for k, d in sorted(self._days.items())])
+        parts = [
+            t.append_column("width", pa.repeat(pa.scalar(w, pa.int64()), t.num_rows))
+            if t.num_rows
+            else t.append_column("width", pa.array([], pa.int64()))
+            for t, w in zip(self._levels.tables, WIDTHS, strict=True)
+        ]
+        table = pa.concat_tables(parts)
+        table = table.replace_schema_metadata({"kagura.rollup_versions": meta})
+        path = lake / LEVELS_FILE
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            pq.write_table(table, tmp, compression="zstd")
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a cache: a store that can't write it merges anew
+
+
+def concat(tables: list[pa.Table]) -> pa.Table:
+    """The rows of these rollup tables as one (an empty rollup table when none has rows)."""
+    tables = [t for t in tables if t.num_rows]
+    return pa.concat_tables(tables) if tables else ROLLUP_SCHEMA.empty_table()
