@@ -16,6 +16,7 @@ import typer
 from kagura.cli import analytics, doctor, scores, search
 from kagura.cli.options import (
     APPROX_NOTE,
+    MAX_LIMIT,
     AgentOpt,
     DbOpt,
     ExactOpt,
@@ -244,6 +245,16 @@ def cost(
     db: DbOpt = None,
     json: JsonOpt = False,
     exact: ExactOpt = False,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit",
+            "-n",
+            min=1,
+            max=MAX_LIMIT,
+            help="Show the N most expensive groups; the rest add up in one row (--json has all).",
+        ),
+    ] = 25,
 ) -> None:
     """Spend by agent (or by day, with a bar per day), a Total row, and the estimated monthly cost."""
     from kagura.observability.render.dashboard import Dashboard
@@ -259,7 +270,7 @@ def cost(
     if json:
         print_json(board.cost_data(group, agent, start, end))
         return
-    board.show_cost_summary(group, agent_name=agent, since=start, until=end)
+    board.show_cost_summary(group, agent_name=agent, since=start, until=end, limit=limit)
 
 
 @monitor_app.command()

@@ -146,7 +146,40 @@ def test_users_and_sessions(written):
     rows = json.loads(result.stdout)["rows"]
     got = {r["user_id"]: r["cost"] for r in rows if r["user_id"]}
     assert set(got) == set(expected)
-    assert all(got[u] == pytest.approx(expected[u], rel=1e-9) for u in expected)
+    for user, cost in expected.items():
+        # a user whose every call had no known price has no known cost, never $0
+        assert got[user] == (None if cost is None else pytest.approx(cost, rel=1e-9)), user
+
+
+def test_cost_by_user_shows_the_most_expensive_and_adds_up_the_rest(written):
+    raw, _ = _raw(written["db"])
+    costs = [
+        c
+        for (c,) in raw.execute(
+            "SELECT sum(total_cost) AS c FROM executions GROUP BY user_id ORDER BY c DESC"
+        ).fetchall()
+    ]
+    result = run_cli(
+        "monitor",
+        "--db",
+        str(written["db"]),
+        "cost",
+        "--group-by",
+        "user",
+        "--limit",
+        "10",
+        env={"COLUMNS": "100"},
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    more = [line for line in lines if "more users" in line]
+    assert len(more) == 1 and f"{len(costs) - 10:,} more users" in more[0]
+    body = lines[1 : lines.index(more[0])]  # after the header row
+    assert len(body) == 10
+    assert sum("(no user)" in line for line in body) == 1  # the batch runs: the biggest group
+    rest = sum(c or 0.0 for c in costs[10:])
+    shown = float(more[0].split("$")[1].split()[0].rstrip("+"))
+    assert shown == pytest.approx(rest, rel=1e-3)
 
 
 def test_files_are_private_and_doctor_is_happy(written):
@@ -179,7 +212,11 @@ def test_files_are_private_and_doctor_is_happy(written):
 )
 def test_every_monitor_command_answers(written, command):
     result = run_cli("monitor", "--db", str(written["db"]), *command)
-    assert result.returncode == 0, result.stderr
+    # regressions exits 1 when it flags one: the drawn runs follow the clock's daily
+    # shape, so whether the last day looks shifted depends on the hour the test runs.
+    allowed = (0, 1) if command == ["regressions"] else (0,)
+    assert result.returncode in allowed, result.stderr
+    assert result.stderr == "" or result.returncode == 0, result.stderr
     assert result.stdout.strip()
 
 

@@ -36,8 +36,16 @@ def _cost_cell(row: dict[str, Any]) -> str:
     return fmt_cost(row.get("cost"), row.get("unpriced_calls"))
 
 
-def render_cost_table(rows: list[dict[str, Any]], group_by: str = "agent") -> Panel:
-    """The "Cost by Agent" (or by model) panel: one row per group, then a Total row."""
+# Rows a cost table shows by default; the rest add up in one "N more" row.
+COST_ROWS = 25
+_NONE_LABEL = {"user": "(no user)", "session": "(no session)", "tag": "(untagged)"}
+
+
+def render_cost_table(
+    rows: list[dict[str, Any]], group_by: str = "agent", limit: int | None = COST_ROWS
+) -> Panel:
+    """The "Cost by Agent" (or model, user, ...) panel: the `limit` most expensive groups
+    (None: all), one row adding up the rest, then a Total row over every group."""
     label = group_by.capitalize()
     key = {"agent": "agent_name", "user": "user_id", "session": "session_id"}.get(
         group_by, group_by
@@ -54,15 +62,27 @@ def render_cost_table(rows: list[dict[str, Any]], group_by: str = "agent") -> Pa
         header_row=True,
     )
     total = cost_totals(rows)
-    for index, row in enumerate(rows):
+    shown = rows if limit is None or len(rows) <= limit else rows[:limit]
+    rest = rows[len(shown) :]
+    lines = [
+        (str(row[key]) if row.get(key) is not None else _NONE_LABEL.get(group_by, "?"), row)
+        for row in shown
+    ]
+    if rest:
+        noun = {"agent": "agents", "model": "models", "user": "users", "session": "sessions"}
+        lines.append(
+            (f"{len(rest):,} more {noun.get(group_by, group_by + 's')}", cost_totals(rest))
+        )
+    for index, (name, row) in enumerate(lines):
         cost = row.get("cost") or 0.0
         table.add_row(
-            str(row.get(key) if row.get(key) is not None else "?"),
+            name,
             f"{row.get('calls') or 0:,}",
             fmt_tokens(row.get("tokens") or 0),
             _cost_cell(row),
             fmt_percent(100.0 * cost / total["cost"]) if total["cost"] > 0 else "-",
-            end_section=index == len(rows) - 1,
+            end_section=index == len(lines) - 1,
+            style="dim" if rest and index == len(lines) - 1 else None,
         )
     table.add_row(
         "Total",

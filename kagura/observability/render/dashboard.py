@@ -17,6 +17,7 @@ from rich.console import Console, Group
 from rich.text import Text
 
 from kagura.observability.render.cost import (
+    COST_ROWS,
     ESTIMATE_WINDOW_DAYS,
     cost_totals,
     render_cost_by_date,
@@ -239,13 +240,15 @@ class Dashboard:
         agent_name: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        limit: int | None = COST_ROWS,
     ) -> dict[str, Any]:
-        """Print cost by agent (or date, model) and the monthly estimate; returns the data shown."""
+        """Print cost by agent (or date, model, user, ...) and the monthly estimate; returns the
+        data shown. `limit`: groups shown (the rest add up in one row; None: all)."""
         data = self.cost_data(group_by, agent_name, since, until)
         if group_by == "date":
             self.console.print(render_cost_by_date(data["rows"]))
         else:
-            self.console.print(render_cost_table(data["rows"], group_by))
+            self.console.print(render_cost_table(data["rows"], group_by, limit))
         self.console.print()
         self.console.print(render_monthly_estimate(data["estimate"]))
         return data
