@@ -210,3 +210,25 @@ def test_clear_all_leaves_no_byte_of_any_run(db, planted):
         assert store.get_summary_stats()["total_executions"] == 0
     assert scan(folder, f"KEEP-{tag}") == []
     assert scan(folder, f"OLD-{tag}") == []
+
+
+def test_prune_and_clear_drop_the_merged_rollups_a_reader_saved(db, planted):
+    """The rollup levels a reader keeps in the lake's cache/ summed the deleted runs too."""
+    from kagura.observability.store.rollups import LEVELS_FILE
+
+    _, cutoff = planted
+    with EventStore(db) as store:
+        before = store.get_summary_stats()["total_executions"]
+        levels = store.lake / LEVELS_FILE
+    assert before == 14
+    if not levels.exists():
+        pytest.skip("no planned query saved rollup levels for this store")
+    with EventStore(db) as store:
+        assert store.prune(cutoff)["deleted"] == 10
+        assert not levels.exists()
+        assert store.get_summary_stats()["total_executions"] == 4
+    with EventStore(db) as store:  # a new reader, from whatever the lake holds now
+        assert store.get_summary_stats()["total_executions"] == 4
+        store.clear_all()
+        assert not levels.exists()
+        assert store.get_summary_stats()["total_executions"] == 0
