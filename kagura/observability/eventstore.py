@@ -642,7 +642,7 @@ class EventStore(Analytics):
         cache = self._rollups_cache()
         try:
             levels = cache.levels(lake, with_rollup)
-            if levels.first is None:
+            if levels.first is None or levels.end is None:
                 return rollups.ROLLUP_SCHEMA.empty_table()
             picked, hours = planner.blocks(
                 since, until, chosen.cut_hours, levels.first, levels.end, widths

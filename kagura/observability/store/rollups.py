@@ -11,6 +11,7 @@ is read within 1% of the exact one, as DDSketch does.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -354,7 +355,7 @@ def coarsen(table: pa.Table, width: int) -> pa.Table:
     block = pc.multiply(pc.divide(table.column("hour"), width), width)
     table = table.set_column(0, "hour", block)
     sums = pc.ScalarAggregateOptions(skip_nulls=True, min_count=1)
-    aggregates = [(name, "sum", sums) for name in _SUMS]
+    aggregates: list[tuple[Any, ...]] = [(name, "sum", sums) for name in _SUMS]
     aggregates += [(name, "min") for name in _MINS] + [(name, "max") for name in _MAXES]
     merged = table.group_by(KEYS, use_threads=False).aggregate(aggregates)
     merged = merged.rename_columns(
