@@ -151,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:34} {planned:9.1f} {scanned:9.1f} {planned / scanned:7.3f} {exact:9.1f}")
     newest = measure(lambda: store.get_executions(agent, limit=100), repeat=args.repeat)["warm_ms"]
     print(f"{'newest 100 runs of ' + agent:34} {newest:9.1f}")
+    cold = _new_process_stats(db)
+    print(
+        f"{'monitor stats, new process':34} {cold['median']:9.1f}  (first {cold['first']:.0f} ms, "
+        f"which writes {LEVELS}; peak RSS {cold['rss_mb']:.0f} MB)"
+    )
     total = dir_bytes(lake)
     rollups = dir_bytes(lake / "rollups") if (lake / "rollups").is_dir() else 0
     print(
@@ -159,6 +164,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     store.close()
     return 0
+
+
+LEVELS = "cache/rollup-levels.parquet"
+
+
+def _new_process_stats(db: Path, runs: int = 4) -> dict[str, float]:
+    """`kagura monitor stats` as a new process: wall ms of the first run (no merged levels on
+    disk yet) and the median of the next ones (which start from them), and the peak RSS."""
+    import resource
+    import subprocess
+
+    (db.with_suffix("") / LEVELS).unlink(missing_ok=True)
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "kagura.cli", "monitor", "stats", "--db", str(db)],
+            check=True,
+            capture_output=True,
+        )
+        walls.append((time.perf_counter() - start) * 1000)
+    rest = sorted(walls[1:])
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"first": walls[0], "median": rest[len(rest) // 2], "rss_mb": rss}
 
 
 def _load() -> str:

@@ -152,3 +152,21 @@ def _env(tests: str) -> dict[str, str]:
     import os
 
     return dict(os.environ, PYTHONPATH=tests + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def test_retention_and_merges_drop_the_days_they_change(store):
+    # Three days of runs in three compactions; then retention cuts day one in its middle.
+    for day in range(3):
+        store.append_many([run(f"d{day}", T0 + day * DAY + i * H, duration=1.0) for i in range(24)])
+        store.compact()
+    assert store.get_summary_stats()["total_executions"] == 72
+    assert store.delete_old_executions(T0 + 12 * H) == 12
+    by_agent = {r["agent_name"]: r["calls"] for r in store.cost_by_agent().to_dicts()}
+    assert by_agent == {"d0": 12, "d1": 24, "d2": 24}
+    assert store.get_summary_stats()["total_executions"] == 60
+    # A window of whole days read from blocks after the change agrees with a scan.
+    window = {"since": T0, "until": T0 + 3 * DAY}
+    assert (
+        store.cost_by_agent(**window).to_dicts()
+        == store.cost_by_agent(**window, exact=True).to_dicts()
+    )

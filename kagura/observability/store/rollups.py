@@ -458,13 +458,18 @@ class RollupCache:
             removed = [k for k in self._days if k not in by_key]
             if self._levels is not None and not added and not removed:
                 return self._levels
-            hourly = {k: self._hours_of(lake, by_key[k], keep=len(added) <= 1) for k in added}
+            # Few added segments (a compaction): their hourly rows are kept for the merge below.
+            few = len(added) <= self.HOURLY_KEPT
+            hourly = {}
             days = dict(self._days)
             for key in removed:
                 del days[key]
-            for key, table in hourly.items():
-                days[key] = sorted(set(pc.divide(table.column("hour"), DAY).to_pylist()))
-                days[key] = [d * DAY for d in days[key]]
+            for key in added:
+                table = self._hours_of(lake, by_key[key], keep=few)
+                held = sorted(set(pc.divide(table.column("hour"), DAY).to_pylist()))
+                days[key] = [d * DAY for d in held]
+                if few:
+                    hourly[key] = table
             if self._levels is None:
                 dirty = None
             else:
@@ -487,10 +492,15 @@ class RollupCache:
             touching = list(by_key)
         else:
             touching = [k for k in by_key if dirty.intersection(days[k])]
-        rows = concat([read[k] if k in read else self._hours_of(lake, by_key[k]) for k in touching])
-        if dirty is not None:
-            day_of = pc.multiply(pc.divide(rows.column("hour"), DAY), DAY)
-            rows = rows.filter(pc.is_in(day_of, pa.array(sorted(dirty), pa.int64())))
+        # Segment by segment, so only one segment's hourly rows are held at a time.
+        merged = []
+        for key in touching:
+            rows = read.pop(key) if key in read else self._hours_of(lake, by_key[key], keep=False)
+            if dirty is not None:
+                day_of = pc.multiply(pc.divide(rows.column("hour"), DAY), DAY)
+                rows = rows.filter(pc.is_in(day_of, pa.array(sorted(dirty), pa.int64())))
+            merged.append(coarsen(rows, DAY))
+        rows = concat(merged)
         previous = self._levels if dirty is not None else None
         tables: list[pa.Table] = []
         below = rows
