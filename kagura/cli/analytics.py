@@ -493,7 +493,9 @@ def sql(
         entries = queries.catalogue()
         if markdown:
             texts = {e["name"]: queries.load_sql(e["name"]) for e in entries}
-            sys.stdout.write(catalogue_markdown(entries, texts))
+            from kagura.cli.monitor import ANALYTIC_COMMANDS
+
+            sys.stdout.write(catalogue_markdown(entries, texts, ANALYTIC_COMMANDS))
         elif json:
             print_json(entries)
         else:

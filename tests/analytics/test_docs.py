@@ -189,11 +189,12 @@ def test_every_sql_file_has_a_test():
 
 
 def test_sql_md_is_generated_from_the_headers():
+    from kagura.cli.monitor import ANALYTIC_COMMANDS
     from kagura.observability.analytics.sql_docs import catalogue_markdown
 
     entries = query.catalogue()
     texts = {e["name"]: query.load_sql(e["name"]) for e in entries}
-    expected = catalogue_markdown(entries, texts)
+    expected = catalogue_markdown(entries, texts, ANALYTIC_COMMANDS)
     assert (DOCS / "sql.md").read_text(encoding="utf-8") == expected, (
         "docs/sql.md is out of date: run `kagura monitor sql --list --markdown > docs/sql.md`"
     )
