@@ -12,7 +12,6 @@ bounded: one chunk is drawn while the one before it is written.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -189,7 +188,7 @@ class _Agents(AgentColumns):
 
     def __init__(self, seed: int):
         super().__init__(np)
-        price_map = _price_map()
+        price_map = fixtures.litellm_price_map()
         models = fixtures.resolve_models(price_map)
         prices = fixtures.model_prices(price_map)
         agents = fixtures.AGENTS
@@ -251,20 +250,6 @@ class _Agents(AgentColumns):
             + [to_json({"items": k}) for k in range(40)],
             pa.string(),
         )
-
-
-def _price_map() -> dict[str, Any]:
-    """litellm's bundled price map, read from its JSON file (importing litellm takes seconds)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("litellm")
-    if spec is not None and spec.origin is not None:
-        path = Path(spec.origin).parent / "model_prices_and_context_window_backup.json"
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            pass
-    return fixtures.litellm_price_map()
 
 
 def _ticks(seconds: Any) -> Any:

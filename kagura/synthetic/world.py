@@ -7,7 +7,6 @@ they describe the same agents.
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -181,12 +180,10 @@ def model_prices(price_map: dict[str, Any] | None = None) -> dict[str, tuple[flo
 
 
 def litellm_price_map() -> dict[str, Any]:
-    """litellm's bundled price map, read offline."""
-    # Without this litellm fetches the map from the internet on import.
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
+    """litellm's bundled price map, read offline (the recorder's: pricing.model_cost_map)."""
+    from kagura.observability.recording.pricing import model_cost_map
 
-    return litellm.model_cost
+    return model_cost_map()
 
 
 def priced_models(

@@ -89,7 +89,7 @@ def _file_prices() -> dict[str, Price]:
 _bundled: dict[str, Any] = {}
 
 
-def _model_cost_map() -> dict[str, dict[str, Any]]:
+def model_cost_map() -> dict[str, dict[str, Any]]:
     """litellm's price map, offline.
 
     When litellm is loaded already (an agent is running) its own map is used.
@@ -133,7 +133,7 @@ def _read_bundled_map() -> dict[str, Any] | None:
 
 def _map_entry(model: str) -> dict[str, Any] | None:
     """The price-map entry litellm would use for `model` ("openai/gpt-4o" -> "gpt-4o")."""
-    cost_map = _model_cost_map()
+    cost_map = model_cost_map()
     entry = cost_map.get(model)
     if entry is None and "/" in model:
         provider, _, rest = model.partition("/")
