@@ -421,8 +421,8 @@ LEVELS_FILE = "cache/rollup-levels.parquet"  # under the lake; derived, safe to 
 class RollupCache:
     """The rollups of one lake in memory, so a query reads no rollup file it read before.
 
-    Per manifest version (the listed segments with rollups, by id and rollup
-    file) it keeps the levels of WIDTHS: rows merged per UTC day, then per
+    Per manifest version (the listed segments with rollups, by id, rollup file
+    and its mtime) it keeps the levels of WIDTHS: rows merged per UTC day, then per
     aligned runs of 2, 4, ... days. A new version rebuilds only the blocks that
     hold days of segments added or removed, from those days' hourly rows. Hourly
     rows, needed only for the partial days at a query's edges, are read from the
@@ -440,14 +440,14 @@ class RollupCache:
 
         self._lock = threading.Lock()
         self._writable = writable
-        self._hourly: dict[tuple[str, str], pa.Table] = {}
-        self._days: dict[tuple[str, str], list[int]] = {}  # version: key -> the days it holds
+        self._hourly: dict[tuple[str, str, int], pa.Table] = {}
+        self._days: dict[tuple[str, str, int], list[int]] = {}  # version: key -> the days it holds
         self._levels: Levels | None = None
         self._loaded = False
 
     def levels(self, lake, segments) -> Levels:
         """The levels over `segments` (each with a rollup file under `lake`)."""
-        by_key = {(s.id, s.rollup_path): s for s in segments}
+        by_key = {_key(lake, s): s for s in segments}
         with self._lock:
             if self._levels is not None and by_key.keys() == self._days.keys():
                 return self._levels
@@ -542,7 +542,7 @@ class RollupCache:
 
     def _hours_of(self, lake, seg, keep: bool = True) -> pa.Table:
         """A segment's hourly rollup rows (the newest few segments read are kept)."""
-        key = (seg.id, seg.rollup_path)
+        key = _key(lake, seg)
         table = self._hourly.pop(key, None)
         if table is None:
             import pyarrow.parquet as pq
@@ -564,7 +564,7 @@ class RollupCache:
         try:
             table = pq.read_table(lake / LEVELS_FILE)
             meta = json.loads(table.schema.metadata[b"kagura.rollup_versions"])
-            days = {(k[0], k[1]): [int(d) for d in k[2]] for k in meta}
+            days = {(k[0], k[1], k[2]): [int(d) for d in k[3]] for k in meta}
             width = table.column("width")
             tables = [
                 table.filter(pc.equal(width, w)).select(ROLLUP_SCHEMA.names).cast(ROLLUP_SCHEMA)
@@ -582,7 +582,7 @@ class RollupCache:
         import pyarrow.parquet as pq
 
         assert self._levels is not None
-        meta = json.dumps([[k[0], k[1], d] for k, d in sorted(self._days.items())])
+        meta = json.dumps([[*k, d] for k, d in sorted(self._days.items())])
         parts = [
             t.append_column("width", pa.repeat(pa.scalar(w, pa.int64()), t.num_rows))
             if t.num_rows
@@ -600,6 +600,12 @@ class RollupCache:
             os.replace(tmp, path)
         except OSError:
             tmp.unlink(missing_ok=True)  # a cache: a store that can't write it merges anew
+
+
+def _key(lake, seg) -> tuple[str, str, int]:
+    """A segment's rollup as the levels know it: segment id, rollup file, and the file's mtime
+    (the doctor rebuilds a wrong rollup under the same name)."""
+    return seg.id, seg.rollup_path, (lake / seg.rollup_path).stat().st_mtime_ns
 
 
 def concat(tables: list[pa.Table]) -> pa.Table:
