@@ -163,6 +163,9 @@ def regressions(
         float,
         typer.Option("--min-drop", min=0.0, help="With --scores: the smallest drop of a mean."),
     ] = 0.1,
+    session: SessionOpt = None,
+    user: UserOpt = None,
+    tag: TagOpt = None,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -171,7 +174,8 @@ def regressions(
 
     now = parse_at(at)
     if scores:
-        _score_regressions(ctx, agent, recent, baseline, min_drop, now, db, json)
+        people = (session, user, tag)
+        _score_regressions(ctx, agent, recent, baseline, min_drop, now, db, json, people)
         return
     options: dict[str, Any] = {
         "now": now,
@@ -194,7 +198,7 @@ def regressions(
             recent=parse_span(recent, "--recent"), baseline=parse_span(baseline, "--baseline")
         )
         window = f"Last {recent} against the {baseline} before it"
-    store, agent = reading(ctx, agent, db)
+    store, agent = reading(ctx, agent, db, session, user, tag)
     rows = store.regressions(agent, **options).rows()
     if json:
         print_json(rows)
@@ -206,9 +210,10 @@ def regressions(
         raise typer.Exit(1)
 
 
-def _score_regressions(ctx, agent, recent, baseline, min_drop, now, db, json) -> None:
-    """`regressions --scores`: scores whose recent mean fell below the baseline's; exit 1 if any."""
-    store, agent = reading(ctx, agent, db)
+def _score_regressions(ctx, agent, recent, baseline, min_drop, now, db, json, people) -> None:
+    """`regressions --scores`: scores whose recent mean fell below the baseline's; exit 1 if any.
+    `people`: the (session, user, tag) the runs are narrowed to."""
+    store, agent = reading(ctx, agent, db, *people)
     rows = store.score_regressions(
         recent=parse_span(recent, "--recent"),
         lookback=parse_span(baseline, "--baseline"),
@@ -262,6 +267,9 @@ def health(
         ),
     ] = 5,
     at: AtOpt = None,
+    session: SessionOpt = None,
+    user: UserOpt = None,
+    tag: TagOpt = None,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -271,7 +279,7 @@ def health(
     if degraded > unhealthy:
         raise UsageError("--degraded must not be above --unhealthy")
     now = parse_at(at)
-    store, agent = reading(ctx, agent, db)
+    store, agent = reading(ctx, agent, db, session, user, tag)
     rows = store.agent_health(
         agent,
         last=last,

@@ -138,3 +138,46 @@ def test_latency_errors_and_trend_narrow_to_a_user(people, cli):
     assert sum(r["runs"] for r in bob["rows"]) == 1
     errors = cli("monitor", "errors", "--tag", "beta", "--json")
     assert errors.returncode == 0 and json.loads(errors.stdout) == []
+
+
+def test_health_and_regressions_judge_one_users_runs(kagura_home, cli):
+    """An agent that fails for one user only: unhealthy for that user, healthy for the other."""
+    kagura_home.mkdir(parents=True)
+    rows = []
+    for i in range(20):
+        for user, fails in (("ann", False), ("bob", True)):
+            at = NOW - 3600 + i * 60 + (30 if fails else 0)
+            rows.append(
+                (
+                    execution_row(
+                        id=new_execution_id(at),
+                        agent_name="support",
+                        started_at=at,
+                        ended_at=at + 1,
+                        status="failed" if fails else "completed",
+                        error="boom" if fails else None,
+                        error_type="ValueError" if fails else None,
+                        user_id=user,
+                    ),
+                    [],
+                )
+            )
+    with EventStore(kagura_home / "telemetry.db", auto_compact=False) as store:
+        store.append_many(rows)
+
+    def status(*args):
+        result = cli("monitor", "health", "--json", *args)
+        return result.returncode, {r["agent_name"]: r["status"] for r in json.loads(result.stdout)}
+
+    assert status("--user", "ann") == (0, {"support": "healthy"})
+    assert status("--user", "bob") == (1, {"support": "unhealthy"})
+    # all users: its last 20 runs are half failed, not above --unhealthy 0.5
+    assert status() == (0, {"support": "degraded"})
+    one = json.loads(cli("monitor", "health", "--json", "--user", "ann").stdout)[0]
+    assert (one["considered"], one["failed"]) == (20, 0)
+    # regressions compare one user's runs: ann's 20 (none failed) of the agent's 40
+    for args, runs, rate in (([], 40, 0.5), (["--user", "ann"], 20, 0.0)):
+        result = cli("monitor", "regressions", "--recent", "2h", "--json", *args)
+        assert result.returncode == 0, result.stderr
+        (row,) = [r for r in json.loads(result.stdout) if r["scope"] == "agent"]
+        assert (row["recent_runs"], row["recent_failure_rate"]) == (runs, rate), args
