@@ -81,6 +81,25 @@ _ABANDON_RECHECK = 2.0
 _ID_MARGIN = 60.0
 
 
+def _newest_hour_with(rows: list[dict[str, Any]], agents: dict, last: int) -> float | None:
+    """The latest hour from which each of `agents` has `last` runs in `rows` (agent_name, hour,
+    runs_sum), or None when one has fewer."""
+    by_agent: dict[str, list[tuple[float, int]]] = {}
+    for row in rows:
+        by_agent.setdefault(row["agent_name"], []).append((row["hour"], row["runs_sum"]))
+    start = None
+    for agent in agents:
+        total = 0
+        for hour, runs in sorted(by_agent.get(agent, ()), reverse=True):
+            total += runs
+            if total >= last:
+                start = hour if start is None else min(start, hour)
+                break
+        else:
+            return None
+    return start
+
+
 class EventStore(Analytics):
     """Telemetry of agent runs: append rows, ask questions, keep the lake tidy."""
 
@@ -654,6 +673,59 @@ class EventStore(Analytics):
                 "run `kagura monitor doctor --repair`"
             ) from exc
         return rollups.concat(parts)
+
+    def _health_cuts(self, last: int, now: float, since: float | None) -> tuple[float, ...] | None:
+        """The hours agent_health scans so that every agent's last `last` finished runs are in them.
+
+        Counted from the hourly rollups of the newest segments backwards: every hour
+        from the earliest an agent needs to `now` is a cut hour (scanned), the older
+        whole hours are read from rollups. None (scan it all) when an agent has fewer
+        than `last` runs in the window or the hours would be more than a week.
+        """
+        if self.exact or self._scope or self.lake is None or last < 1:
+            return None
+        lake = self.lake
+        snap = self._tail(with_events=False)
+        segments = [s for s in snap.segments if s.rollup_path and not is_shared(s.executions_path)]
+        if not segments:
+            return None
+        now_hour = now // planner.HOUR * planner.HOUR
+        first_hour = None if since is None else -(-since // planner.HOUR) * planner.HOUR
+        cache = self._rollups_cache()
+        levels = cache.levels(lake, segments)
+        days = levels.tables[0]
+        if since is not None:
+            days = days.filter(pc.greater(pc.add(days.column("hour"), rollups.DAY), since))
+        days = days.filter(pc.less(days.column("hour"), now))
+        wanted = {
+            r["agent_name"]: r["runs_sum"]
+            for r in days.group_by("agent_name").aggregate([("runs", "sum")]).to_pylist()
+            if r["agent_name"] is not None and r["runs_sum"]
+        }
+        if not wanted or min(wanted.values()) < last:
+            return None
+        seen: list[pa.Table] = []
+        for seg in sorted(segments, key=lambda s: s.max_started_at, reverse=True):
+            if seg.min_started_at >= now:
+                continue
+            with cache._lock:
+                rows = cache._hours_of(lake, seg)
+            keep = pc.and_(
+                pc.less(rows.column("hour"), now_hour), pc.greater(rows.column("runs"), 0)
+            )
+            if first_hour is not None:
+                keep = pc.and_(keep, pc.greater_equal(rows.column("hour"), first_hour))
+            seen.append(rows.filter(keep).select(["hour", "agent_name", "runs"]))
+            hourly = (
+                pa.concat_tables(seen).group_by(["agent_name", "hour"]).aggregate([("runs", "sum")])
+            )
+            start = _newest_hour_with(hourly.to_pylist(), wanted, last)
+            if start is not None:
+                if now_hour - start > 7 * rollups.DAY:
+                    return None
+                hours = range(int(start), int(now_hour) + int(planner.HOUR), int(planner.HOUR))
+                return (now, *map(float, hours))
+        return None
 
     def _rollups_cache(self) -> rollups.RollupCache:
         """This store's rollups in memory (made by the first query that reads them)."""

@@ -113,9 +113,20 @@ def test_rollup_answers_equal_scan_answers(store, since, span, agent, per_day):
         [store.budget_status(0.01, 1.0, agent, days=2.5, now=now, exact=True)],
         "budget",
     )
+    lookback = None if since is None else max(now - since, 1.0)
+    planned = store.agent_health(agent, now=now, lookback=lookback, last=5, min_runs=2)
+    store.exact = True
+    try:
+        scanned = store.agent_health(agent, now=now, lookback=lookback, last=5, min_runs=2)
+    finally:
+        store.exact = False
+    same(planned.rows(), scanned.rows(), "health")
 
 
 def test_the_rollup_twin_answers_when_segments_have_rollups(store):
+    # Health scans only the newest hours: those that hold each agent's last runs.
+    assert store.agent_health(now=END - 2 * DAY, last=3).name == "sql/rollups/agent_health.sql"
+    assert store.agent_health(now=END - 2 * DAY, last=10**5).name == "sql/agent_health.sql"
     assert store._planned("cost_by_agent").name == "sql/rollups/cost_by_agent.sql"
     assert store._planned("cost_by_agent", exact=True).name == "sql/cost_by_agent.sql"
     assert store.get_summary_stats()["approx"] is True
@@ -152,6 +163,7 @@ def test_dates_come_from_hours_only_where_midnight_is_on_an_hour():
     assert planner.whole_hour_zone("Asia/Tokyo", [END])
     assert not planner.whole_hour_zone("Asia/Kolkata", [END])  # UTC+5:30
     assert planner.rollup_names() == [
+        "agent_health",
         "budget_status",
         "cost_by_agent",
         "cost_by_date",

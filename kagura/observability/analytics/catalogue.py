@@ -124,6 +124,10 @@ class Analytics:
             **params: Any,
         ) -> Result: ...
 
+        def _health_cuts(
+            self, last: int, now: float, since: float | None
+        ) -> tuple[float, ...] | None: ...
+
         def _recent(
             self,
             agent_name: str | None,
@@ -313,12 +317,16 @@ class Analytics:
         if degraded > unhealthy:
             raise ValueError(f"degraded ({degraded}) must not be above unhealthy ({unhealthy})")
         at = _now(now)
-        return self.run(
+        since = None if lookback is None else at - _seconds(lookback, "lookback")
+        last = _whole(last, "last")
+        # The newest hours (each agent's last runs) are scanned, older ones read from rollups.
+        cuts = self._health_cuts(last, at, since)
+        return (self.run if cuts is None else functools.partial(self._planned, cuts=cuts))(
             "agent_health",
             agent=agent_name,
             now=at,
-            since=None if lookback is None else at - _seconds(lookback, "lookback"),
-            last=_whole(last, "last"),
+            since=since,
+            last=last,
             degraded=degraded,
             unhealthy=unhealthy,
             silent_after=_seconds(silent_after, "silent_after"),
