@@ -96,9 +96,9 @@ def raw_commits(con: sqlite3.Connection, rows, per_txn: int) -> float:
     for i in range(0, len(rows), per_txn):
         group = rows[i : i + per_txn]
         con.execute("BEGIN IMMEDIATE")
-        con.executemany(_EXEC_INSERT, [r for r, _ in group])
-        con.executemany(_EVENTS_CLEAR, [(r[0],) for r, _ in group])
-        con.executemany(_EVENT_INSERT, [e for _, events in group for e in events])
+        con.executemany(_EXEC_INSERT[0], [r for r, _ in group])
+        con.executemany(_EVENTS_CLEAR[0], [(r[0],) for r, _ in group])
+        con.executemany(_EVENT_INSERT[0], [e for _, events in group for e in events])
         con.execute("COMMIT")
     return time.perf_counter() - started
 

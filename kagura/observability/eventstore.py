@@ -57,7 +57,14 @@ from kagura.observability.store.shared_lake import (
     lake_url,
     segment_of,
 )
-from kagura.observability.store.tail import Segment, Tail, TailSnapshot, bump_generation
+from kagura.observability.store.tail import (
+    Segment,
+    Tail,
+    TailSnapshot,
+    bump_generation,
+    clear_rows,
+    delete_runs,
+)
 from kagura.observability.timespec import epoch, parse_cutoff
 
 log = logging.getLogger("kagura.telemetry")
@@ -365,11 +372,7 @@ class EventStore(Analytics):
                 "DELETE FROM scores WHERE execution_id IN (SELECT id FROM executions WHERE started_at < ?)",
                 (cutoff,),
             )
-            con.execute(
-                "DELETE FROM events WHERE execution_id IN (SELECT id FROM executions WHERE started_at < ?)",
-                (cutoff,),
-            )
-            deleted = con.execute("DELETE FROM executions WHERE started_at < ?", (cutoff,)).rowcount
+            deleted = delete_runs(con, "started_at < ?", (cutoff,))
         return {"cutoff": cutoff, "deleted": deleted, "pending": None, "quarantined_removed": 0}
 
     def _scored_before(self, cutoff: float) -> list[str]:
@@ -399,8 +402,7 @@ class EventStore(Analytics):
         with self._wal.write() as con:
             bump_generation(con)
             con.execute("DELETE FROM scores")
-            con.execute("DELETE FROM events")
-            con.execute("DELETE FROM executions")
+            clear_rows(con)
 
     def segments(self) -> list[Segment]:
         """The lake's listed segments, oldest first."""

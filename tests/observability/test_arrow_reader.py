@@ -67,6 +67,7 @@ def test_a_failing_reader_falls_back_to_sqlite3(tmp_path):
         _fill(store)
         broken = arrow_reader.ArrowReader(tmp_path / "no-such-folder" / "t.db")
         try:
+            assert store._compactor._seal()  # the live generation sealed, then moved
             moved, events, _ = store._compactor._compact_batch(10_000, broken)
         finally:
             broken.close()

@@ -160,3 +160,126 @@ def test_writers_compact_by_themselves_past_the_threshold(tmp_path, monkeypatch)
     reopened = EventStore(tmp_path / "t.db", auto_compact=False)
     assert sum(s.executions for s in reopened.segments()) >= 600
     assert reopened.get_summary_stats()["total_executions"] == 1500
+
+
+# --- the tail's two generations (migration m006) ---------------------------------------
+
+
+def generation_counts(store):
+    """Rows in each generation's tables: {0: (executions, events), 1: (...)}."""
+    con = store._wal.con()
+    return {
+        g: tuple(
+            con.execute(f"SELECT count(*) FROM {rel}_{g}").fetchone()[0]
+            for rel in ("executions", "events")
+        )
+        for g in (0, 1)
+    }
+
+
+def test_sealing_moves_running_runs_to_the_new_live_generation(store):
+    store.append_many([run("a", T0 + i, costs=(0.001, 0.002)) for i in range(5)])
+    running = run("a", T0 + 50)
+    store.append(dict(running[0], status="running"), running[1])
+    assert generation_counts(store) == {0: (6, 11), 1: (0, 0)}
+    before = totals(store)
+    assert store._compactor._seal()
+    # Generation 0 is sealed with the 5 settled runs; the running one and its event went to 1.
+    assert generation_counts(store) == {0: (5, 10), 1: (1, 1)}
+    assert totals(store) == before  # readers see every run once, sealed or not
+    store.append(*run("a", T0 + 60))  # writers append to the live generation
+    assert generation_counts(store)[1] == (2, 2)
+    report = store.compact()
+    assert (report["executions"], report["events"]) == (6, 11)
+    # The sealed generation 0 moved first; then 1 was sealed and moved, the running run
+    # going back to 0, live again.
+    assert generation_counts(store) == {0: (1, 1), 1: (0, 0)}
+    assert totals(store) == (7, 12, 0.017, 1440)
+
+
+def test_a_run_written_again_while_sealed_is_moved_once_with_its_new_content(store):
+    pairs = [run("a", T0 + i) for i in range(20)]
+    store.append_many(pairs)
+    again = run("a", T0 + 5, costs=(0.004, 0.004, 0.004))
+    again = (
+        dict(again[0], id=pairs[5][0]["id"], trace_id=pairs[5][0]["id"]),
+        [dict(e, execution_id=pairs[5][0]["id"]) for e in again[1]],
+    )
+    comp = store._compactor
+    write = comp._write_by_date
+    calls = []
+
+    def written_meanwhile(executions, events):
+        # Between reading the sealed generation and the commit, the run is saved again.
+        if not calls:
+            store.append(*again)
+        calls.append(executions.num_rows)
+        return write(executions, events)
+
+    comp._write_by_date = written_meanwhile
+    report = store.compact()
+    # The first read had 20 runs; the commit saw one leave, so the generation was read again.
+    assert calls == [20, 19]
+    assert report["executions"] == 19 and report["events"] == 19
+    assert store.tail_size() == {"running": 0, "settled": 1, "events": 3}
+    assert totals(store) == (20, 22, 0.031, 2640)
+    report = store.compact()  # the run written again, in the live generation, moves next
+    assert calls == [20, 19, 1]
+    assert report["executions"] == 1 and report["events"] == 3
+    assert totals(store) == (20, 22, 0.031, 2640)
+    assert store.get_execution(pairs[5][0]["id"])["metrics"]["total_cost"] == pytest.approx(0.012)
+    assert store.tail_size() == {"running": 0, "settled": 0, "events": 0}
+
+
+def test_events_without_their_run_stay_in_the_tail_until_it_comes(store):
+    pairs = [run("a", T0 + i) for i in range(3)]
+    late = run("b", T0 + 10, costs=(0.002,))
+    store.append_many(pairs)
+    with store._wal.write() as con:  # through the view, as the OTel receiver writes
+        con.execute(
+            "INSERT OR REPLACE INTO events (execution_id, seq, type, name, started_at) "
+            "VALUES (?, 0, 'llm_call', 'gpt-4o-mini', ?)",
+            (late[0]["id"], T0 + 10),
+        )
+    report = store.compact()
+    assert (report["executions"], report["events"]) == (3, 3)
+    assert store.tail_size() == {"running": 0, "settled": 0, "events": 1}
+    store.append(late[0])  # the run, without events: the one waiting is its event
+    report = store.compact()
+    assert (report["executions"], report["events"]) == (1, 1)
+    assert store.tail_size() == {"running": 0, "settled": 0, "events": 0}
+    assert store.get_summary_stats()["total_executions"] == 4
+    assert len(store.get_execution(late[0]["id"])["events"]) == 1
+
+
+def test_writes_through_the_views_reach_the_right_generation(store):
+    pairs = [run("a", T0 + i) for i in range(4)]
+    store.append_many(pairs)
+    assert store._compactor._seal()  # generation 0 sealed, 1 live
+    first = pairs[0][0]["id"]
+    with store._wal.write() as con:
+        from kagura.observability.store.rows import EXECUTION_NAMES
+
+        row = dict(pairs[0][0], agent_name="renamed")
+        con.execute(
+            f"INSERT OR REPLACE INTO executions ({', '.join(EXECUTION_NAMES)}) "
+            f"VALUES ({', '.join('?' for _ in EXECUTION_NAMES)})",
+            [row[n] for n in EXECUTION_NAMES],
+        )
+        con.execute("UPDATE executions SET tags = '{\"k\": 1}' WHERE id = ?", (pairs[1][0]["id"],))
+        con.execute("DELETE FROM executions WHERE id = ?", (pairs[2][0]["id"],))
+    con = store._wal.con()
+    # The run written again left the sealed table for the live one; no run is in both.
+    assert (
+        con.execute("SELECT count(*) FROM executions_1 WHERE id = ?", (first,)).fetchone()[0] == 1
+    )
+    assert (
+        con.execute("SELECT count(*) FROM executions_0 WHERE id = ?", (first,)).fetchone()[0] == 0
+    )
+    assert con.execute("SELECT count(*) FROM executions").fetchone()[0] == 3
+    assert (
+        con.execute("SELECT tags FROM executions WHERE id = ?", (pairs[1][0]["id"],)).fetchone()[0]
+        == '{"k": 1}'
+    )
+    store.compact()
+    assert sorted(r["agent_name"] for r in store.get_executions()) == ["a", "a", "renamed"]

@@ -56,6 +56,9 @@ PHASES = (
     "other:committed",
     "log:pending",
     "log:committed",
+    # Compaction's first step: the live generation of the tail sealed (tail.py, m006).
+    "seal:in-txn",
+    "seal:committed",
 )
 
 
@@ -432,6 +435,7 @@ class Probes:
         if self.fd is not None:
             os.pwrite(self.fd, bytes([PHASES.index(name)]), 0)
             if self.lake_byte and name.split(":")[0] in (
+                "seal",
                 "compact",
                 "merge",
                 "retention",
@@ -473,6 +477,7 @@ class Probes:
 
             setattr(owner, name, wrapped)
 
+        in_context(compaction.Compactor, "_seal", "seal")
         in_context(compaction.Compactor, "_compact_batch", "compact")
         in_context(compaction.Compactor, "_merge", "merge")
         in_context(compaction.Compactor, "_delete_before", "retention")

@@ -112,6 +112,11 @@ def check_recovery(db: Path, truth: harness.Truth, point: str) -> None:
 
 # (point, nth time it is reached, leftovers expected on disk right after the kill)
 COMPACTION_POINTS = [
+    # Sealing the live generation (the other one takes the running runs): before and
+    # after its COMMIT. After it, the sealed rows are still the tail's until the commit
+    # that lists their segments empties their tables (compact:in-txn / compact:committed).
+    ("seal:in-txn", 1, False),
+    ("seal:committed", 1, False),
     ("compact:tmp-written", 1, True),
     ("compact:first-renamed", 1, True),
     ("compact:first-renamed", 2, True),  # executions and events renamed, the rollup not yet

@@ -1,9 +1,10 @@
 """Upgrades: a store written by schema 1 opens, upgrades and keeps every run; a newer one is refused.
 
-The fixture `data/fixtures/store_v1/` was written by the schema-1 store
-(tests/reliability/make_store_fixture.py) with 305 runs, 225 of them in nine
-lake segments; `expected.json` holds what it must contain, computed from the
-generated runs, not read back. The test opens a copy (opening upgrades in place).
+The fixtures `data/fixtures/store_v1/` and `store_v5/` were written by the schema-1
+and schema-5 stores (tests/reliability/make_store_fixture.py) with 305 runs, 225 of them
+in nine lake segments; `expected.json` holds what each must contain, computed from the
+generated runs, not read back. The test opens a copy (opening upgrades in place): from
+schema 5 that is m006, the tail split into two generations of tables behind views.
 """
 
 from __future__ import annotations
@@ -23,14 +24,15 @@ from kagura.observability.store.tail import SCHEMA_VERSION
 from . import harness
 from .conftest import assert_one_line_error, cli
 
-FIXTURE = Path(__file__).resolve().parents[2] / "data" / "fixtures" / "store_v1"
+FIXTURES = Path(__file__).resolve().parents[2] / "data" / "fixtures"
 
 
-@pytest.fixture
-def old_store(tmp_path) -> tuple[Path, dict]:
-    copy = tmp_path / "store_v1"
-    shutil.copytree(FIXTURE, copy)
-    return copy / "telemetry.db", json.loads((FIXTURE / "expected.json").read_text())
+@pytest.fixture(params=[1, 5])
+def old_store(tmp_path, request) -> tuple[Path, dict]:
+    fixture = FIXTURES / f"store_v{request.param}"
+    copy = tmp_path / fixture.name
+    shutil.copytree(fixture, copy)
+    return copy / "telemetry.db", json.loads((fixture / "expected.json").read_text())
 
 
 def user_version(db: Path) -> int:
@@ -67,17 +69,31 @@ def check_content(store: EventStore, db: Path, expected: dict) -> None:
         assert len(got["events"]) == runs[run_id]["events"]
 
 
-def test_the_fixture_is_a_schema_1_store():
-    assert user_version(FIXTURE / "telemetry.db") == 1
-    assert not (FIXTURE / "telemetry.db-wal").exists()
+@pytest.mark.parametrize("version", [1, 5])
+def test_the_fixtures_are_stores_of_their_schema(version):
+    fixture = FIXTURES / f"store_v{version}"
+    assert user_version(fixture / "telemetry.db") == version
+    assert not (fixture / "telemetry.db-wal").exists()
 
 
-def test_a_schema_1_store_opens_upgrades_and_keeps_every_run(old_store):
+def test_an_old_store_opens_upgrades_and_keeps_every_run(old_store):
     db, expected = old_store
-    assert expected["schema_version"] == 1
+    assert expected["schema_version"] in (1, 5)
     store = EventStore(db, auto_compact=False)
     assert user_version(db) == SCHEMA_VERSION
     check_content(store, db, expected)
+    con = sqlite3.connect(db)
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    views = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'view'")}
+    # Every tail row is in generation 0 (live), none in 1; the old names are views now.
+    assert {"executions_0", "executions_1", "events_0", "events_1"} <= tables
+    assert {"executions", "events"} <= views
+    assert (
+        con.execute("SELECT count(*) FROM executions_0").fetchone()[0]
+        == (expected["tail_executions"])
+    )
+    assert con.execute("SELECT count(*) FROM executions_1").fetchone()[0] == 0
+    con.close()
     # The upgraded store keeps working: new runs, compaction (with merges), queries.
     report = store.compact()
     assert report["executions"] == expected["tail_executions"]

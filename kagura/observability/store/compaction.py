@@ -47,7 +47,13 @@ from kagura.observability.store.tail import (
     Segment,
     Tail,
     bump_generation,
+    clear_rows,
+    delete_runs,
+    live_generation,
+    sealed_holds_rows,
 )
+
+_GENERATION_SCHEMA = pa.schema([("value", pa.int64())])
 
 BATCH_ROWS = 250_000  # executions moved per transaction
 MERGE_BELOW = 500_000  # segments smaller than this (executions) get merged ...
@@ -597,19 +603,28 @@ class Compactor:
                 self._reconcile()
                 report["removed_files"] = self.cleanup()
                 self.settle_abandoned()
-                reader = self._reader(arrow_reader)
-                report["reader"] = "adbc" if reader is not None else "sqlite3"
+                reader: arrow_reader.ArrowReader | None = None
                 try:
-                    while True:
+                    # A generation sealed by a compaction that died is moved first; then
+                    # the live one is sealed and moved. Runs settled meanwhile wait for
+                    # the next compaction.
+                    fresh = False
+                    while not fresh:
+                        if not self._sealed_rows():
+                            if not self._seal():
+                                break
+                            fresh = True
+                        if reader is None and report.get("reader") is None:
+                            reader = self._reader(arrow_reader)
+                            report["reader"] = "adbc" if reader is not None else "sqlite3"
                         moved, events, segs = self._compact_batch(batch, reader)
                         report["executions"] += moved
                         report["events"] += events
                         report["segments"] += segs
-                        if moved < batch:
-                            break
                 finally:
                     if reader is not None:
                         reader.close()
+                report.setdefault("reader", "sqlite3")
                 if merge:
                     report["merged"] = self.merge_small()
                 report["rollups_built"] = self.add_missing_rollups()
@@ -642,17 +657,65 @@ class Compactor:
                 )
         return len(gone)
 
+    def _sealed_rows(self) -> bool:
+        """True when the sealed generation holds rows (a compaction sealed it and did not finish)."""
+        con = self.wal.con()
+        with self.wal._read(con):
+            return sealed_holds_rows(con, 1 - live_generation(con))
+
+    def _seal(self) -> bool:
+        """Seal the live generation: the other (empty) one becomes live and takes the runs not
+        yet settled, with their events. False (nothing done) when no run is settled."""
+        settled = ", ".join(f"'{s}'" for s in SETTLED)
+        with self.wal.write() as con:
+            live = live_generation(con)
+            new = 1 - live
+            if sealed_holds_rows(con, new):
+                return True  # sealed already (another process got here first)
+            (any_settled,) = con.execute(
+                f"SELECT EXISTS (SELECT 1 FROM executions_{live} WHERE status IN ({settled}))"
+            ).fetchone()
+            if not any_settled:
+                return False
+            bump_generation(con)
+            con.execute(
+                f"INSERT INTO executions_{new} SELECT * FROM executions_{live} "
+                f"WHERE status NOT IN ({settled})"
+            )
+            carried = f"SELECT id FROM executions_{new}"
+            con.execute(
+                f"INSERT INTO events_{new} SELECT * FROM events_{live} WHERE execution_id IN ({carried})"
+            )
+            con.execute(f"DELETE FROM events_{live} WHERE execution_id IN ({carried})")
+            con.execute(f"DELETE FROM executions_{live} WHERE status NOT IN ({settled})")
+            for relation in ("executions", "events"):
+                # Revs are never reused: the new live table counts on from the highest.
+                (top,) = con.execute(
+                    "SELECT max(seq) FROM sqlite_sequence WHERE name IN (?, ?)",
+                    (f"{relation}_0", f"{relation}_1"),
+                ).fetchone()
+                if (
+                    top is not None
+                    and not con.execute(
+                        "UPDATE sqlite_sequence SET seq = ? WHERE name = ?",
+                        (top, f"{relation}_{new}"),
+                    ).rowcount
+                ):
+                    con.execute(
+                        "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)",
+                        (f"{relation}_{new}", top),
+                    )
+            con.execute("UPDATE state SET value = ? WHERE key = 'live'", (new,))
+        return True
+
     def _reader(self, wanted: bool | None) -> arrow_reader.ArrowReader | None:
         """The child process that reads the tail into Arrow, when it is wanted and can run."""
         if wanted is False or self.wal.path is None or not arrow_reader.available():
             return None
         if wanted is None:
-            settled = ", ".join(f"'{s}'" for s in SETTLED)
-            (count,) = (
-                self.wal.con()
-                .execute(f"SELECT count(*) FROM executions WHERE status IN ({settled})")
-                .fetchone()
-            )
+            con = self.wal.con()
+            sealed = 1 - live_generation(con)
+            (count,) = con.execute(f"SELECT count(*) FROM executions_{sealed}").fetchone()
             if count < ARROW_READER_FROM:
                 return None
         return arrow_reader.ArrowReader(self.wal.path)
@@ -660,24 +723,41 @@ class Compactor:
     def _compact_batch(
         self, batch: int, reader: arrow_reader.ArrowReader | None = None
     ) -> tuple[int, int, int]:
-        settled = ", ".join(f"'{s}'" for s in SETTLED)
-        chosen = f"SELECT id, started_at FROM executions WHERE status IN ({settled}) ORDER BY started_at LIMIT {int(batch)}"
-        events_schema = EVENTS_SCHEMA.append(pa.field("_exec_started_at", pa.float64()))
+        """Move the sealed generation into the lake: read its tables whole, write the
+        segments, then one transaction lists them and empties the tables.
+
+        Runs written again meanwhile leave the sealed tables (tail.append_many), so the
+        counts read are checked in that transaction; on a change the generation is read
+        again. `batch` is kept for callers; a generation is moved at once.
+        """
+        for _attempt in range(5):
+            done = self._move_sealed(reader)
+            if done is not None:
+                return done
+        raise StoreError("the sealed tail kept changing while it was compacted; try again later")
+
+    def _move_sealed(self, reader: arrow_reader.ArrowReader | None) -> tuple[int, int, int] | None:
+        con = self.wal.con()
+        with self.wal._read(con):
+            sealed = 1 - live_generation(con)
         queries = [
             (
-                f"SELECT {', '.join('x.' + n for n in EXECUTION_NAMES)} FROM ({chosen}) b "
-                "JOIN executions x ON x.id = b.id ORDER BY x.started_at",
+                f"SELECT {', '.join(EXECUTION_NAMES)} FROM executions_{sealed}",
                 EXECUTIONS_SCHEMA,
                 list(EXECUTION_COLUMNS),
             ),
             (
-                f"SELECT {', '.join('e.' + n for n in EVENT_NAMES)}, b.started_at FROM ({chosen}) b "
-                "JOIN events e ON e.execution_id = b.id",
-                events_schema,
-                [*EVENT_COLUMNS, ("_exec_started_at", "real")],
+                f"SELECT {', '.join(EVENT_NAMES)} FROM events_{sealed}",
+                EVENTS_SCHEMA,
+                list(EVENT_COLUMNS),
+            ),
+            (
+                "SELECT value FROM state WHERE key = 'generation'",
+                _GENERATION_SCHEMA,
+                [("value", "int")],
             ),
         ]
-        # One read transaction: the batch and exactly its events.
+        # One read transaction: both tables whole and the generation they belong to.
         tables = None
         if reader is not None and not reader.failed:
             try:
@@ -688,37 +768,76 @@ class Compactor:
                 )
         if tables is None:
             tables = self.wal.read_tables([(sql, schema) for sql, schema, _ in queries])
-        executions, events = tables
-        if executions.num_rows == 0:
-            return 0, 0, 0
-        segments = self._write_by_date(executions, events)
-        ids = json.dumps(executions.column("id").to_pylist())
+        executions, events, state = tables
+        read_counts = (executions.num_rows, events.num_rows)
+        generation = state.column("value")[0].as_py() if state.num_rows else None
+        # Rows that must stay in the tail: runs not settled (a sealed row changed in place)
+        # and events without a settled run here (their run is live, or not written yet).
+        settled = pc.is_in(executions.column("status"), value_set=pa.array(SETTLED))
+        kept_ids = executions.filter(pc.invert(settled)).column("id")
+        executions = executions.filter(settled)
+        position = pc.index_in(events.column("execution_id"), value_set=executions.column("id"))
+        moved_event = pc.is_valid(position)
+        kept_event_ids = pc.unique(events.filter(pc.invert(moved_event)).column("execution_id"))
+        events = events.filter(moved_event)
+        events = events.append_column(
+            "_exec_started_at",
+            pc.take(executions.column("started_at"), position.filter(moved_event)),
+        )
+        carry = sorted(set(kept_ids.to_pylist()) | set(kept_event_ids.to_pylist()))
+        segments = self._write_by_date(executions, events) if executions.num_rows else []
         try:
             with self.wal.write() as con:
-                bump_generation(con)
-                gone_events = con.execute(
-                    "DELETE FROM events WHERE execution_id IN (SELECT value FROM json_each(?))",
-                    (ids,),
-                ).rowcount
-                gone = con.execute(
-                    f"DELETE FROM executions WHERE id IN (SELECT value FROM json_each(?)) AND status IN ({settled})",
-                    (ids,),
-                ).rowcount
-                if gone != executions.num_rows or gone_events != events.num_rows:
-                    # Rows changed under us (re-saved or deleted): roll back, keep the tail.
+                now_counts = tuple(
+                    con.execute(f"SELECT count(*) FROM {relation}_{sealed}").fetchone()[0]
+                    for relation in ("executions", "events")
+                )
+                (now_generation,) = con.execute(
+                    "SELECT value FROM state WHERE key = 'generation'"
+                ).fetchone()
+                if (
+                    now_counts != read_counts
+                    or now_generation != generation
+                    or live_generation(con) == sealed
+                ):
+                    # Rows changed under us (written again or deleted): roll back, read again.
                     raise _Changed()
+                bump_generation(con)
+                if carry:
+                    self._carry_forward(con, sealed, carry)
+                # Whole tables emptied: SQLite frees their pages instead of deleting rows.
+                con.execute(f"DELETE FROM events_{sealed}")
+                con.execute(f"DELETE FROM executions_{sealed}")
                 for seg in segments:
                     _insert_segment(con, seg)
-                self._publish(con)
+                if segments:
+                    self._publish(con)
         except _Changed:
             _remove_files(self.lake, segments, self.shared)
-            return 0, 0, 0
+            return None
         except BaseException:
             # Shared files stay: a manifest may list them already. Unlisted, they
             # go with a later cleanup, once no reader can hold that manifest.
             _remove_files(self.lake, segments)
             raise
         return executions.num_rows, events.num_rows, len(segments)
+
+    @staticmethod
+    def _carry_forward(con, sealed: int, ids: list[str]) -> None:
+        """Inside the commit: rows of the sealed generation that stay in the tail go to the live one."""
+        live = 1 - sealed
+        chosen = "SELECT value FROM json_each(?)"
+        values = (json.dumps(ids),)
+        con.execute(
+            f"INSERT OR IGNORE INTO executions_{live} SELECT * FROM executions_{sealed} "
+            f"WHERE id IN ({chosen})",
+            values,
+        )
+        con.execute(
+            f"INSERT OR IGNORE INTO events_{live} SELECT * FROM events_{sealed} "
+            f"WHERE execution_id IN ({chosen})",
+            values,
+        )
 
     def _write_by_date(self, executions: pa.Table, events: pa.Table) -> list[Segment]:
         """One segment per UTC date; `events` carries its execution's start as `_exec_started_at`."""
@@ -970,20 +1089,7 @@ class Compactor:
             now = time.time()
             with self.wal.write() as con:
                 bump_generation(con)
-                deleted = 0
-                ids = [
-                    r[0]
-                    for r in con.execute(
-                        "SELECT id FROM executions WHERE started_at < ?", (older_than,)
-                    )
-                ]
-                for start in range(0, len(ids), 500):
-                    chunk = ids[start : start + 500]
-                    marks = ", ".join("?" for _ in chunk)
-                    con.execute(f"DELETE FROM events WHERE execution_id IN ({marks})", chunk)
-                    deleted += con.execute(
-                        f"DELETE FROM executions WHERE id IN ({marks})", chunk
-                    ).rowcount
+                deleted = delete_runs(con, "started_at < ?", (older_than,))
                 for old, new, removed in rewrites:
                     _retire(con, old, now)
                     if new is not None:
@@ -1003,8 +1109,7 @@ class Compactor:
             with self.wal.write() as con:
                 bump_generation(con)
                 con.execute("DELETE FROM scores")
-                con.execute("DELETE FROM events")
-                con.execute("DELETE FROM executions")
+                clear_rows(con)
                 con.execute("DELETE FROM segments")
                 if any(is_shared(s.executions_path) for s in segs):
                     self._publish(con)

@@ -104,6 +104,76 @@ CREATE TABLE state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT INTO state (key, value) VALUES ('generation', 0);
 """
 
+# The tail as two generations of tables, so that compaction empties a whole table (SQLite
+# frees its pages) instead of deleting rows one by one through their indexes. Writers
+# append to the live generation (`state.live`); compaction seals it (the other becomes
+# live, taking the runs not yet settled), moves the sealed tables into the lake and
+# empties them in the transaction that lists the new segments. The views `executions` and
+# `events` show both generations, so every reader reads them as before; their triggers
+# send other writers' INSERT, UPDATE and DELETE to the tables (the store's own hot paths
+# write the tables directly: tail.py). A later migration that adds a column adds it to
+# both tables of the relation; the views read `*` and follow.
+_M006 = """
+ALTER TABLE executions RENAME TO executions_0;
+ALTER TABLE events RENAME TO events_0;
+CREATE TABLE executions_1 (
+  rev INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE, trace_id TEXT, parent_id TEXT, agent_name TEXT NOT NULL,
+  started_at REAL NOT NULL, ended_at REAL, duration REAL, status TEXT NOT NULL,
+  error TEXT, error_type TEXT, kwargs TEXT, tags TEXT, model TEXT, total_cost REAL,
+  total_tokens INTEGER, prompt_tokens INTEGER, completion_tokens INTEGER,
+  llm_calls INTEGER, tool_calls INTEGER, unpriced_calls INTEGER, metrics TEXT,
+  host TEXT, pid INTEGER, session_id TEXT, user_id TEXT, metadata TEXT
+);
+CREATE TABLE events_1 (
+  rev INTEGER PRIMARY KEY AUTOINCREMENT,
+  execution_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, name TEXT,
+  started_at REAL NOT NULL, duration REAL, prompt_tokens INTEGER, completion_tokens INTEGER,
+  total_tokens INTEGER, cost REAL, status TEXT, error TEXT, data TEXT,
+  UNIQUE (execution_id, seq)
+);
+CREATE VIEW executions AS SELECT * FROM executions_0 UNION ALL SELECT * FROM executions_1;
+CREATE VIEW events AS SELECT * FROM events_0 UNION ALL SELECT * FROM events_1;
+INSERT INTO state (key, value) VALUES ('live', 0)
+"""
+
+
+# Frozen column lists of the tail's two relations as m006 found them.
+_M006_EXEC = (
+    "id, trace_id, parent_id, agent_name, started_at, ended_at, duration, status, error, "
+    "error_type, kwargs, tags, model, total_cost, total_tokens, prompt_tokens, completion_tokens, "
+    "llm_calls, tool_calls, unpriced_calls, metrics, host, pid, session_id, user_id, metadata"
+)
+_M006_EVENT = (
+    "execution_id, seq, type, name, started_at, duration, prompt_tokens, completion_tokens, "
+    "total_tokens, cost, status, error, data"
+)
+_LIVE = "(SELECT value FROM state WHERE key = 'live')"
+
+
+def _m006_triggers(view: str, columns: str, key: str) -> list[str]:
+    """INSTEAD OF triggers that write through the view `view` into its two tables.
+
+    An insert goes to the live table and takes the row of the same key out of the sealed
+    one (so that a run is never in both); updates and deletes reach either table by rev.
+    """
+    new = ", ".join(f"NEW.{c}" for c in columns.split(", "))
+    same = " AND ".join(f"{c} = NEW.{c}" for c in key.split(", "))
+    insert = " ".join(
+        f"DELETE FROM {view}_{1 - g} WHERE {same} AND {_LIVE} = {g}; "
+        f"INSERT INTO {view}_{g} ({columns}) SELECT {new} WHERE {_LIVE} = {g};"
+        for g in (0, 1)
+    )
+    update = " ".join(
+        f"UPDATE {view}_{g} SET ({columns}) = ({new}) WHERE rev = OLD.rev;" for g in (0, 1)
+    )
+    delete = " ".join(f"DELETE FROM {view}_{g} WHERE rev = OLD.rev;" for g in (0, 1))
+    return [
+        f"CREATE TRIGGER {view}_insert INSTEAD OF INSERT ON {view} BEGIN {insert} END",
+        f"CREATE TRIGGER {view}_update INSTEAD OF UPDATE ON {view} BEGIN {update} END",
+        f"CREATE TRIGGER {view}_delete INSTEAD OF DELETE ON {view} BEGIN {delete} END",
+    ]
+
 
 def m001_initial(con: sqlite3.Connection) -> None:
     """Executions, events, the lake's manifest (segments) and the files it retired."""
@@ -147,6 +217,16 @@ def m005_segment_rollups(con: sqlite3.Connection) -> None:
     _run(con, "ALTER TABLE segments ADD COLUMN rollup_path TEXT")
 
 
+def m006_tail_generations(con: sqlite3.Connection) -> None:
+    """The tail in two generations of tables (executions_0/1, events_0/1) behind views of the
+    old names: compaction empties a sealed generation whole instead of deleting its rows."""
+    _run(con, _M006)
+    for trigger in _m006_triggers("executions", _M006_EXEC, "id") + _m006_triggers(
+        "events", _M006_EVENT, "execution_id, seq"
+    ):
+        con.execute(trigger)
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 # Append only: a store at version N has run the first N of these.
@@ -156,6 +236,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m003_session_user_metadata,
     m004_scores,
     m005_segment_rollups,
+    m006_tail_generations,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

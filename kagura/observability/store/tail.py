@@ -57,15 +57,25 @@ SEGMENTS_SCHEMA = pa.schema(
 )
 
 
-_EXEC_INSERT = (
-    f"INSERT OR REPLACE INTO executions ({', '.join(EXECUTION_NAMES)}) "
+# The tail's two generations (migration m006): writers append to the live one's tables;
+# compaction seals it (the other becomes live) and empties the sealed tables whole.
+GENERATIONS = (0, 1)
+_EXEC_INSERT = tuple(
+    f"INSERT OR REPLACE INTO executions_{g} ({', '.join(EXECUTION_NAMES)}) "
     f"VALUES ({', '.join('?' for _ in EXECUTION_NAMES)})"
+    for g in GENERATIONS
 )
-_EVENT_INSERT = (
-    f"INSERT OR REPLACE INTO events ({', '.join(EVENT_NAMES)}) "
+_EVENT_INSERT = tuple(
+    f"INSERT OR REPLACE INTO events_{g} ({', '.join(EVENT_NAMES)}) "
     f"VALUES ({', '.join('?' for _ in EVENT_NAMES)})"
+    for g in GENERATIONS
 )
-_EVENTS_CLEAR = "DELETE FROM events WHERE execution_id = ?"
+_EVENTS_CLEAR = tuple(f"DELETE FROM events_{g} WHERE execution_id = ?" for g in GENERATIONS)
+_EXEC_UNSEAL = tuple(f"DELETE FROM executions_{g} WHERE id = ?" for g in GENERATIONS)
+_SEALED_ROWS = tuple(
+    f"SELECT EXISTS (SELECT 1 FROM executions_{g}) OR EXISTS (SELECT 1 FROM events_{g})"
+    for g in GENERATIONS
+)
 _exec_values = operator.itemgetter(*EXECUTION_NAMES)
 _event_values = operator.itemgetter(*EVENT_NAMES)
 
@@ -73,6 +83,41 @@ _event_values = operator.itemgetter(*EVENT_NAMES)
 def bump_generation(con: sqlite3.Connection) -> None:
     """Tell readers that tail rows were removed or changed in place (inside a write)."""
     con.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
+
+
+def live_generation(con: sqlite3.Connection) -> int:
+    """The generation (0 or 1) whose tables writers append to now."""
+    return con.execute("SELECT value FROM state WHERE key = 'live'").fetchone()[0]
+
+
+def sealed_holds_rows(con: sqlite3.Connection, generation: int) -> bool:
+    """True when the tables of `generation` hold any row."""
+    return bool(con.execute(_SEALED_ROWS[generation]).fetchone()[0])
+
+
+def delete_runs(con: sqlite3.Connection, where: str, params: Sequence[Any] = ()) -> int:
+    """Inside a write: delete the runs matching `where` (over executions' columns) and their
+    events, in both generations; return how many runs.
+
+    The views' triggers would do the same row by row, and SQLite counts no change made
+    through a view, so the store deletes from the tables.
+    """
+    for g in GENERATIONS:
+        con.execute(
+            f"DELETE FROM events_{g} WHERE execution_id IN (SELECT id FROM executions WHERE {where})",
+            params,
+        )
+    return sum(
+        con.execute(f"DELETE FROM executions_{g} WHERE {where}", params).rowcount
+        for g in GENERATIONS
+    )
+
+
+def clear_rows(con: sqlite3.Connection) -> None:
+    """Inside a write: empty every tail table (SQLite frees their pages whole)."""
+    for g in GENERATIONS:
+        con.execute(f"DELETE FROM events_{g}")
+        con.execute(f"DELETE FROM executions_{g}")
 
 
 @dataclass(frozen=True)
@@ -337,10 +382,19 @@ class Tail:
         if not exec_rows:
             return 0
         with _WriteTxn(self, self.con(), wait) as con:
-            con.executemany(_EXEC_INSERT, exec_rows)
+            live = live_generation(con)
+            sealed = 1 - live
+            # While compaction moves a sealed generation, a run written again leaves it:
+            # a run is in one generation only.
+            unseal = sealed_holds_rows(con, sealed)
+            con.executemany(_EXEC_INSERT[live], exec_rows)
+            if unseal:
+                con.executemany(_EXEC_UNSEAL[sealed], [(row[0],) for row in exec_rows])
             if event_rows:
-                con.executemany(_EVENTS_CLEAR, cleared)
-                con.executemany(_EVENT_INSERT, event_rows)
+                con.executemany(_EVENTS_CLEAR[live], cleared)
+                if unseal:
+                    con.executemany(_EVENTS_CLEAR[sealed], cleared)
+                con.executemany(_EVENT_INSERT[live], event_rows)
         return len(exec_rows)
 
     # --- reads -------------------------------------------------------------
