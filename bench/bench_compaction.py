@@ -2,7 +2,8 @@
 
 Bulk: a tail of N executions from the last day, moved by one compact()
 reading the tail through ADBC in a child process, then the same tail moved
-reading it with sqlite3 (the path before ADBC). Steady: the tail reaches the auto-compaction threshold
+reading it with sqlite3 (the path before ADBC). Compaction seals the tail's live
+generation and empties its tables whole (store/migrations.py m006). Steady: the tail reaches the auto-compaction threshold
 (config.COMPACT_TAIL_ROWS) and is moved, five times. Raw: the least work that
 does the same move (read both tables with sqlite3, build Arrow columns, write
 one zstd Parquet file each, delete the rows), with no manifest, partitions or
@@ -98,7 +99,7 @@ cur = con.cursor()
 cur.execute("BEGIN")
 tables = {}
 for name in ("executions", "events"):
-    cur.execute(f"SELECT * FROM {name}")
+    cur.execute(f"SELECT * FROM {name}_0")
     tables[name] = cur.fetch_arrow_table()
 cur.execute("COMMIT")
 read = time.perf_counter() - start
@@ -110,7 +111,7 @@ print(json.dumps({"read": read, "write": time.perf_counter() - start - read}))
 
 def raw_adbc(n: int, source: Path) -> dict[str, Any]:
     """The limit with ADBC: read both tables into Arrow in a child (no other SQLite there),
-    write one zstd Parquet file each, then delete the rows with sqlite3 here."""
+    write one zstd Parquet file each, then empty the tables with sqlite3 here."""
     import subprocess
 
     db = TMP / "raw_adbc.db"
@@ -126,8 +127,10 @@ def raw_adbc(n: int, source: Path) -> dict[str, Any]:
     parts = json.loads(child.stdout)
     con = sqlite3.connect(db, isolation_level=None)
     con.execute("BEGIN IMMEDIATE")
-    con.execute("DELETE FROM events")
-    con.execute("DELETE FROM executions")
+    # The tail's tables of generation 0, where a fresh store's writes go (whole tables:
+    # SQLite frees their pages).
+    con.execute("DELETE FROM events_0")
+    con.execute("DELETE FROM executions_0")
     con.execute("COMMIT")
     con.close()
     seconds = time.perf_counter() - start

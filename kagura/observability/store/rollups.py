@@ -186,13 +186,12 @@ def _histogram(keyed: pa.Table, values: pa.ChunkedArray, name: str) -> pa.Table:
 def _calls(executions: pa.Table, events: pa.Table) -> pa.Table:
     """LLM calls per (hour of the call, agent, model called, status of the run)."""
     calls = events.filter(pc.equal(events.column("type"), "llm_call"))
-    runs = pa.table(
-        {
-            "execution_id": executions.column("id"),
-            "agent_name": executions.column("agent_name"),
-            "status": executions.column("status"),
-        }
-    )
+    # Each call's run by position (a hash lookup and a take: a third of a join's time);
+    # calls whose run is not among `executions` are left out, as an inner join would.
+    run = pc.index_in(calls.column("execution_id"), value_set=executions.column("id"))
+    found = pc.is_valid(run)
+    if pc.all(found).as_py() is False:
+        calls, run = calls.filter(found), run.filter(found)
     calls = pa.table(
         {
             "execution_id": calls.column("execution_id"),
@@ -206,8 +205,10 @@ def _calls(executions: pa.Table, events: pa.Table) -> pa.Table:
             "total_tokens": calls.column("total_tokens"),
             "cost": calls.column("cost"),
             "unpriced": pc.cast(pc.is_null(calls.column("cost")), pa.int64()),
+            "agent_name": pc.take(executions.column("agent_name"), run),
+            "status": pc.take(executions.column("status"), run),
         }
-    ).join(runs, "execution_id", join_type="inner", use_threads=False)
+    )
     calls = (
         calls.append_column("one", pa.repeat(pa.scalar(1, pa.int64()), calls.num_rows))
         if calls.num_rows
