@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from kagura.config import ensure_private_dir
 from kagura.observability.errors import StoreError
 from kagura.observability.store import arrow_reader
+from kagura.observability.store.arrow_reader import ArrowReader
 from kagura.observability.store.rollups import build_rollup
 from kagura.observability.store.rows import (
     EVENT_COLUMNS,
@@ -603,7 +604,7 @@ class Compactor:
                 self._reconcile()
                 report["removed_files"] = self.cleanup()
                 self.settle_abandoned()
-                reader: arrow_reader.ArrowReader | None = None
+                reader: ArrowReader | None = None
                 try:
                     # A generation sealed by a compaction that died is moved first; then
                     # the live one is sealed and moved. Runs settled meanwhile wait for
