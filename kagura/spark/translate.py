@@ -25,16 +25,10 @@ from kagura.observability.store.engine import load_sql, sql_dir
 NOT_ON_SPARK = {
     "otlp_spans": "it writes OTLP JSON text for `kagura monitor export` (DuckDB's to_json of "
     "strings has no Spark equivalent); export from DuckDB",
-    "cost_by_tag": "it lists the keys of each run's tags JSON (DuckDB's json_keys and ->>), which "
-    "the translation does not carry to Spark and no hand-written twin does yet; run it on DuckDB",
-    "budget_by_user": "no hand-written Spark twin yet for its local-time day and month bounds "
-    "(budget_status has one); run it on DuckDB",
     "score_summary": "it reads the scores, which live in the SQLite tail only (not in the lake "
     "Spark reads); run it on DuckDB",
     "score_regressions": "it reads the scores, which live in the SQLite tail only (not in the lake "
     "Spark reads); run it on DuckDB",
-    "search": "a text scan for `kagura monitor search` with no hand-written Spark twin yet; "
-    "run it on DuckDB",
 }
 
 # The suffix of a derived parameter holding a glob pattern as a Java regular expression.

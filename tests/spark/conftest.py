@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from kagura.observability.eventstore import EventStore
+from kagura.observability.store.rows import execution_row, new_execution_id
 from kagura.synthetic import fixtures
 
 END = "2025-06-12T18:00:00+00:00"
@@ -41,15 +42,60 @@ def spark():
 
 @pytest.fixture(scope="session")
 def both_store(tmp_path_factory):
-    """A store with a lake of 14 days and a tail: 1,200 runs compacted, 150 more in SQLite."""
+    """A store with a lake of 14 days and a tail: 1,206 runs compacted, 153 more in SQLite.
+
+    Nine of them carry users and tags (the synthetic runs have none), for the files
+    that group by those: six in the lake, three in the tail (see PEOPLE).
+    """
     folder = tmp_path_factory.mktemp("spark-store")
     store = EventStore(folder / "telemetry.db", auto_compact=False)
     slowdown = {"agent": "summarizer", "factor": 1.6, "days": 3}
     fixtures.fill(store, 1200, seed=3, end=END, days=14, prices=_prices(), slowdown=slowdown)
+    _people(store, PEOPLE[:6])
     store.compact()
     fixtures.fill(store, 150, seed=4, end=END, days=2, prices=_prices())
+    _people(store, PEOPLE[6:])
     yield store
     store.close()
+
+
+# (hours before END, user, tags, cost, status): runs of agent "summary-tagger"
+PEOPLE = [
+    (50, "ann", {"beta": True, "team": "blue"}, 0.5, "completed"),
+    (51, "bob", {"team": "red", "tier": 2}, 1.5, "failed"),
+    (52, "ann", {"beta": True}, 0.25, "completed"),
+    (53, None, {"team": "Blue Whale"}, 0.125, "completed"),
+    (300, "cy", None, 2.0, "completed"),
+    (54, "bob", {"beta": True, "team": "blue"}, None, "completed"),  # unpriced
+    (55, "ann", {"team": "blue"}, 0.75, "completed"),
+    (1, "bob", {"beta": True}, 0.02, "completed"),  # today
+    (0.5, "cy", None, 0.03, "failed"),  # today
+]
+
+
+def _people(store: EventStore, runs: list) -> None:
+    """Append `runs` (rows of PEOPLE) as top-level runs with a user and tags."""
+    end = fixtures.parse_end(END)
+    for hours, user, tags, cost, status in runs:
+        started = end - hours * 3600
+        run_id = new_execution_id(started)
+        store.append(
+            execution_row(
+                id=run_id,
+                agent_name="summary-tagger",
+                started_at=started,
+                ended_at=started + 2.0,
+                status=status,
+                error="quota exceeded for the blue team" if status == "failed" else None,
+                user_id=user,
+                tags=tags,
+                total_cost=cost,
+                llm_calls=1,
+                unpriced_calls=1 if cost is None else 0,
+                total_tokens=100,
+            ),
+            [],
+        )
 
 
 def _prices() -> dict[str, tuple[float, float]]:
