@@ -10,6 +10,9 @@ To change the schema (STYLE.md: the schema changes only by appending a migration
    says what it does (`m003_add_session_id`). Its body runs SQL through `_run`, which
    takes statements one by one inside the caller's transaction (never `executescript`,
    which commits), e.g. `_run(con, "ALTER TABLE executions ADD COLUMN session_id TEXT")`.
+   Since m006 `executions` and `events` are views over two generations of tables: a new
+   column goes into both tables (`executions_0`, `executions_1`), and the views' INSTEAD OF
+   triggers (which name every column) are dropped and made again with it.
 2. Append it to MIGRATIONS. `tests/observability/test_tail.py` checks that the names are
    numbered in order and that an empty database migrates to the columns of `rows.py`;
    `tests/reliability/test_upgrade.py` opens a store of the previous version.
