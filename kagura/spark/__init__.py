@@ -93,7 +93,8 @@ def run(name: str, spark_session: Any, lake: Any, **params: Any) -> Result:
     bound = {k: _spark_value(v) for k, v in bound.items()}
     # Dates are local calendar days, as in DuckDB: the same time zone in both engines.
     spark_session.conf.set("spark.sql.session.timeZone", local_timezone())
-    views(spark_session, lake, events="events" in reads_of(load_sql(name)))
+    reads = reads_of(load_sql(name))
+    views(spark_session, lake, events="events" in reads, scores="scores" in reads)
     try:
         frame = spark_session.sql(text, args=bound)
         table = frame.toArrow()
@@ -104,12 +105,20 @@ def run(name: str, spark_session: Any, lake: Any, **params: Any) -> Result:
     return Result(table, label)
 
 
-def views(spark_session: Any, lake: Any, events: bool = True) -> None:
-    """Define the temp views `executions` and `events` of `spark_session` over `lake`."""
+def views(spark_session: Any, lake: Any, events: bool = True, scores: bool = False) -> None:
+    """Define the temp views `executions` and `events` of `spark_session` over `lake`.
+
+    With `scores`, also the view `scores`: they live only in the store's SQLite file
+    (never in the lake), so the driver reads them with the store's own reader.
+    """
+    from kagura.observability.store import scores as score_rows
     from kagura.observability.store.tail import EVENTS_SCHEMA, EXECUTIONS_SCHEMA
 
     store, owned = _open(lake)
     try:
+        if scores:
+            table = score_rows.read_table(store._wal.con())
+            spark_session.createDataFrame(table).createOrReplaceTempView("scores")
         snap = store._tail(with_events=events)
         exec_files = [_file(store, s.executions_path) for s in snap.segments]
         event_files = [_file(store, s.events_path) for s in snap.segments] if events else []

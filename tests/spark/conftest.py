@@ -51,10 +51,22 @@ def both_store(tmp_path_factory):
     store = EventStore(folder / "telemetry.db", auto_compact=False)
     slowdown = {"agent": "summarizer", "factor": 1.6, "days": 3}
     fixtures.fill(store, 1200, seed=3, end=END, days=14, prices=_prices(), slowdown=slowdown)
-    _people(store, PEOPLE[:6])
+    ids = _people(store, PEOPLE[:6])
     store.compact()
     fixtures.fill(store, 150, seed=4, end=END, days=2, prices=_prices())
-    _people(store, PEOPLE[6:])
+    ids += _people(store, PEOPLE[6:])
+    # scores (kept in SQLite only): numbers, booleans, tied labels, and a rescore
+    for run_id, quality, passed, tone in zip(
+        ids,
+        [0.9, 0.4, 0.7, 0.2, 1.0, 0.6],
+        [True, False, True, True, False, True],
+        ["friendly", "curt", "curt", "friendly", "warm", "warm"],
+        strict=False,
+    ):
+        store.score(run_id, "quality", quality)
+        store.score(run_id, "passed", passed)
+        store.score(run_id, "tone", tone)
+    store.score(ids[1], "quality", 0.8)  # the newest score of a name counts
     yield store
     store.close()
 
@@ -73,12 +85,14 @@ PEOPLE = [
 ]
 
 
-def _people(store: EventStore, runs: list) -> None:
-    """Append `runs` (rows of PEOPLE) as top-level runs with a user and tags."""
+def _people(store: EventStore, runs: list) -> list[str]:
+    """Append `runs` (rows of PEOPLE) as top-level runs with a user and tags; their ids."""
     end = fixtures.parse_end(END)
+    ids = []
     for hours, user, tags, cost, status in runs:
         started = end - hours * 3600
         run_id = new_execution_id(started)
+        ids.append(run_id)
         store.append(
             execution_row(
                 id=run_id,
@@ -96,6 +110,7 @@ def _people(store: EventStore, runs: list) -> None:
             ),
             [],
         )
+    return ids
 
 
 def _prices() -> dict[str, tuple[float, float]]:
