@@ -463,13 +463,7 @@ def _rollup_views(cur: duckdb.DuckDBPyConnection, views: Views) -> None:
         star = (
             "* REPLACE (coalesce(trace_id, id) AS trace_id)" if name == "rolled_executions" else "*"
         )
-        parts = []
-        if local:
-            listed = ", ".join(_quote(f) for f in local)
-            parts.append(
-                f"SELECT {star} FROM read_parquet([{listed}], hive_partitioning = false, "
-                "union_by_name = true)"
-            )
+        parts = [_read_parquet(star, local)] if local else []
         if shared:
             lake = views.shared
             source = (
@@ -499,17 +493,20 @@ def register_shared(cur, views: Views) -> dict[str, str]:
     return names
 
 
+def _read_parquet(star: str, files: list[str]) -> str:
+    """SELECT `star` from these lake files; by name, so that segments written before a
+    column was added read it as NULL."""
+    listed = ", ".join(_quote(f) for f in files)
+    return (
+        f"SELECT {star} FROM read_parquet([{listed}], hive_partitioning = false, "
+        "union_by_name = true)"
+    )
+
+
 def _view_sql(name: str, files: list[str], tail: str, shared: str | None = None) -> str:
     # The lake stores a root run's trace_id as NULL: it is the run's own id.
     star = "* REPLACE (coalesce(trace_id, id) AS trace_id)" if name == "executions" else "*"
-    parts = []
-    if files:
-        listed = ", ".join(_quote(f) for f in files)
-        # By name: segments written before a column was added read it as NULL.
-        parts.append(
-            f"SELECT {star} FROM read_parquet([{listed}], hive_partitioning = false, "
-            "union_by_name = true)"
-        )
+    parts = [_read_parquet(star, files)] if files else []
     if shared:
         # An Arrow dataset of the lake schema: older files' missing columns read as NULL.
         parts.append(f"SELECT {star} FROM {shared}")

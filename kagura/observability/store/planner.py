@@ -77,20 +77,28 @@ def plan(
     return Plan(covered, raw, rolled, cut_hours)
 
 
-def whole_hour_zone(zone: str, moments: list[float]) -> bool:
-    """Whether local midnights fall on whole UTC hours at these moments (dates can come from hours)."""
+def _offsets(zone: str, moments: list[float]) -> list[float] | None:
+    """The zone's UTC offsets in seconds at these moments; None when the zone is unknown."""
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
     try:
         tz = ZoneInfo(zone)
     except Exception:
-        return False
+        return None
+    offsets = []
     for moment in moments:
         offset = datetime.fromtimestamp(moment, UTC).astimezone(tz).utcoffset()
-        if offset is None or offset.total_seconds() % HOUR:
-            return False
-    return True
+        if offset is None:
+            return None
+        offsets.append(offset.total_seconds())
+    return offsets
+
+
+def whole_hour_zone(zone: str, moments: list[float]) -> bool:
+    """Whether local midnights fall on whole UTC hours at these moments (dates can come from hours)."""
+    offsets = _offsets(zone, moments)
+    return offsets is not None and all(offset % HOUR == 0 for offset in offsets)
 
 
 def blocks(
@@ -143,15 +151,5 @@ def blocks(
 
 def utc_days(zone: str, moments: list[float]) -> bool:
     """Whether local dates are UTC dates at these moments (the zone's offset is zero)."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    try:
-        tz = ZoneInfo(zone)
-    except Exception:
-        return False
-    for moment in moments:
-        offset = datetime.fromtimestamp(moment, UTC).astimezone(tz).utcoffset()
-        if offset is None or offset.total_seconds():
-            return False
-    return True
+    offsets = _offsets(zone, moments)
+    return offsets is not None and all(offset == 0 for offset in offsets)
