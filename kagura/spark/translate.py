@@ -25,8 +25,6 @@ from kagura.observability.store.engine import load_sql, sql_dir
 NOT_ON_SPARK = {
     "otlp_spans": "it writes OTLP JSON text for `kagura monitor export` (DuckDB's to_json of "
     "strings has no Spark equivalent); export from DuckDB",
-    "score_regressions": "sqlglot cannot carry its ordered aggregate over to Spark and no "
-    "hand-written twin does yet; run it on DuckDB",
 }
 
 # The suffix of a derived parameter holding a glob pattern as a Java regular expression.

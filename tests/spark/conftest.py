@@ -67,6 +67,9 @@ def both_store(tmp_path_factory):
         store.score(run_id, "passed", passed)
         store.score(run_id, "tone", tone)
     store.score(ids[1], "quality", 0.8)  # the newest score of a name counts
+    # the run of an hour ago scores low: a drop from the baseline for score_regressions
+    store.score(ids[7], "quality", 0.1)
+    store.score(ids[7], "passed", False)
     yield store
     store.close()
 

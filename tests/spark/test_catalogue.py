@@ -88,7 +88,6 @@ def test_files_left_off_spark_say_why(spark, both_store):
     # every other file is compared below
     assert set(NOT_ON_SPARK) == {
         "otlp_spans",
-        "score_regressions",
     }
     with pytest.raises(QueryError, match="does not run on Spark: it writes OTLP JSON"):
         ks.run("otlp_spans", spark, both_store)
