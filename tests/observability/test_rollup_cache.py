@@ -196,3 +196,25 @@ def test_a_rollup_rewritten_under_its_name_is_read_again(store):
     assert doctor.check(store)["rollups"]
     doctor.repair(store)
     assert store.get_summary_stats()["total_executions"] == 6
+
+
+def test_saved_levels_split_by_width_in_order_or_not():
+    """A saved levels file is read back level by level, whether its widths come in order
+    (as the store writes them: sliced) or not (filtered)."""
+    import pyarrow as pa
+
+    from kagura.observability.store.rollups import ROLLUP_SCHEMA, WIDTHS, _split_levels
+
+    def level(width, hours):
+        rows = {name: [None] * len(hours) for name in ROLLUP_SCHEMA.names}
+        rows["hour"] = hours
+        table = pa.Table.from_pydict(rows, schema=ROLLUP_SCHEMA)
+        return table.append_column("width", pa.array([int(width)] * len(hours), pa.int64()))
+
+    parts = [level(WIDTHS[0], [0, 86400]), level(WIDTHS[1], [0]), level(WIDTHS[3], [0, 691200])]
+    for table in (pa.concat_tables(parts), pa.concat_tables(parts[::-1])):
+        got = _split_levels(table)
+        assert len(got) == len(WIDTHS)
+        assert [t.column("hour").to_pylist() for t in got[:4]] == [[0, 86400], [0], [], [0, 691200]]
+        assert all(t.num_rows == 0 for t in got[4:])
+        assert all(t.schema == ROLLUP_SCHEMA for t in got)
