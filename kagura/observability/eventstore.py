@@ -364,7 +364,6 @@ class EventStore(Analytics):
 
             assert self.lake is not None  # a store with a compactor has a lake
             quarantined = drop_quarantined(self.lake, cutoff)
-            _drop_rollup_levels(self.lake)
             return {"cutoff": cutoff, **result, "quarantined_removed": quarantined}
         with self._wal.write() as con:
             bump_generation(con)
@@ -396,8 +395,6 @@ class EventStore(Analytics):
         self._lake_ok()
         if self._compactor is not None:
             self._compactor.clear(self._readers)
-            assert self.lake is not None  # a store with a compactor has a lake
-            _drop_rollup_levels(self.lake)
             return
         with self._wal.write() as con:
             bump_generation(con)
@@ -941,15 +938,6 @@ class EventStore(Analytics):
         from kagura.observability.store import scores
 
         return scores.of_execution(self._wal.con(), execution_id)
-
-
-def _drop_rollup_levels(lake: Path) -> None:
-    """Delete the merged rollups a reader saved (rollups.LEVELS_FILE) after runs were deleted:
-    they summed the deleted runs too. The next planned query merges them anew."""
-    try:
-        (lake / rollups.LEVELS_FILE).unlink(missing_ok=True)
-    except OSError:
-        pass  # a cache; the version it was saved for no longer matches the manifest
 
 
 def _cannot_write(path: Path, lake: Path) -> bool:

@@ -32,7 +32,7 @@ from kagura.config import ensure_private_dir
 from kagura.observability.errors import StoreError
 from kagura.observability.store import arrow_reader
 from kagura.observability.store.arrow_reader import ArrowReader
-from kagura.observability.store.rollups import build_rollup
+from kagura.observability.store.rollups import LEVELS_FILE, build_rollup
 from kagura.observability.store.rows import (
     EVENT_COLUMNS,
     EVENT_NAMES,
@@ -475,6 +475,15 @@ def _retire(con, seg: Segment, now: float) -> None:
 def segment_files(seg: Segment) -> list[str]:
     """The lake files of a segment (relative paths): executions, events and its rollup if any."""
     return [seg.executions_path, seg.events_path] + ([seg.rollup_path] if seg.rollup_path else [])
+
+
+def _drop_levels(lake: Path) -> None:
+    """Delete the merged rollups a reader saved (rollups.LEVELS_FILE) once runs are deleted:
+    they summed the deleted runs too. The next planned query merges them anew."""
+    try:
+        (lake / LEVELS_FILE).unlink(missing_ok=True)
+    except OSError:
+        pass  # a cache; the version it was saved for no longer matches the manifest
 
 
 def _remove_files(lake: Path, segs: list[Segment], shared: SharedLake | None = None) -> None:
@@ -954,10 +963,6 @@ class Compactor:
 
     # --- retention ---
 
-    def delete_before(self, older_than: float, wait: float = 30.0) -> int:
-        """Delete every execution that started before `older_than`; return how many."""
-        return self.prune(older_than, None, wait)["deleted"]
-
     def prune(
         self,
         older_than: float,
@@ -993,6 +998,7 @@ class Compactor:
                 left["files"] = sorted(set(left.get("files", [])) | set(retired))
                 left["vacuum"] = True
                 _write_pending(self.lake, left)
+                _drop_levels(self.lake)
         assert self.wal.path is not None  # a compactor is made for a store on disk only
         pending = wipe_pending(self.lake, self.wal.path, readers, self.wal.con())
         return {"deleted": deleted, "pending": pending}
@@ -1115,6 +1121,7 @@ class Compactor:
                 if any(is_shared(s.executions_path) for s in segs):
                     self._publish(con)
             _remove_files(self.lake, segs, self.shared)
+            _drop_levels(self.lake)
             self.cleanup(grace=0.0)
             left = read_pending(self.lake) or {"files": [], "since": time.time()}
             left["vacuum"] = True
