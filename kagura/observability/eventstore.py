@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ from kagura.observability.store.engine import (
     local_timezone,
     reads_of,
 )
+from kagura.observability.store.newest import NewestRows
 from kagura.observability.store.rows import (
     HOST,
     check_status,
@@ -169,6 +172,7 @@ class EventStore(Analytics):
         )
         self._runner: Runner | None = None
         self._rollups: rollups.RollupCache | None = None  # made by the first planned query
+        self._newest = NewestRows()  # the newest segment's last row groups, decoded
         self._scope = Scope()  # where(): every query narrowed to a session, user or tag
         self._auto_compact = auto_compact and self._compactor is not None and not self.read_only
         self._appended = 0
@@ -779,25 +783,106 @@ class EventStore(Analytics):
         }
         text = load_sql("recent_executions")
         snap = self._tail(with_events=False)
-        candidates = sorted(
-            _overlapping(snap.segments, since, until), key=lambda s: s.max_started_at, reverse=True
+        candidates = _overlapping(snap.segments, since, until)
+        starts = snap.executions.column("started_at")
+        tail_first, tail_last = pc.min(starts).as_py(), pc.max(starts).as_py()
+        newest = max(
+            [s.max_started_at for s in candidates] + [-math.inf if tail_last is None else tail_last]
         )
-        take = 1
+        oldest = min(
+            [s.min_started_at for s in candidates]
+            + [math.inf if tail_first is None else tail_first]
+        )
+        if until is not None:
+            newest = min(newest, until)
+        # The newest runs lie in the newest hours: look back over the span the rollups say
+        # holds `limit` matching runs (or an hour), and widen it until it does. Segments are
+        # sorted by start in small row groups: a window reads little more than itself.
+        start = None if until is not None else self._recent_start(snap, candidates, params)
+        window = _RECENT_WINDOW if start is None else max(newest - start, 1.0)
         while True:
-            chosen = candidates[:take]
+            low = newest - window
+            if low <= oldest or (since is not None and low <= since):
+                low = since  # the rest of the store: the last query
+            chosen = _overlapping(candidates, low, until)
+            views = self._views(segments=chosen, snap=snap)
+            if len(chosen) == 1 and low is not None and self.lake is not None:
+                if not is_shared(chosen[0].executions_path):
+                    newest_rows = self._newest.since(self.lake, chosen[0], low)
+                    if newest_rows is not None:
+                        views = dataclasses.replace(
+                            views,
+                            execution_files=[],
+                            newest=newest_rows,
+                            key=(*views.key, "newest rows"),
+                        )
             result = self._run_sql(
-                text, "sql/recent_executions.sql", self._views(segments=chosen, snap=snap), params
+                text, "sql/recent_executions.sql", views, {**params, "since": low}
             )
-            table = result.arrow()
-            rest = candidates[take:]
-            if not rest:
+            if low == since or len(result) >= limit:
                 return result
-            if (
-                table.num_rows >= limit
-                and table.column("started_at")[-1].as_py() > rest[0].max_started_at
-            ):
-                return result
-            take *= 4
+            window *= 8
+
+    def _recent_start(
+        self, snap: TailSnapshot, segments: list[Segment], params: dict[str, Any]
+    ) -> float | None:
+        """About where the newest `limit` runs of `params` (agent, status) begin: counted per
+        hour in the tail and the newest segments' hourly rollups, the last hour's share
+        taken as spread evenly, with a margin. A guess (runs of a roots-only query are
+        fewer); None when the rollups don't reach that far back."""
+        if self.lake is None or self.shared is not None:
+            return None
+        agent, status, limit = params["agent"], params["status"], params["limit"]
+        counts: dict[int, int] = {}
+
+        def add(agent_name: pa.Array, statuses: pa.Array, hours: pa.Array, runs: pa.Array) -> None:
+            names = pc.unique(agent_name).to_pylist()
+            matching = [n for n in names if agent is None or fnmatchcase(n, agent) or n == agent]
+            keep = pc.is_in(agent_name, pa.array(matching, pa.string()))
+            if status is not None:
+                keep = pc.and_(keep, pc.equal(statuses, status))
+            hours, runs = hours.filter(keep), runs.filter(keep)
+            for hour, n in zip(hours.to_pylist(), runs.to_pylist(), strict=True):
+                counts[hour] = counts.get(hour, 0) + n
+
+        tail = snap.executions
+        if tail.num_rows:
+            tail = tail.combine_chunks()
+            add(
+                tail.column("agent_name").chunk(0),
+                tail.column("status").chunk(0),
+                pc.cast(
+                    pc.floor(pc.divide(tail.column("started_at").chunk(0), 3600.0)), pa.int64()
+                ),
+                pa.repeat(pa.scalar(1, pa.int64()), tail.num_rows),
+            )
+        cache = self._rollups_cache()
+        newest_first = sorted(segments, key=lambda s: s.max_started_at, reverse=True)
+        for index, seg in enumerate(newest_first[:_RECENT_SEGMENTS]):
+            if not seg.rollup_path or is_shared(seg.executions_path):
+                return None
+            try:
+                hourly = cache.hourly(self.lake, seg).combine_chunks()
+            except (OSError, pa.ArrowException):
+                return None  # the query itself names a damaged file
+            add(
+                hourly.column("agent_name").chunk(0),
+                hourly.column("status").chunk(0),
+                pc.divide(hourly.column("hour").chunk(0), 3600),
+                hourly.column("runs").chunk(0),
+            )
+            older = (
+                newest_first[index + 1].max_started_at if index + 1 < len(newest_first) else None
+            )
+            seen = 0
+            for hour in sorted(counts, reverse=True):
+                if older is not None and older >= hour * 3600.0:
+                    break  # an older segment may still add runs to this hour
+                if seen + counts[hour] >= limit:
+                    share = (limit - seen) / counts[hour]
+                    return (hour + 1) * 3600.0 - min(1.0, 1.25 * share) * 3600.0
+                seen += counts[hour]
+        return None
 
     def get_execution(self, execution_id: str) -> dict[str, Any] | None:
         """One execution with its events and child runs, by full id or unique prefix; None if absent."""
@@ -961,6 +1046,10 @@ def _wipe_quietly(readers: ReaderHold | None, lake: Path, db: Path) -> None:
         wipe_pending(lake, db, readers)
     except Exception as exc:  # telemetry must never break the program it observes
         log.warning("kagura telemetry: could not finish a prune's wipe: %s", exc)
+
+
+_RECENT_WINDOW = 3600.0  # seconds the newest runs are first looked for in (no rollups)
+_RECENT_SEGMENTS = 4  # newest segments whose rollups guess where the newest runs begin
 
 
 def _overlapping(

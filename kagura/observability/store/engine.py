@@ -283,6 +283,9 @@ class Views:
     rollup_table: pa.Table | None = None  # the rollup rows in memory, read instead of rollup_files
     rolled_execution_files: list[str] = field(default_factory=list)
     rolled_event_files: list[str] = field(default_factory=list)
+    # Rows of lake files already decoded (store/newest.py), shown in `executions` beside
+    # its files; chosen per query, so registered at each run like `rollup_table`.
+    newest: pa.Table | None = None
 
 
 def local_timezone() -> str:
@@ -357,12 +360,15 @@ class Runner:
             cur.register("_kagura_tail_executions", views.tail_executions)
             cur.register("_kagura_tail_events", views.tail_events)
             shared = register_shared(cur, views)
+            if views.newest is not None:
+                cur.register("_kagura_newest", views.newest)
             cur.execute(
                 _view_sql(
                     "executions",
                     views.execution_files,
                     "_kagura_tail_executions",
                     shared.get("executions"),
+                    "_kagura_newest" if views.newest is not None else None,
                 )
             )
             cur.execute(
@@ -389,6 +395,8 @@ class Runner:
             if views.rollup_table is not None:
                 # Rows chosen per query (planner.blocks) over the views made once per cursor.
                 cur.register("_kagura_rollups", views.rollup_table)
+            if views.newest is not None:
+                cur.register("_kagura_newest", views.newest)
             relation = cur.sql(text, params=bound) if bound else cur.sql(text)
             table = relation.to_arrow_table()
         except duckdb.Error as exc:
@@ -503,12 +511,16 @@ def _read_parquet(star: str, files: list[str]) -> str:
     )
 
 
-def _view_sql(name: str, files: list[str], tail: str, shared: str | None = None) -> str:
+def _view_sql(
+    name: str, files: list[str], tail: str, shared: str | None = None, decoded: str | None = None
+) -> str:
     # The lake stores a root run's trace_id as NULL: it is the run's own id.
     star = "* REPLACE (coalesce(trace_id, id) AS trace_id)" if name == "executions" else "*"
     parts = [_read_parquet(star, files)] if files else []
     if shared:
         # An Arrow dataset of the lake schema: older files' missing columns read as NULL.
         parts.append(f"SELECT {star} FROM {shared}")
+    if decoded:
+        parts.append(f"SELECT {star} FROM {decoded}")  # lake rows already decoded
     parts.append(f"SELECT * FROM {tail}")
     return f"CREATE OR REPLACE TEMP VIEW {name} AS " + " UNION ALL BY NAME ".join(parts)

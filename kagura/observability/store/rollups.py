@@ -541,6 +541,11 @@ class RollupCache:
             out.append(table.filter(pc.is_in(table.column("hour"), wanted)))
         return out
 
+    def hourly(self, lake, seg) -> pa.Table:
+        """A segment's hourly rollup rows (kept among the newest few read)."""
+        with self._lock:
+            return self._hours_of(lake, seg)
+
     def _hours_of(self, lake, seg, keep: bool = True) -> pa.Table:
         """A segment's hourly rollup rows (the newest few segments read are kept)."""
         key = _key(lake, seg)
