@@ -334,6 +334,7 @@ SELECT
     cost_ratio,
     cost_effect,
     cost_p,
-    alpha_per_test
+    alpha_per_test,
+    false AS approx -- true when read from rollups (sql/rollups/regressions.sql)
 FROM flagged
 ORDER BY flagged DESC, scope, agent_name, model NULLS FIRST

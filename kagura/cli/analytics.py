@@ -41,6 +41,12 @@ from kagura.cli.options import (
 )
 from kagura.cli.params import QUERY_NAME, check_params, parse_at, parse_param
 
+# The footer under regressions compared from rollups (`approx` true in --json).
+REGRESSIONS_APPROX_NOTE = (
+    "[dim]Whole hours read from rollups: counts, failure rates and cost/run exact; medians and"
+    " p95s within 2% of a scan's, p-values close (--exact scans every run).[/dim]"
+)
+
 
 def fraction(flag: str, help: str) -> Any:
     """A float option whose value is a share or a rate: from 0 to 1."""
@@ -168,6 +174,7 @@ def regressions(
     tag: TagOpt = None,
     db: DbOpt = None,
     json: JsonOpt = False,
+    exact: ExactOpt = False,
 ) -> None:
     """Compare each agent's recent runs with its baseline: latency, tail, failures, cost. Exit 1 when flagged."""
     from kagura.observability.render.catalogue import render_regressions
@@ -198,12 +205,14 @@ def regressions(
             recent=parse_span(recent, "--recent"), baseline=parse_span(baseline, "--baseline")
         )
         window = f"Last {recent} against the {baseline} before it"
-    store, agent = reading(ctx, agent, db, session, user, tag)
+    store, agent = reading(ctx, agent, db, session, user, tag, exact=exact)
     rows = store.regressions(agent, **options).rows()
     if json:
         print_json(rows)
     elif rows:
         console().print(render_regressions(rows, window))
+        if any(r.get("approx") for r in rows):
+            console().print(REGRESSIONS_APPROX_NOTE)
     else:
         console().print("No runs in the compared windows.")
     if any(r["flagged"] for r in rows):

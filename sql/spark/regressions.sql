@@ -486,7 +486,8 @@ SELECT
   cost_ratio,
   cost_effect,
   cost_p,
-  alpha_per_test
+  alpha_per_test,
+  FALSE AS approx
 FROM flagged
 ORDER BY
   flagged DESC,

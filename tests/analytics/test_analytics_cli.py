@@ -91,8 +91,17 @@ def test_regressions_exit_1_and_name_the_planted_agent(slowed_store, fixture_end
     assert "1 regression(s) flagged" in result.stdout
     line = next(x for x in result.stdout.splitlines() if x.strip().startswith(PLANTED))
     assert "✗ latency" in line
+    # The runs are in the lake: whole hours come from rollups, and the footer says so.
+    assert "read from rollups" in result.stdout and "--exact" in result.stdout
     code, out, _ = invoke("regressions", "--at", at, "--json", db=slowed_store.path)
     assert code == 1 and [r["agent_name"] for r in json.loads(out) if r["flagged"]] == [PLANTED]
+    assert all(r["approx"] is True for r in json.loads(out))
+    code, out, _ = invoke("regressions", "--at", at, "--json", "--exact", db=slowed_store.path)
+    scanned = json.loads(out)
+    assert code == 1 and [r["agent_name"] for r in scanned if r["flagged"]] == [PLANTED]
+    assert all(r["approx"] is False for r in scanned)
+    code, out, _ = invoke("regressions", "--at", at, "--exact", db=slowed_store.path)
+    assert code == 1 and "read from rollups" not in out
 
 
 def test_regressions_exit_0_on_plain_fixture_telemetry(fixture_store, fixture_end):

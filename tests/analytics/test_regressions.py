@@ -3,7 +3,9 @@
 The statistics are recomputed here in plain Python (values at 1% resolution,
 mid-ranks, U, the normal tail, hypergeometric sums with math.comb) on small random
 inputs; the fixture telemetry shows the rule flags nothing on noise and exactly the
-planted slowdown.
+planted slowdown. Runs in the lake are compared from rollups (sql/rollups/regressions.sql):
+the same statistics over log buckets of gamma 1.02 instead of 1% steps, recomputed
+here the same way.
 """
 
 from __future__ import annotations
@@ -26,7 +28,25 @@ def step(value):
     return int(math.copysign(math.floor(abs(x) + 0.5), x))
 
 
-def mann_whitney(recent, baseline):
+def step_value(key):
+    return 0.0 if key == -1_000_000_000 else math.exp(key / 100)
+
+
+def bucket(value):
+    """The rollups' log bucket of a value: k with 1.02^(k-1) < value <= 1.02^k; zero apart."""
+    return -32768 if value <= 0 else math.ceil(math.log(value) / math.log(1.02))
+
+
+def bucket_value(key):
+    return 0.0 if key == -32768 else 2 * 1.02**key / 2.02
+
+
+# How values are grouped and read back: 1% steps when scanned, log buckets from rollups.
+SCAN = (step, step_value)
+ROLLUPS = (bucket, bucket_value)
+
+
+def mann_whitney(recent, baseline, step=step):
     """(U, one-sided p, rank-biserial) of `recent` being larger, values tied within a step."""
     pooled = sorted([(step(v), True) for v in recent] + [(step(v), False) for v in baseline])
     rank_sum, i = 0.0, 0
@@ -50,11 +70,12 @@ def fisher_greater(a, n1, b, n2):
     return hits / math.comb(n, n1)
 
 
-def quantile(values, q):
+def quantile(values, q, grouping=SCAN):
     """The value of the first step holding a share q of the values."""
-    steps = sorted(step(v) for v in values)
+    key, value = grouping
+    steps = sorted(key(v) for v in values)
     first = next(s for i, s in enumerate(steps) if i + 1 >= q * len(steps))
-    return math.exp(first / 100)
+    return value(first)
 
 
 def spread(count, start, end):
@@ -89,28 +110,38 @@ def test_no_runs_no_rows(make_store):
     assert make_store().regressions(now=NOW) == []
 
 
-def test_statistics_match_an_independent_computation(make_store):
+@pytest.mark.parametrize("exact", [False, True])
+def test_statistics_match_an_independent_computation(make_store, where, exact):
     rows, base, recent = scenario()
     store = make_store(rows)
-    result = {r["agent_name"]: r for r in store.regressions(now=NOW)}
+    result = {r["agent_name"]: r for r in store.regressions(now=NOW, exact=exact)}
     a = result["a"]
+    # In the lake (not exact) whole hours come from rollups: log buckets instead of 1% steps.
+    from_rollups = where == "lake" and not exact
+    assert a["approx"] is from_rollups
+    grouping = ROLLUPS if from_rollups else SCAN
+    key = grouping[0]
     # Completed runs: 60 vs 30; settled runs (with failures): 63 vs 42.
     assert (a["baseline_runs"], a["recent_runs"]) == (63, 42)
     base_d, recent_d = [d for _, d, _ in base], [d for _, d, _ in recent]
-    u, p, effect = mann_whitney(recent_d, base_d)
+    u, p, effect = mann_whitney(recent_d, base_d, key)
     assert a["latency_p"] == pytest.approx(p, rel=1e-5)
     assert a["latency_effect"] == pytest.approx(effect, abs=1e-12)
-    assert a["baseline_median"] == pytest.approx(quantile(base_d, 0.5))
-    assert a["recent_median"] == pytest.approx(quantile(recent_d, 0.5))
-    # Within the 1% resolution of the exact medians.
-    assert a["baseline_median"] == pytest.approx(statistics.median(base_d), rel=0.011)
-    assert a["median_ratio"] == pytest.approx(quantile(recent_d, 0.5) / quantile(base_d, 0.5))
-    assert a["baseline_p95"] == pytest.approx(quantile(base_d, 0.95))
-    assert a["p95_ratio"] == pytest.approx(quantile(recent_d, 0.95) / quantile(base_d, 0.95))
+    assert a["baseline_median"] == pytest.approx(quantile(base_d, 0.5, grouping))
+    assert a["recent_median"] == pytest.approx(quantile(recent_d, 0.5, grouping))
+    # Within the resolution (1% scanned, 2% from rollups) of the exact medians.
+    assert a["baseline_median"] == pytest.approx(statistics.median(base_d), rel=0.021)
+    assert a["median_ratio"] == pytest.approx(
+        quantile(recent_d, 0.5, grouping) / quantile(base_d, 0.5, grouping)
+    )
+    assert a["baseline_p95"] == pytest.approx(quantile(base_d, 0.95, grouping))
+    assert a["p95_ratio"] == pytest.approx(
+        quantile(recent_d, 0.95, grouping) / quantile(base_d, 0.95, grouping)
+    )
     # Tail: completed runs in steps above the baseline p95's, recent against baseline.
-    p95 = step(quantile(base_d, 0.95))
-    slow_recent = sum(step(d) > p95 for d in recent_d)
-    slow_base = sum(step(d) > p95 for d in base_d)
+    p95 = key(quantile(base_d, 0.95, grouping))
+    slow_recent = sum(key(d) > p95 for d in recent_d)
+    slow_base = sum(key(d) > p95 for d in base_d)
     assert a["recent_share_over_baseline_p95"] == pytest.approx(slow_recent / 30)
     assert a["tail_p"] == pytest.approx(fisher_greater(slow_recent, 30, slow_base, 60), rel=1e-9)
     # Failures: 12 of 42 recent against 3 of 63.
@@ -119,7 +150,7 @@ def test_statistics_match_an_independent_computation(make_store):
     assert a["failure_p"] == pytest.approx(fisher_greater(12, 42, 3, 63), rel=1e-9)
     # Cost per completed run.
     base_c, recent_c = [c for _, _, c in base], [c for _, _, c in recent]
-    assert a["cost_p"] == pytest.approx(mann_whitney(recent_c, base_c)[1], rel=1e-5)
+    assert a["cost_p"] == pytest.approx(mann_whitney(recent_c, base_c, key)[1], rel=1e-5)
     assert a["cost_ratio"] == pytest.approx(statistics.mean(recent_c) / statistics.mean(base_c))
     # Bonferroni over the 4 tests of agent a (b has too few runs): 0.01 / 4.
     assert a["alpha_per_test"] == pytest.approx(0.0025)
@@ -136,7 +167,7 @@ def test_statistics_match_an_independent_computation(make_store):
     assert (b["flagged"], b["enough_data"], b["flags"]) == (False, False, [])
 
 
-def test_ties_use_mid_ranks(make_store):
+def test_ties_use_mid_ranks(make_store, where):
     base_t = spread(40, NOW - 16 * DAY, NOW - 2 * DAY)
     recent_t = spread(25, NOW - 2 * DAY, NOW)
     rng = random.Random(11)
@@ -147,7 +178,7 @@ def test_ties_use_mid_ranks(make_store):
         for t, d in zip(base_t + recent_t, base + recent, strict=True)
     ]
     (row,) = make_store(rows).regressions(now=NOW)
-    _, p, effect = mann_whitney(recent, base)
+    _, p, effect = mann_whitney(recent, base, bucket if where == "lake" else step)
     assert row["latency_p"] == pytest.approx(p, rel=1e-5)
     assert row["latency_effect"] == pytest.approx(effect, abs=1e-12)
     # Costs are all unknown: nothing to compare.
@@ -255,3 +286,7 @@ def test_fixture_telemetry_flags_exactly_the_planted_slowdown(slowed_store, fixt
     assert hit["median_ratio"] > 1.2 and hit["latency_effect"] > 0.2
     frame = slowed_store.regressions_frame(now=fixture_end)
     assert frame.filter(frame["flagged"])["agent_name"].to_list() == [PLANTED]
+    # The store is compacted: that answer came from rollups; a scan flags the same agent.
+    assert result.name == "sql/rollups/regressions.sql"
+    scanned = slowed_store.regressions(now=fixture_end, exact=True)
+    assert [r["agent_name"] for r in scanned if r["flagged"]] == [PLANTED]

@@ -170,5 +170,6 @@ def test_dates_come_from_hours_only_where_midnight_is_on_an_hour():
         "cost_by_model",
         "cost_trend",
         "latency_percentiles",
+        "regressions",
         "summary_stats",
     ]
