@@ -621,6 +621,8 @@ class EventStore(Analytics):
             rollup_table=table,
             rolled_execution_files=[file(s.executions_path) for s in chosen.rolled],
             rolled_event_files=[file(s.events_path) for s in chosen.rolled] if reads_events else [],
+            rolled_ranges=chosen.edges,
+            rolled_margin=margin,
             key=(
                 *views.key,
                 "rollups" if table is None else "rollups in memory",

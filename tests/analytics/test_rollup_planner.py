@@ -173,3 +173,64 @@ def test_dates_come_from_hours_only_where_midnight_is_on_an_hour():
         "regressions",
         "summary_stats",
     ]
+
+
+def test_the_plan_names_the_spans_it_scans_joined():
+    a = seg(0, 3 * DAY)
+    p = planner.plan([a], 10.5 * HOUR, DAY + 5.25 * HOUR, cuts=(11 * HOUR + 5.0, DAY + 2 * HOUR))
+    # since's partial hour touches the cut hour after it: one span; until's partial hour alone.
+    assert p.edges == (
+        (10.5 * HOUR, 12 * HOUR),
+        (DAY + 2 * HOUR, DAY + 3 * HOUR),
+        (DAY + 5 * HOUR, DAY + 5.25 * HOUR),
+    )
+
+
+def test_calls_in_an_edge_hour_of_runs_started_before_it_count_for_their_agent(tmp_path):
+    from kagura.observability.store.rows import event_row, execution_row, totals_from_events
+
+    s = EventStore(tmp_path / "telemetry.db", auto_compact=False)
+    h = END - 5 * HOUR  # a whole hour
+    pairs = []
+    for agent, start in (("early", h - 30.0), ("late", h + 100.0), ("early", h - 2 * HOUR)):
+        eid = f"exec_{agent}_{int(start)}"
+        # one call when the run starts, one 50 s later (in the next hour for the run at h - 30)
+        events = [
+            event_row(
+                eid,
+                i,
+                "llm_call",
+                start + 50.0 * i,
+                name="gpt-4o-mini",
+                prompt_tokens=10,
+                completion_tokens=5,
+                cost=0.5 + i,
+                duration=1.0,
+            )
+            for i in range(2)
+        ]
+        pairs.append(
+            (
+                execution_row(
+                    id=eid,
+                    trace_id=eid,
+                    parent_id=None,
+                    agent_name=agent,
+                    started_at=start,
+                    ended_at=start + 60.0,
+                    status="completed",
+                    **totals_from_events(events),
+                ),
+                events,
+            )
+        )
+    s.append_many(pairs)
+    s.compact()
+    assert all(seg.rollup_path for seg in s.segments())
+    # since 10 s into hour h: the edge [h + 10, h + 3600) is scanned; the run of "early" that
+    # started at h - 30 has its second call (cost 1.5) at h + 20, inside it.
+    for agent, cost in (("early", 1.5), ("late", 2.0), (None, 3.5)):
+        got = s.cost_by_model_rows(agent_name=agent, since=h + 10.0)
+        want = s.cost_by_model_rows(agent_name=agent, since=h + 10.0, exact=True)
+        assert [r["cost"] for r in got] == [r["cost"] for r in want] == [cost]
+    s.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -283,6 +283,11 @@ class Views:
     rollup_table: pa.Table | None = None  # the rollup rows in memory, read instead of rollup_files
     rolled_execution_files: list[str] = field(default_factory=list)
     rolled_event_files: list[str] = field(default_factory=list)
+    # The [start, end) ranges whose rows the rolled views show (None: all their rows): the
+    # edge hours the rollups don't answer, so the scan skips the row groups between them.
+    # Runs start up to `rolled_margin` before their events' ranges (LLM calls of long runs).
+    rolled_ranges: tuple[tuple[float, float], ...] | None = None
+    rolled_margin: float = 0.0
     # Rows of lake files already decoded (store/newest.py), shown in `executions` beside
     # its files; chosen per query, so registered at each run like `rollup_table`.
     newest: pa.Table | None = None
@@ -352,7 +357,8 @@ class Runner:
         if cur is not None:
             return cur
         while len(cursors) >= _CURSORS_KEPT:
-            _, old = cursors.popitem()  # most recent first out: keys rarely come back
+            gone, old = cursors.popitem()  # most recent first out: keys rarely come back
+            self._ranges().pop(gone, None)
             old.close()
         with self._lock:
             cur = self._con.cursor()
@@ -384,7 +390,15 @@ class Runner:
             raise
         if views.key:
             cursors[views.key] = cur
+            self._ranges()[views.key] = views.rolled_ranges
         return cur
+
+    def _ranges(self) -> dict[tuple, Any]:
+        """The rolled ranges each kept cursor of this thread shows, by views key."""
+        ranges: dict[tuple, Any] | None = getattr(self._local, "ranges", None)
+        if ranges is None:
+            ranges = self._local.ranges = {}
+        return ranges
 
     def run(self, text: str, params: dict[str, Any], views: Views, label: str) -> Result:
         """Run SQL `text` with named `params` over `views`; QueryError names label, params and cause."""
@@ -395,6 +409,11 @@ class Runner:
             if views.rollup_table is not None:
                 # Rows chosen per query (planner.blocks) over the views made once per cursor.
                 cur.register("_kagura_rollups", views.rollup_table)
+            if views.key and views.rollup_files is not None:
+                shown = self._ranges()
+                if shown.get(views.key) != views.rolled_ranges:
+                    _rolled_views(cur, views)  # the same files, other edge hours
+                    shown[views.key] = views.rolled_ranges
             if views.newest is not None:
                 cur.register("_kagura_newest", views.newest)
             relation = cur.sql(text, params=bound) if bound else cur.sql(text)
@@ -443,8 +462,6 @@ def _rollup_views(cur: duckdb.DuckDBPyConnection, views: Views) -> None:
     of edge hours as Arrow datasets, as the shared scan reads them.
     """
     from kagura.observability.store.rollups import ROLLUP_SCHEMA
-    from kagura.observability.store.shared_lake import is_shared
-    from kagura.observability.store.tail import EVENTS_SCHEMA, EXECUTIONS_SCHEMA
 
     cur.register("_kagura_no_rollups", ROLLUP_SCHEMA.empty_table())
     cur.register("_kagura_no_executions", views.tail_executions.schema.empty_table())
@@ -452,36 +469,70 @@ def _rollup_views(cur: duckdb.DuckDBPyConnection, views: Views) -> None:
     if views.rollup_table is not None:
         cur.register("_kagura_rollups", views.rollup_table)
         cur.execute("CREATE OR REPLACE TEMP VIEW rollups AS SELECT * FROM _kagura_rollups")
-    for name, files, empty, schema in (
-        *(
-            []
-            if views.rollup_table is not None
-            else [("rollups", views.rollup_files or [], "_kagura_no_rollups", ROLLUP_SCHEMA)]
-        ),
-        (
-            "rolled_executions",
-            views.rolled_execution_files,
-            "_kagura_no_executions",
-            EXECUTIONS_SCHEMA,
-        ),
-        ("rolled_events", views.rolled_event_files, "_kagura_no_events", EVENTS_SCHEMA),
-    ):
-        shared = [f for f in files if views.shared is not None and is_shared(f)]
-        local = [f for f in files if f not in set(shared)]
-        star = (
-            "* REPLACE (coalesce(trace_id, id) AS trace_id)" if name == "rolled_executions" else "*"
+    if views.rollup_table is None:
+        _union_view(
+            cur, views, "rollups", views.rollup_files or [], "_kagura_no_rollups", ROLLUP_SCHEMA
         )
-        parts = [_read_parquet(star, local)] if local else []
-        if shared:
-            lake = views.shared
-            source = (
-                lake.tables(shared, schema) if name == "rollups" else lake.dataset(shared, schema)
-            )
-            cur.register(f"_kagura_shared_{name}", source)
-            parts.append(f"SELECT {star} FROM _kagura_shared_{name}")
-        if not parts:
-            parts.append(f"SELECT * FROM {empty}")
-        cur.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS " + " UNION ALL BY NAME ".join(parts))
+    _rolled_views(cur, views)
+
+
+def _rolled_views(cur: duckdb.DuckDBPyConnection, views: Views) -> None:
+    """The views `rolled_executions` and `rolled_events`: rows of the edge hours (Views.rolled_ranges)."""
+    from kagura.observability.store.tail import EVENTS_SCHEMA, EXECUTIONS_SCHEMA
+
+    ranges = views.rolled_ranges
+    margin = views.rolled_margin
+    _union_view(
+        cur,
+        views,
+        "rolled_executions",
+        views.rolled_execution_files,
+        "_kagura_no_executions",
+        EXECUTIONS_SCHEMA,
+        None if ranges is None else [(lo - margin, hi) for lo, hi in ranges],
+    )
+    _union_view(
+        cur,
+        views,
+        "rolled_events",
+        views.rolled_event_files,
+        "_kagura_no_events",
+        EVENTS_SCHEMA,
+        ranges,
+    )
+
+
+def _union_view(
+    cur: duckdb.DuckDBPyConnection,
+    views: Views,
+    name: str,
+    files: list[str],
+    empty: str,
+    schema: pa.Schema,
+    ranges: Sequence[tuple[float, float]] | None = None,
+) -> None:
+    """View NAME over these lake files (local ones by DuckDB, a shared lake's as Arrow), or
+    the empty table `empty`; only rows started in `ranges` when given."""
+    from kagura.observability.store.shared_lake import is_shared
+
+    shared = [f for f in files if views.shared is not None and is_shared(f)]
+    local = [f for f in files if f not in set(shared)]
+    star = "* REPLACE (coalesce(trace_id, id) AS trace_id)" if name == "rolled_executions" else "*"
+    where = ""
+    if ranges is not None:
+        where = " WHERE " + (
+            " OR ".join(f"(started_at >= {lo!r} AND started_at < {hi!r})" for lo, hi in ranges)
+            or "false"
+        )
+    parts = [_read_parquet(star, local) + where] if local else []
+    if shared:
+        lake = views.shared
+        source = lake.tables(shared, schema) if name == "rollups" else lake.dataset(shared, schema)
+        cur.register(f"_kagura_shared_{name}", source)
+        parts.append(f"SELECT {star} FROM _kagura_shared_{name}{where}")
+    if not parts:
+        parts.append(f"SELECT * FROM {empty}")
+    cur.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS " + " UNION ALL BY NAME ".join(parts))
 
 
 def register_shared(cur, views: Views) -> dict[str, str]:

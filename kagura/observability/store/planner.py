@@ -42,6 +42,7 @@ class Plan:
     raw: list[Segment]  # segments without a rollup: scanned
     rolled: list[Segment]  # covered segments that hold rows of partial or cut hours
     cut_hours: list[float]  # starts of hours that hold a cut: scanned, not read from rollups
+    edges: tuple[tuple[float, float], ...] = ()  # the [start, end) spans scanned in `rolled`
 
 
 def plan(
@@ -74,7 +75,18 @@ def plan(
         for s in covered
         if any(s.min_started_at < hi and s.max_started_at + margin >= lo for lo, hi in edges)
     ]
-    return Plan(covered, raw, rolled, cut_hours)
+    return Plan(covered, raw, rolled, cut_hours, _merged(edges))
+
+
+def _merged(spans: list[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
+    """These [start, end) spans, overlapping or touching ones joined, in order."""
+    out: list[tuple[float, float]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return tuple(out)
 
 
 def _offsets(zone: str, moments: list[float]) -> list[float] | None:
