@@ -209,12 +209,12 @@ def test_a_run_written_again_while_sealed_is_moved_once_with_its_new_content(sto
     write = comp._write_by_date
     calls = []
 
-    def written_meanwhile(executions, events):
+    def written_meanwhile(executions, *rest):
         # Between reading the sealed generation and the commit, the run is saved again.
         if not calls:
             store.append(*again)
         calls.append(executions.num_rows)
-        return write(executions, events)
+        return write(executions, *rest)
 
     comp._write_by_date = written_meanwhile
     report = store.compact()
@@ -283,3 +283,65 @@ def test_writes_through_the_views_reach_the_right_generation(store):
     )
     store.compact()
     assert sorted(r["agent_name"] for r in store.get_executions()) == ["a", "a", "renamed"]
+
+
+@pytest.mark.parametrize("adbc", [False, True])
+def test_each_date_gets_exactly_its_runs_and_their_events(tmp_path, adbc):
+    if adbc:
+        pytest.importorskip("adbc_driver_sqlite")
+    # Days interleaved in the order written (so neither the runs nor the events come in
+    # order of start), two runs starting at the same second (ordered by id), and a day whose
+    # only run has no events.
+    starts = [T0 + 2 * DAY + 5, T0 + 40, T0 + DAY + 7, T0 + 40, T0 + 2 * DAY + 1, T0 + 3]
+    pairs = [run("a", t, costs=(0.001, 0.002), tools=1) for t in starts]
+    lonely = run("b", T0 + 3 * DAY + 9, costs=())
+    with EventStore(tmp_path / "t.db", auto_compact=False) as store:
+        store.append_many([*pairs, lonely])
+        report = store._compactor.compact(arrow_reader=adbc)
+        assert report["reader"] == ("adbc" if adbc else "sqlite3")
+        assert report["executions"] == 7 and report["events"] == 18
+        by_date = {s.date: s for s in store.segments()}
+        assert sorted(by_date) == ["2025-06-15", "2025-06-16", "2025-06-17", "2025-06-18"]
+        for date, seg in by_date.items():
+            runs = pq.read_table(store.lake / seg.executions_path)
+            events = pq.read_table(store.lake / seg.events_path)
+            expected = sorted(
+                (row["started_at"], row["id"])
+                for row, _ in [*pairs, lonely]
+                if time.strftime("%Y-%m-%d", time.gmtime(row["started_at"])) == date
+            )
+            assert (
+                list(
+                    zip(
+                        runs.column("started_at").to_pylist(),
+                        runs.column("id").to_pylist(),
+                        strict=True,
+                    )
+                )
+                == expected
+            )
+            ids = [i for _, i in expected]
+            # Each run's events, together and in order, and no other run's.
+            want = [
+                (e["execution_id"], e["seq"])
+                for row, evs in [*pairs, lonely]
+                if row["id"] in ids
+                for e in evs
+            ]
+            got = list(
+                zip(
+                    events.column("execution_id").to_pylist(),
+                    events.column("seq").to_pylist(),
+                    strict=True,
+                )
+            )
+            assert sorted(got) == sorted(want)
+            assert seg.events == len(want) == len(got)
+            seen: list[str] = []
+            for eid, _seq in got:
+                if not seen or seen[-1] != eid:
+                    assert eid not in seen, f"{date}: events of {eid} not together"
+                    seen.append(eid)
+            assert got == sorted(got, key=lambda k: (seen.index(k[0]), k[1]))
+        assert by_date["2025-06-18"].events == 0
+        assert totals(store) == (7, 12, 0.018, 1440)

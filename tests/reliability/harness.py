@@ -484,6 +484,23 @@ class Probes:
         in_context(compaction.Compactor, "cleanup", "cleanup")
         in_context(tail.Tail, "append_many", "append")
 
+        run_all = compaction.run_all
+
+        def all_in_context(tasks: Any, *args: Any, **kwargs: Any) -> Any:
+            # Files written in worker threads count in the caller's context.
+            context = probes.context
+
+            def carried(task: Any) -> Any:
+                def run() -> Any:
+                    probes.context = context
+                    return task()
+
+                return run
+
+            return run_all([carried(t) for t in tasks], *args, **kwargs)
+
+        compaction.run_all = all_in_context
+
         write_segment = compaction.write_segment
 
         def segment(*args: Any, **kwargs: Any) -> Any:

@@ -8,7 +8,10 @@ seen). So it runs in a child process that loads no other SQLite library (this
 module imports only the standard library, pyarrow and the driver when run as
 a script, not through the package), and only reads: the parent keeps every write, so compaction's
 protocol and its crash safety are unchanged. Requests go as JSON lines on
-stdin; answers come back as length-prefixed Arrow IPC streams on stdout.
+stdin; each answer comes back as one Arrow IPC stream on stdout, written batch by
+batch as the driver reads them (no buffer of the whole table in the child: that
+copy cost more CPU than the read), so the parent can work on one table while the
+child reads the next.
 """
 
 from __future__ import annotations
@@ -18,16 +21,17 @@ import os
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, cast
 
 import pyarrow as pa
 
 # SQLite literal that gives ADBC's type inference each kind of column (it guesses
 # types from the first rows: a column NULL there would come back as int64).
 _PROBE = {"text": "''", "json": "''", "real": "0.5", "int": "0"}
-_LENGTH = struct.Struct("<Q")
 BATCH_ROWS = 262_144
+_COUNT = struct.Struct("<Q")  # rows of the table just sent, after its stream
 
 
 def available() -> bool:
@@ -67,6 +71,16 @@ class ArrowReader:
         self, queries: list[tuple[str, pa.Schema, list[tuple[str, str]]]]
     ) -> list[pa.Table]:
         """Each (sql, schema, [(column, kind)]) as an Arrow table of `schema`, all from one snapshot."""
+        return list(self.iter_tables(queries))
+
+    def iter_tables(
+        self, queries: list[tuple[str, pa.Schema, list[tuple[str, str]]]]
+    ) -> Iterator[pa.Table]:
+        """read_tables, one table at a time: the child reads the next while the caller works.
+
+        All of them come from one snapshot; the caller takes every table (the
+        child keeps its read transaction open until the last is sent).
+        """
         request = [
             [typed_select(sql, columns), [name for name, _ in columns]]
             for sql, _, columns in queries
@@ -74,21 +88,24 @@ class ArrowReader:
         try:
             self.stdin.write((json.dumps(request) + "\n").encode())
             self.stdin.flush()
-            tables = []
-            for _, schema, _ in queries:
-                (size,) = _LENGTH.unpack(_read_exactly(self.stdout, _LENGTH.size))
-                if size == 0:
-                    raise ReaderFailed(self._stderr())
-                data = _read_exactly(self.stdout, size)
-                table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
-                tables.append(table.slice(1).cast(schema))
-            return tables
-        except ReaderFailed:
-            self.failed = True
-            raise
-        except (OSError, EOFError, ValueError, pa.ArrowException) as exc:
+        except OSError as exc:
             self.failed = True
             raise ReaderFailed(f"{exc}; {self._stderr()}") from exc
+        for _, schema, _ in queries:
+            try:
+                table = pa.ipc.open_stream(self.stdout).read_all()
+                trailer = self.stdout.read(_COUNT.size)
+                if len(trailer) != _COUNT.size:
+                    raise EOFError("the reader process closed its output")
+                (rows,) = _COUNT.unpack(trailer)
+                if rows != table.num_rows:
+                    raise EOFError(f"the reader sent {table.num_rows:,} of {rows:,} rows")
+                table = table.cast(schema)
+            except (OSError, EOFError, ValueError, pa.ArrowException) as exc:
+                # The child reports its error on stderr and stops: its stream ends early.
+                self.failed = True
+                raise ReaderFailed(f"{exc}; {self._stderr()}") from exc
+            yield table
 
     def _stderr(self) -> str:
         try:
@@ -114,13 +131,6 @@ class ReaderFailed(Exception):
     """The reader process could not answer (its stderr, when it has one, is the message)."""
 
 
-def _read_exactly(stream: Any, size: int) -> bytes:
-    data = stream.read(size)
-    if len(data) != size:
-        raise EOFError("the reader process closed its output")
-    return data
-
-
 def _serve(db: str) -> int:
     """The child: answer requests from stdin until it closes."""
     from urllib.parse import quote
@@ -144,22 +154,25 @@ def _serve(db: str) -> int:
                 cur.execute("BEGIN")  # one snapshot for every query of the request
                 for sql, _names in request:
                     cur.execute(sql)
-                    table = cur.fetch_arrow_table()
-                    sink = pa.BufferOutputStream()
-                    with pa.ipc.new_stream(sink, table.schema) as writer:
-                        writer.write_table(table)
-                    data = sink.getvalue()
-                    out.write(_LENGTH.pack(data.size))
-                    out.write(data)
+                    batches = cur.fetch_record_batch()
+                    writer = pa.ipc.new_stream(out, batches.schema)
+                    rows, first = 0, True
+                    for batch in batches:
+                        if first:  # the probe row (typed_select)
+                            batch, first = batch.slice(1), False
+                        writer.write_batch(batch)
+                        rows += batch.num_rows
+                    # Closed (end-of-stream mark) only once complete, then the row count: a
+                    # stream cut short by an error never passes for a whole table.
+                    writer.close()
+                    out.write(_COUNT.pack(rows))
+                    out.flush()
                 cur.execute("COMMIT")
             except Exception as exc:  # reported to the parent, which reads in-process instead
                 print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
-                out.write(_LENGTH.pack(0))
-                out.flush()
                 return 1
             finally:
                 cur.close()
-            out.flush()
     finally:
         con.close()
     return 0
