@@ -671,13 +671,12 @@ class EventStore(Analytics):
             picked, hours = planner.blocks(
                 since, until, chosen.cut_hours, levels.first, levels.end, widths
             )
-            parts = levels.rows(picked) + cache.hours(lake, with_rollup, hours, margin)
+            return cache.tiled(lake, with_rollup, levels, picked, hours, margin)
         except (OSError, pa.ArrowException) as exc:
             raise QueryError(
                 f"a rollup file of the lake is missing or damaged ({exc}); "
                 "run `kagura monitor doctor --repair`"
             ) from exc
-        return rollups.concat(parts)
 
     def _health_cuts(self, last: int, now: float, since: float | None) -> tuple[float, ...] | None:
         """The hours agent_health scans so that every agent's last `last` finished runs are in them.

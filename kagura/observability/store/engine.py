@@ -358,7 +358,7 @@ class Runner:
             return cur
         while len(cursors) >= _CURSORS_KEPT:
             gone, old = cursors.popitem()  # most recent first out: keys rarely come back
-            self._ranges().pop(gone, None)
+            self._shown().pop(gone, None)
             old.close()
         with self._lock:
             cur = self._con.cursor()
@@ -390,15 +390,19 @@ class Runner:
             raise
         if views.key:
             cursors[views.key] = cur
-            self._ranges()[views.key] = views.rolled_ranges
+            self._shown()[views.key] = {
+                "rollups": views.rollup_table,
+                "ranges": views.rolled_ranges,
+            }
         return cur
 
-    def _ranges(self) -> dict[tuple, Any]:
-        """The rolled ranges each kept cursor of this thread shows, by views key."""
-        ranges: dict[tuple, Any] | None = getattr(self._local, "ranges", None)
-        if ranges is None:
-            ranges = self._local.ranges = {}
-        return ranges
+    def _shown(self) -> dict[tuple, dict[str, Any]]:
+        """What each kept cursor of this thread shows that changes per query, by views key:
+        the rollup rows registered ("rollups") and the edge spans of the rolled views ("ranges")."""
+        shown: dict[tuple, dict[str, Any]] | None = getattr(self._local, "shown", None)
+        if shown is None:
+            shown = self._local.shown = {}
+        return shown
 
     def run(self, text: str, params: dict[str, Any], views: Views, label: str) -> Result:
         """Run SQL `text` with named `params` over `views`; QueryError names label, params and cause."""
@@ -406,14 +410,14 @@ class Runner:
         bound = {name: params.get(name) for name in wanted}
         try:
             cur = self._cursor(views)
-            if views.rollup_table is not None:
+            shown = self._shown().setdefault(views.key, {}) if views.key else {}
+            if views.rollup_table is not None and shown.get("rollups") is not views.rollup_table:
                 # Rows chosen per query (planner.blocks) over the views made once per cursor.
                 cur.register("_kagura_rollups", views.rollup_table)
-            if views.key and views.rollup_files is not None:
-                shown = self._ranges()
-                if shown.get(views.key) != views.rolled_ranges:
-                    _rolled_views(cur, views)  # the same files, other edge hours
-                    shown[views.key] = views.rolled_ranges
+                shown["rollups"] = views.rollup_table
+            if views.rollup_files is not None and shown.get("ranges") != views.rolled_ranges:
+                _rolled_views(cur, views)  # the same files, other edge hours
+                shown["ranges"] = views.rolled_ranges
             if views.newest is not None:
                 cur.register("_kagura_newest", views.newest)
             relation = cur.sql(text, params=bound) if bound else cur.sql(text)
