@@ -98,3 +98,70 @@ def test_the_reader_process_loads_no_other_sqlite(tmp_path):
         reader.close()
     assert "adbc_driver_sqlite" in maps
     assert "_sqlite3" not in maps and "libsqlite3" not in maps
+
+
+class _Staggered(arrow_reader.ArrowReader):
+    """Two children, the second asked only after `between` ran: the runs and the events
+    read in two snapshots with a write between them, deterministically."""
+
+    def __init__(self, db, between):
+        super().__init__(db, processes=2)
+        self.between = between
+
+    def iter_tables(self, queries, apart=None):
+        first, second = self.children
+        first.ask(queries[:apart])
+        for _, schema, _ in queries[:apart]:
+            yield first.answer(schema)
+        self.between()
+        second.ask(queries[apart:])
+        for _, schema, _ in queries[apart:]:
+            yield second.answer(schema)
+
+
+def test_a_run_written_again_between_the_two_readers_snapshots_moves_once(tmp_path):
+    pairs = [run("a", T0 + i) for i in range(20)]
+    again = run("a", T0 + 5, costs=(0.004, 0.004, 0.004))
+    rid = pairs[5][0]["id"]
+    again = (dict(again[0], id=rid, trace_id=rid), [dict(e, execution_id=rid) for e in again[1]])
+    with EventStore(tmp_path / "t.db", auto_compact=False) as store:
+        store.append_many(pairs)
+        written = []
+
+        def write_again():
+            if not written:  # once: the runs were read with it, the events without it
+                store.append(*again)
+                written.append(True)
+
+        comp = store._compactor
+        comp._reader = lambda wanted: _Staggered(store._wal.path, write_again)
+        report = comp.compact()
+        assert report["reader"] == "adbc" and written
+        # The commit saw the runs' table lose a row since it was read: read again, and the
+        # run written again stays in the live generation, whole, for the next compaction.
+        assert report["executions"] == 19 and report["events"] == 19
+        assert store.tail_size() == {"running": 0, "settled": 1, "events": 3}
+        report = comp.compact()
+        assert report["executions"] == 1 and report["events"] == 3
+        stats = store.get_summary_stats()
+        assert (stats["total_executions"], stats["llm_calls"]) == (20, 22)
+        assert stats["total_cost"] == pytest.approx(19 * 0.001 + 0.012)
+        assert store.get_execution(rid)["metrics"]["total_cost"] == pytest.approx(0.012)
+        assert store.tail_size() == {"running": 0, "settled": 0, "events": 0}
+
+
+def test_a_reader_child_that_dies_falls_back_to_sqlite3(tmp_path):
+    with EventStore(tmp_path / "t.db", auto_compact=False) as store:
+        _fill(store)
+        reader = arrow_reader.ArrowReader(tmp_path / "t.db", processes=2)
+        try:
+            reader.children[1].proc.kill()  # the events' reader dies before it answers
+            reader.children[1].proc.wait()
+            assert store._compactor._seal()
+            moved, events, _ = store._compactor._compact_batch(10_000, reader)
+        finally:
+            reader.close()
+        assert reader.failed
+        assert (moved, events) == (1_500, 1_200 * 2 + 300 * 3)
+        assert store.get_summary_stats()["total_executions"] == 1_502
+        assert store.tail_size() == {"running": 2, "settled": 0, "events": 2}

@@ -63,6 +63,8 @@ MERGE_MAX = 2_000_000  # executions in one merged segment at most
 # From this many runs in the tail on, it is read into Arrow by ADBC in a child
 # process (store/arrow_reader.py): its start (about 0.3 s) pays off past this.
 ARROW_READER_FROM = 50_000
+# Reader processes: one reads the runs, the other the events, at the same time.
+READER_PROCESSES = 2
 RETIRED_GRACE = 60.0  # seconds a replaced file stays for readers of an older snapshot
 ABANDON_AFTER = 7 * 86400.0  # a run from another host still "running" after this is abandoned
 ROW_GROUP = 65_536
@@ -789,16 +791,17 @@ class Compactor:
             if not any_settled:
                 return False
             bump_generation(con)
-            con.execute(
+            unsettled = con.execute(
                 f"INSERT INTO executions_{new} SELECT * FROM executions_{live} "
                 f"WHERE status NOT IN ({settled})"
-            )
-            carried = f"SELECT id FROM executions_{new}"
-            con.execute(
-                f"INSERT INTO events_{new} SELECT * FROM events_{live} WHERE execution_id IN ({carried})"
-            )
-            con.execute(f"DELETE FROM events_{live} WHERE execution_id IN ({carried})")
-            con.execute(f"DELETE FROM executions_{live} WHERE status NOT IN ({settled})")
+            ).rowcount
+            if unsettled:  # else no second scan of the sealed runs
+                carried = f"SELECT id FROM executions_{new}"
+                con.execute(
+                    f"INSERT INTO events_{new} SELECT * FROM events_{live} WHERE execution_id IN ({carried})"
+                )
+                con.execute(f"DELETE FROM events_{live} WHERE execution_id IN ({carried})")
+                con.execute(f"DELETE FROM executions_{live} WHERE status NOT IN ({settled})")
             for relation in ("executions", "events"):
                 # Revs are never reused: the new live table counts on from the highest.
                 (top,) = con.execute(
@@ -834,7 +837,7 @@ class Compactor:
             )
             if count < ARROW_READER_FROM:
                 return None
-        return arrow_reader.ArrowReader(self.wal.path)
+        return arrow_reader.ArrowReader(self.wal.path, processes=READER_PROCESSES)
 
     def _compact_batch(
         self, batch: int, reader: arrow_reader.ArrowReader | None = None
@@ -858,6 +861,11 @@ class Compactor:
             sealed = 1 - live_generation(con)
         queries = [
             (
+                "SELECT value FROM state WHERE key = 'generation'",
+                _GENERATION_SCHEMA,
+                [("value", "int")],
+            ),
+            (
                 f"SELECT {', '.join(EXECUTION_NAMES)} FROM executions_{sealed}",
                 EXECUTIONS_SCHEMA,
                 list(EXECUTION_COLUMNS),
@@ -867,26 +875,30 @@ class Compactor:
                 EVENTS_SCHEMA,
                 list(EVENT_COLUMNS),
             ),
-            (
-                "SELECT value FROM state WHERE key = 'generation'",
-                _GENERATION_SCHEMA,
-                [("value", "int")],
-            ),
         ]
-        # One read transaction: both tables whole and the generation they belong to.
-        tables = None
         if reader is not None and not reader.failed:
             try:
-                tables = reader.read_tables(queries)
+                # Two children at once: the generation and the runs in one, the events in
+                # the other. Separate snapshots are as good as one here: after the seal
+                # the sealed tables only lose rows (a run written again leaves them) or
+                # change in place, never gain any, so the commit's check that each table
+                # still holds as many rows as were read means each read is still whole.
+                return self._move_tables(sealed, reader.iter_tables(queries, apart=2))
             except arrow_reader.ReaderFailed as exc:
                 logging.getLogger("kagura.telemetry").warning(
                     "compaction reads the tail with sqlite3: the Arrow reader failed (%s)", exc
                 )
-        if tables is None:
-            tables = self.wal.read_tables([(sql, schema) for sql, schema, _ in queries])
-        executions, events, state = tables
-        read_counts = (executions.num_rows, events.num_rows)
+        # sqlite3: one read transaction, both tables whole and the generation.
+        tables = self.wal.read_tables([(sql, schema) for sql, schema, _ in queries])
+        return self._move_tables(sealed, iter(tables))
+
+    def _move_tables(self, sealed: int, tables: Iterator[pa.Table]) -> tuple[int, int, int] | None:
+        """Move what `tables` yields (generation, runs, events of the sealed generation):
+        the runs are sorted while the events are still being read."""
+        state = next(tables)
         generation = state.column("value")[0].as_py() if state.num_rows else None
+        executions = next(tables)
+        exec_count = executions.num_rows
         # Rows that must stay in the tail: runs not settled (a sealed row changed in place)
         # and events without a settled run here (their run is live, or not written yet).
         # Usually every row moves: then nothing is filtered (each filter copies its table).
@@ -896,6 +908,8 @@ class Compactor:
             kept_ids = executions.filter(pc.invert(settled)).column("id").to_pylist()
             executions = executions.filter(settled)
         executions, days = _sorted_by_start(executions)
+        events = next(tables)
+        read_counts = (exec_count, events.num_rows)
         # Each event's run by position among the sorted runs (a hash lookup, no join).
         position = pc.index_in(events.column("execution_id"), value_set=executions.column("id"))
         kept_event_ids: list[str] = []
