@@ -138,6 +138,21 @@ def main(argv: list[str] | None = None) -> int:
                 min_runs=5,
             ),
         ),
+        (
+            "regressions",
+            lambda **k: store.regressions(now=now, **k),
+            {},
+            raw_sql(
+                "regressions",
+                since=now - 16 * DAY,
+                split=now - 2 * DAY,
+                until=now,
+                min_runs=20,
+                min_change=0.2,
+                min_failure_change=0.05,
+                alpha=0.01,
+            ),
+        ),
     ]
     info = machine()
     print(f"# rollups bench: {args.runs:,} runs over {args.days:g} days, {len(segments)} segments")

@@ -262,16 +262,35 @@ fisher_tables AS (
     FROM tail t
     JOIN latency l USING (gid)
 ),
+-- The sum of sql/regressions.sql over fewer terms: those within t = sqrt(20 min(n1, k)) of the
+-- mean n1 k / n (of a, when a lies above it). Drawing without replacement, Hoeffding's bound puts
+-- less than exp(-2 t^2 / min(n1, k)) = exp(-40), 4e-18, on the terms left out, so p is the scan's
+-- to within 4e-18 (at 10M runs: a few hundred terms a test instead of up to ten thousand).
+fisher_bounds AS (
+    SELECT
+        gid,
+        test,
+        k,
+        n1,
+        n,
+        lgamma(k + 1) + lgamma(n - k + 1) - lgamma(n + 1) + lgamma(n1 + 1) + lgamma(n - n1 + 1) AS whole,
+        greatest(a, floor(n1 * k / n)::BIGINT - t) AS lo,
+        least(n1, k, greatest(a, ceil(n1 * k / n)::BIGINT) + t) AS hi
+    FROM (SELECT *, ceil(sqrt(20.0 * least(n1, k)))::BIGINT AS t FROM fisher_tables)
+    WHERE n1 > 0 AND n > n1
+),
 fisher AS (
     SELECT
         gid, test,
-        least(1.0, sum(exp(
-            lgamma(k + 1) - lgamma(x + 1) - lgamma(k - x + 1)
-            + lgamma(n - k + 1) - lgamma(n1 - x + 1) - lgamma(n - k - n1 + x + 1)
-            - (lgamma(n + 1) - lgamma(n1 + 1) - lgamma(n - n1 + 1))
-        ))) AS p
-    FROM fisher_tables, range(a, least(n1, k) + 1) AS terms(x)
-    WHERE n1 > 0 AND n > n1
+        least(1.0, coalesce(sum(exp(
+            whole - lgamma(x + 1) - lgamma(k - x + 1) - lgamma(n1 - x + 1) - lgamma(n - k - n1 + x + 1)
+        )), 0.0)) AS p
+    FROM (
+        SELECT b.*, b.lo + i AS x
+        FROM fisher_bounds b
+        JOIN range((SELECT coalesce(max(hi - lo), -1) + 1 FROM fisher_bounds)) AS terms(i)
+          ON i <= b.hi - b.lo
+    )
     GROUP BY ALL
 ),
 joined AS (
