@@ -180,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
         f"which writes {LEVELS}, peak RSS {cold['first_rss_mb']:.0f} MB; "
         f"then peak RSS {cold['rss_mb']:.0f} MB)"
     )
+    peaks = _new_process_memory(db, now)
+    print(
+        "peak RSS, each analytic alone in a new process (MB): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items())
+        + f"; largest {max(peaks.values()):.0f}"
+    )
     total = dir_bytes(lake)
     rollups = dir_bytes(lake / "rollups") if (lake / "rollups").is_dir() else 0
     print(
@@ -236,6 +242,44 @@ def _new_process_stats(db: Path, runs: int = 4) -> dict[str, float]:
         "first_rss_mb": peaks[0],
         "rss_mb": max(peaks[1:]),
     }
+
+
+# Each analytic as a user's script calls it (the saved rollup levels on disk, as after any
+# earlier command), one per process: its peak memory is the process's.
+ALONE = {
+    "summary": "store.get_summary_stats()",
+    "cost by agent": "store.cost_by_agent()",
+    "cost by date": "store.cost_by_date()",
+    "cost by model": "store.cost_by_model()",
+    "latency per agent": "store.latency_percentiles()",
+    "budget": "store.budget_status(1.0, 30.0, now=NOW)",
+    "health": "store.agent_health(now=NOW)",
+    "regressions": "store.regressions(now=NOW)",
+    "newest 100 runs": "store.get_executions(store.agent_names()[0], limit=100)",
+}
+
+
+def _new_process_memory(db: Path, now: float) -> dict[str, float]:
+    """Peak RSS in MB of a new process that opens the store and runs one analytic, per analytic."""
+    import subprocess
+
+    peaks = {}
+    for label, call in ALONE.items():
+        code = (
+            "from kagura.observability.eventstore import EventStore\n"
+            f"NOW = {now!r}\n"
+            f"store = EventStore({str(db)!r}, auto_compact=False, read_only=True)\n"
+            f"{call}\n"
+        )
+        done = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", sys.executable, "-c", code],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=True,
+        )
+        peaks[label] = int(done.stderr.split()[-1]) / 1024
+    return peaks
 
 
 def _load() -> str:
