@@ -502,14 +502,16 @@ class EventStore(Analytics):
             shared_event_files=[s.events_path for s in shared] if events else [],
         )
 
-    def _run_sql(self, text: str, label: str, views: Views, params: dict[str, Any]) -> Result:
+    def _run_sql(
+        self, text: str, label: str, views: Views, params: dict[str, Any], small: bool = False
+    ) -> Result:
         if self._runner is None:
             self._runner = Runner()
         scope = self._scope
         if scope:
             text = scope.wrap(text, "events" in reads_of(text))
             params = {**params, **scope.params()}
-        return self._runner.run(text, params, views, label)
+        return self._runner.run(text, params, views, label, small)
 
     def where(
         self, session_id: str | None = None, user_id: str | None = None, tag: str | None = None
@@ -531,6 +533,10 @@ class EventStore(Analytics):
 
     def run(self, name: str, **params: Any) -> Result:
         """Run `sql/NAME.sql` with named params over all data; return its Result."""
+        return self._scan(name, params)
+
+    def _scan(self, name: str, params: dict[str, Any], small: bool = False) -> Result:
+        """`run`; `small`: the answer is known to be a few rows (Runner.run)."""
         text = load_sql(name)
         since = params.get("since")
         until = params.get("until")
@@ -544,7 +550,7 @@ class EventStore(Analytics):
         views = self._views(since, until, events=reads_events)
         if "scores" in reads:
             views = self._with_scores(views)
-        return self._run_sql(text, f"sql/{name}.sql", views, params)
+        return self._run_sql(text, f"sql/{name}.sql", views, params, small)
 
     def _with_scores(self, views: Views) -> Views:
         """`views` and the view `scores`: scores live only in the tail, read now (not cached)."""
@@ -577,7 +583,7 @@ class EventStore(Analytics):
             else planner.rollup_sql(name)
         )
         if text is None:
-            return self.run(name, **params)
+            return self._scan(name, params, small=True)
         since, until = params.get("since"), params.get("until")
         reads_events = "events" in reads_of(text)
         margin = EVENT_MARGIN if reads_events else 0.0
@@ -590,7 +596,7 @@ class EventStore(Analytics):
                 [t for t in (since, until, time.time(), *cuts) if t is not None],
             )
         ):
-            return self.run(name, **params)
+            return self._scan(name, params, small=True)
         views = self._views(segments=chosen.raw, events=reads_events, snap=snap)
         # A segment of the shared lake is named by its path there (`host=<id>/...`, read
         # through the lake's filesystem); the store's own by its absolute path.
@@ -631,7 +637,11 @@ class EventStore(Analytics):
             ),
         )
         return self._run_sql(
-            text, f"sql/rollups/{name}.sql", views, {**params, "cut_hours": chosen.cut_hours}
+            text,
+            f"sql/rollups/{name}.sql",
+            views,
+            {**params, "cut_hours": chosen.cut_hours},
+            small=True,
         )
 
     def _rollup_rows(
@@ -818,7 +828,7 @@ class EventStore(Analytics):
                             key=(*views.key, "newest rows"),
                         )
             result = self._run_sql(
-                text, "sql/recent_executions.sql", views, {**params, "since": low}
+                text, "sql/recent_executions.sql", views, {**params, "since": low}, limit <= 10_000
             )
             if low == since or len(result) >= limit:
                 return result
