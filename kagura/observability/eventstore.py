@@ -173,6 +173,7 @@ class EventStore(Analytics):
         self._runner: Runner | None = None
         self._rollups: rollups.RollupCache | None = None  # made by the first planned query
         self._newest = NewestRows()  # the newest segment's last row groups, decoded
+        self._health_starts: dict[tuple, tuple[rollups.Levels, float | None]] = {}
         self._scope = Scope()  # where(): every query narrowed to a session, user or tag
         self._auto_compact = auto_compact and self._compactor is not None and not self.read_only
         self._appended = 0
@@ -704,9 +705,37 @@ class EventStore(Analytics):
         if not segments:
             return None
         now_hour = now // planner.HOUR * planner.HOUR
-        first_hour = None if since is None else -(-since // planner.HOUR) * planner.HOUR
         cache = self._rollups_cache()
         levels = cache.levels(lake, segments)
+        # The answer depends on the rollups, `now`'s hour, since and last: asked again, kept.
+        key = (id(levels), now_hour, since, last)
+        held = self._health_starts.get(key)
+        if held is not None and held[0] is levels:
+            start = held[1]
+        else:
+            start = self._health_start(cache, levels, segments, last, now, since)
+            if len(self._health_starts) >= 8:
+                self._health_starts = {}  # a new dict, not a cleared one: other threads read it
+            self._health_starts[key] = (levels, start)
+        if start is None or now_hour - start > 7 * rollups.DAY:
+            return None
+        hours = range(int(start), int(now_hour) + int(planner.HOUR), int(planner.HOUR))
+        return (now, *map(float, hours))
+
+    def _health_start(
+        self,
+        cache: rollups.RollupCache,
+        levels: rollups.Levels,
+        segments: list[Segment],
+        last: int,
+        now: float,
+        since: float | None,
+    ) -> float | None:
+        """The hour from which on every agent has `last` runs before `now`'s hour (None: one has fewer)."""
+        assert self.lake is not None
+        lake = self.lake
+        now_hour = now // planner.HOUR * planner.HOUR
+        first_hour = None if since is None else -(-since // planner.HOUR) * planner.HOUR
         days = levels.tables[0]
         if since is not None:
             days = days.filter(pc.greater(pc.add(days.column("hour"), rollups.DAY), since))
@@ -735,10 +764,7 @@ class EventStore(Analytics):
             )
             start = _newest_hour_with(hourly.to_pylist(), wanted, last)
             if start is not None:
-                if now_hour - start > 7 * rollups.DAY:
-                    return None
-                hours = range(int(start), int(now_hour) + int(planner.HOUR), int(planner.HOUR))
-                return (now, *map(float, hours))
+                return start
         return None
 
     def _rollups_cache(self) -> rollups.RollupCache:
