@@ -174,6 +174,7 @@ class EventStore(Analytics):
         self._rollups: rollups.RollupCache | None = None  # made by the first planned query
         self._newest = NewestRows()  # the newest segment's last row groups, decoded
         self._health_starts: dict[tuple, tuple[rollups.Levels, float | None]] = {}
+        self._recent_guess: tuple[tuple, float | None] | None = None  # the last, by its question
         self._scope = Scope()  # where(): every query narrowed to a session, user or tag
         self._auto_compact = auto_compact and self._compactor is not None and not self.read_only
         self._appended = 0
@@ -870,6 +871,23 @@ class EventStore(Analytics):
         if self.lake is None or self.shared is not None:
             return None
         agent, status, limit = params["agent"], params["status"], params["limit"]
+        key = (snap.serial, tuple(s.id for s in segments), agent, status, limit)
+        if self._recent_guess is not None and self._recent_guess[0] == key:
+            return self._recent_guess[1]
+        start = self._count_back(snap, segments, agent, status, limit)
+        self._recent_guess = (key, start)
+        return start
+
+    def _count_back(
+        self,
+        snap: TailSnapshot,
+        segments: list[Segment],
+        agent: str | None,
+        status: str | None,
+        limit: int,
+    ) -> float | None:
+        """`_recent_start`'s count: hour by hour back from the newest, in the tail and rollups."""
+        assert self.lake is not None
         counts: dict[int, int] = {}
 
         def add(agent_name: pa.Array, statuses: pa.Array, hours: pa.Array, runs: pa.Array) -> None:

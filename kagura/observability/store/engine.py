@@ -394,12 +394,14 @@ class Runner:
             self._shown()[views.key] = {
                 "rollups": views.rollup_table,
                 "ranges": views.rolled_ranges,
+                "newest": views.newest,
             }
         return cur
 
     def _shown(self) -> dict[tuple, dict[str, Any]]:
         """What each kept cursor of this thread shows that changes per query, by views key:
-        the rollup rows registered ("rollups") and the edge spans of the rolled views ("ranges")."""
+        the rollup rows registered ("rollups"), the edge spans of the rolled views ("ranges")
+        and the decoded newest rows ("newest")."""
         shown: dict[tuple, dict[str, Any]] | None = getattr(self._local, "shown", None)
         if shown is None:
             shown = self._local.shown = {}
@@ -426,8 +428,9 @@ class Runner:
             if views.rollup_files is not None and shown.get("ranges") != views.rolled_ranges:
                 _rolled_views(cur, views)  # the same files, other edge hours
                 shown["ranges"] = views.rolled_ranges
-            if views.newest is not None:
+            if views.newest is not None and shown.get("newest") is not views.newest:
                 cur.register("_kagura_newest", views.newest)
+                shown["newest"] = views.newest
             if small:
                 with warnings.catch_warnings():
                     # a DB-API result's Arrow is one copy more: asked for small answers only

@@ -28,6 +28,7 @@ class NewestRows:
         self._segment: str | None = None
         self._rows: pa.Table | None = None
         self._above = float("inf")  # every row of the file started after this is in _rows
+        self._last: tuple[float, pa.Table] | None = None  # the last answer, by its `low`
 
     def since(self, lake: Path, seg: Segment, low: float) -> pa.Table | None:
         """The rows of `seg` started at or after `low`, from memory (decoded now if needed);
@@ -35,11 +36,16 @@ class NewestRows:
         with self._lock:
             if self._segment != seg.id:
                 self._segment, self._rows, self._above = seg.id, None, float("inf")
+                self._last = None
+            if self._last is not None and self._last[0] == low:
+                return self._last[1]  # the same table: the runner registers it once
             if low <= self._above and not self._read(lake, seg, low):
                 return None
             rows = self._rows
-        assert rows is not None
-        return rows.filter(pc.greater_equal(rows.column("started_at"), low))
+            assert rows is not None
+            answer = rows.filter(pc.greater_equal(rows.column("started_at"), low))
+            self._last = (low, answer)
+            return answer
 
     def _read(self, lake: Path, seg: Segment, low: float) -> bool:
         """Decode the last row groups, enough that every row started at or after `low` is
