@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import sqlite3
 import statistics
@@ -50,43 +49,104 @@ def _tail(n: int) -> Path:
     return path
 
 
-def bulk(n: int, source: Path, arrow_reader: bool) -> dict[str, Any]:
-    """One compact() of a copy of the `n`-execution tail, reading it with ADBC (True) or sqlite3."""
-    from kagura.observability.eventstore import EventStore
-
-    db = TMP / f"bulk_{'adbc' if arrow_reader else 'sqlite3'}.db"
-    shutil.copy(source, db)
-    with EventStore(db, auto_compact=False) as store:
-        cpu = _cpu()
-        start = time.perf_counter()
-        report = store._compactor.compact(arrow_reader=arrow_reader)
-        seconds = time.perf_counter() - start
-        cpu = _cpu() - cpu
-        left = store.tail_size()
-        # Listed segments only: files replaced by a merge wait a grace period before deletion.
-        lake = sum(seg.bytes for seg in store.segments())
-        counted = store.get_summary_stats()["total_executions"]
-    return {
-        "n": n,
-        "reader": report["reader"],
-        "seconds": seconds,
-        "cpu_seconds": cpu,
-        "per_second": report["executions"] / seconds,
-        "per_cpu_second": report["executions"] / cpu,
-        "moved": report["executions"],
-        "events": report["events"],
-        "segments": report["segments"],
-        "left_in_tail": left["settled"],
-        "counted_back": counted,
-        "lake_bytes": lake,
-    }
+_BULK = """
+import json, resource, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from kagura.observability.eventstore import EventStore
 
 
-def _cpu() -> float:
-    """CPU seconds of this process and its finished children (the ADBC reader is one)."""
+def cpu():
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+with EventStore(Path(sys.argv[2]), auto_compact=False) as store:
+    before = cpu()
+    start = time.perf_counter()
+    report = store._compactor.compact(arrow_reader=sys.argv[3] == "adbc")
+    seconds = time.perf_counter() - start
+    after = cpu()
+    left = store.tail_size()
+    # Listed segments only: files replaced by a merge wait a grace period before deletion.
+    lake = sum(seg.bytes for seg in store.segments())
+    counted = store.get_summary_stats()["total_executions"]
+import kagura
+print(json.dumps({
+    "code": str(Path(kagura.__file__).parent.parent),
+    "reader": report["reader"],
+    "seconds": seconds,
+    "parent_cpu": after[0] - before[0],
+    "readers_cpu": after[1] - before[1],
+    "moved": report["executions"],
+    "events": report["events"],
+    "segments": report["segments"],
+    "left_in_tail": left["settled"],
+    "counted_back": counted,
+    "lake_bytes": lake,
+}))
+"""
+
+
+def bulk(n: int, source: Path, arrow_reader: bool, code: Path | None = None) -> dict[str, Any]:
+    """One compact() of a copy of the `n`-execution tail, reading it with ADBC (True) or sqlite3,
+    in a new process that imports the store from `code` (a checkout; this one by default).
+
+    CPU seconds are that process's and its children's (the ADBC readers)."""
+    import subprocess
+
+    db = TMP / f"bulk_{'adbc' if arrow_reader else 'sqlite3'}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(db.parent / f"{db.stem}.lake", ignore_errors=True)
+    shutil.copy(source, db)
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _BULK,
+            str(code or common.ROOT),
+            str(db),
+            "adbc" if arrow_reader else "sqlite3",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+    )
+    out = json.loads(child.stdout.strip().splitlines()[-1])
+    cpu = out["parent_cpu"] + out["readers_cpu"]
+    out.update(
+        n=n,
+        cpu_seconds=cpu,
+        per_second=out["moved"] / out["seconds"],
+        per_cpu_second=out["moved"] / cpu,
+        load=os.getloadavg()[0],
+    )
+    return out
+
+
+def _median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median wall time, with the medians of its figures and the range of runs/s."""
+    runs = sorted(runs, key=lambda r: r["seconds"])
+    out = dict(runs[len(runs) // 2])
+    for key in (
+        "seconds",
+        "cpu_seconds",
+        "parent_cpu",
+        "readers_cpu",
+        "per_second",
+        "per_cpu_second",
+        "load",
+    ):
+        out[key] = statistics.median(r[key] for r in runs)
+    out["per_second_range"] = [
+        min(r["per_second"] for r in runs),
+        max(r["per_second"] for r in runs),
+    ]
+    out["rounds"] = len(runs)
+    return out
 
 
 _RAW_ADBC = """
@@ -231,15 +291,30 @@ def raw(n: int) -> dict[str, Any]:
     }
 
 
-def run(n: int, log=print) -> dict[str, Any]:
-    """Every compaction figure; temporary stores are removed afterwards."""
+def run(n: int, before: Path | None = None, rounds: int = 3, log=print) -> dict[str, Any]:
+    """Every compaction figure; temporary stores are removed afterwards.
+
+    `before`: a checkout of other code (e.g. `git archive <commit>` unpacked) whose
+    compaction moves the same tail too, in turns with this code's, `rounds` times each.
+    """
     shutil.rmtree(TMP, ignore_errors=True)
     TMP.mkdir(parents=True)
     out: dict[str, Any] = {}
     try:
         source = _tail(n)
-        out["bulk"] = bulk(n, source, arrow_reader=True)
-        log(f"  compaction bulk {common.size_label(n)}: {out['bulk']['per_second']:,.0f}/s")
+        ways: dict[str, list[dict[str, Any]]] = {"bulk": []}
+        if before is not None:
+            ways["bulk_before"] = []
+        for _ in range(rounds):
+            ways["bulk"].append(bulk(n, source, arrow_reader=True))
+            if before is not None:
+                ways["bulk_before"].append(bulk(n, source, arrow_reader=True, code=before))
+        for name, runs in ways.items():
+            out[name] = _median_of(runs)
+            log(
+                f"  compaction {name} {common.size_label(n)}: {out[name]['per_second']:,.0f}/s, "
+                f"{out[name]['per_cpu_second']:,.0f} per CPU s"
+            )
         out["bulk_sqlite3"] = bulk(n, source, arrow_reader=False)
         log(
             f"  compaction bulk {common.size_label(n)}, sqlite3 reader: "
@@ -260,8 +335,14 @@ def run(n: int, log=print) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout of the code to compare with (its compaction moves the same tail)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each way (medians)")
     args = parser.parse_args()
-    print(json.dumps(run(args.n), indent=2))
+    print(json.dumps(run(args.n, args.before, args.rounds), indent=2))
 
 
 if __name__ == "__main__":
