@@ -1,15 +1,20 @@
 """Compaction: settled executions (each with 3 events) moved from the SQLite tail to Parquet.
 
-Bulk: a tail of N executions from the last day, moved by one compact()
-reading the tail through ADBC in a child process, then the same tail moved
-reading it with sqlite3 (the path before ADBC). Compaction seals the tail's live
-generation and empties its tables whole (store/migrations.py m006). Steady: the tail reaches the auto-compaction threshold
-(config.COMPACT_TAIL_ROWS) and is moved, five times. Raw: the least work that
-does the same move (read both tables with sqlite3, build Arrow columns, write
-one zstd Parquet file each, delete the rows), with no manifest, partitions or
-fsync: the limit; raw ADBC does the same with the read through ADBC (in a
-child process, as the store does). The naive store has no compaction.
-Run: python bench/bench_compaction.py [--n 1000000]
+Bulk: a tail of N executions from the last day, moved by one compact() reading
+the tail through ADBC in two child processes, in a new process each time (CPU
+seconds: that process and its readers), `--rounds` times; with `--before DIR`
+(another checkout of the code, e.g. `git archive <commit> | tar -x -C DIR`) that
+code's compaction moves a copy of the same tail in turns with this one's. Then
+the same tail moved reading it with sqlite3 (the path below ARROW_READER_FROM
+and without the driver). Compaction seals the tail's live generation and
+empties its tables whole (store/migrations.py m006). Steady: the tail reaches
+the auto-compaction threshold (config.COMPACT_TAIL_ROWS) and is moved, five
+times. Raw: the least work that does the same move (read both tables with
+sqlite3, build Arrow columns, write one zstd Parquet file each, delete the
+rows), with no manifest, partitions or fsync: the limit; raw ADBC does the same
+with the read through ADBC (in one child process, read then write). The naive
+store has no compaction.
+Run: python bench/bench_compaction.py [--n 1000000] [--before DIR] [--rounds 3]
 """
 
 from __future__ import annotations
