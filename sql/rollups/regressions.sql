@@ -174,24 +174,32 @@ counts AS (
 cumulative AS (
     SELECT
         *,
-        (sum(r) OVER upto)::BIGINT AS r_upto,
-        (sum(b) OVER upto)::BIGINT AS b_upto,
-        (sum(r) OVER whole)::BIGINT AS n1,
-        (sum(b) OVER whole)::BIGINT AS n2,
-        CASE WHEN step = -32768 THEN 0.0 ELSE 2 * pow(1.02, step) / 2.02 END AS value
+        -- the first bucket holding 95% of the baseline: the tail test counts runs above it
+        min(step) FILTER (WHERE b_upto >= 0.95 * n2 AND n2 > 0) OVER whole AS baseline_p95_step
     FROM (
-        SELECT g.gid, h.metric, h.step, sum(h.r)::BIGINT AS r, sum(h.b)::BIGINT AS b
-        FROM groups g
-        JOIN tallies t
-          ON t.agent_name = g.agent_name AND (g.scope = 'agent' OR t.model IS NOT DISTINCT FROM g.model)
-        JOIN histogram h ON h.pair = t.pair
-        GROUP BY g.gid, h.metric, h.step
+        SELECT
+            *,
+            (sum(r) OVER upto)::BIGINT AS r_upto,
+            (sum(b) OVER upto)::BIGINT AS b_upto,
+            (sum(r) OVER whole)::BIGINT AS n1,
+            (sum(b) OVER whole)::BIGINT AS n2,
+            CASE WHEN step = -32768 THEN 0.0 ELSE 2 * pow(1.02, step) / 2.02 END AS value
+        FROM (
+            SELECT g.gid, h.metric, h.step, sum(h.r)::BIGINT AS r, sum(h.b)::BIGINT AS b
+            FROM groups g
+            JOIN tallies t
+              ON t.agent_name = g.agent_name AND (g.scope = 'agent' OR t.model IS NOT DISTINCT FROM g.model)
+            JOIN histogram h ON h.pair = t.pair
+            GROUP BY g.gid, h.metric, h.step
+        )
+        WINDOW upto AS (PARTITION BY gid, metric ORDER BY step ROWS UNBOUNDED PRECEDING),
+               whole AS (PARTITION BY gid, metric)
     )
-    WINDOW upto AS (PARTITION BY gid, metric ORDER BY step ROWS UNBOUNDED PRECEDING),
-           whole AS (PARTITION BY gid, metric)
+    WINDOW whole AS (PARTITION BY gid, metric)
 ),
--- Per group and metric: sizes, percentiles (the first bucket holding the share), and the rank
--- sum of the recent runs with mid-ranks within a bucket.
+-- Per group and metric: sizes, percentiles (the first bucket holding the share), the rank sum of
+-- the recent runs with mid-ranks within a bucket, and completed runs in buckets above the
+-- baseline p95's on each side (used for latency).
 ranked AS (
     SELECT
         gid,
@@ -202,38 +210,13 @@ ranked AS (
         arg_min(value, step) FILTER (WHERE b_upto >= 0.5 * n2 AND n2 > 0) AS baseline_median,
         arg_min(value, step) FILTER (WHERE r_upto >= 0.95 * n1 AND n1 > 0) AS recent_p95,
         arg_min(value, step) FILTER (WHERE b_upto >= 0.95 * n2 AND n2 > 0) AS baseline_p95,
-        min(step) FILTER (WHERE b_upto >= 0.95 * n2 AND n2 > 0) AS baseline_p95_step,
-        sum(r * (r_upto + b_upto - r - b + (r + b + 1) / 2.0)) AS rank_sum
+        sum(r * (r_upto + b_upto - r - b + (r + b + 1) / 2.0)) AS rank_sum,
+        coalesce(sum(r) FILTER (WHERE step > baseline_p95_step), 0)::BIGINT AS recent_slow,
+        coalesce(sum(b) FILTER (WHERE step > baseline_p95_step), 0)::BIGINT AS baseline_slow
     FROM cumulative
     GROUP BY gid, metric
 ),
-latency AS (SELECT * FROM ranked WHERE metric = 0),
-cost AS (SELECT * FROM ranked WHERE metric = 1),
--- Completed runs in buckets above the baseline p95's bucket, on each side.
-tail AS (
-    SELECT
-        c.gid,
-        coalesce(sum(c.r) FILTER (WHERE c.step > l.baseline_p95_step), 0)::BIGINT AS recent_slow,
-        coalesce(sum(c.b) FILTER (WHERE c.step > l.baseline_p95_step), 0)::BIGINT AS baseline_slow
-    FROM cumulative c
-    JOIN latency l USING (gid)
-    WHERE c.metric = 0
-    GROUP BY c.gid
-),
--- Mann-Whitney U of the recent window, its z score and rank-biserial effect size
-rank_tests AS (
-    SELECT gid, CASE metric WHEN 0 THEN 'latency' ELSE 'cost' END AS test,
-           rank_sum - n1 * (n1 + 1) / 2.0 AS u, n1, n2
-    FROM ranked
-),
-rank_z AS (
-    SELECT
-        *,
-        CASE WHEN n1 > 0 AND n2 > 0
-             THEN (u - n1 * n2 / 2.0) / sqrt(n1 * n2 * (n1 + n2 + 1) / 12.0) END AS z,
-        CASE WHEN n1 > 0 AND n2 > 0 THEN 2.0 * u / (n1 * n2) - 1.0 END AS rank_biserial
-    FROM rank_tests
-),
+-- Mann-Whitney U of the recent window, its z score and rank-biserial effect size, and the
 -- one-sided p = P(Z >= z) = erfc(z / sqrt 2) / 2, erfc by Numerical Recipes' Chebyshev fit
 -- (fractional error below 1.2e-7)
 rank_p AS (
@@ -248,8 +231,39 @@ rank_p AS (
             t * exp(-x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418
                 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587
                 + t * (-0.82215223 + t * 0.17087277))))))))) AS erfc_abs
-        FROM (SELECT *, abs(z) / sqrt(2.0) AS x, 1.0 / (1.0 + 0.5 * abs(z) / sqrt(2.0)) AS t FROM rank_z)
+        FROM (
+            SELECT *, abs(z) / sqrt(2.0) AS x, 1.0 / (1.0 + 0.5 * abs(z) / sqrt(2.0)) AS t
+            FROM (
+                SELECT
+                    *,
+                    CASE WHEN n1 > 0 AND n2 > 0
+                         THEN (u - n1 * n2 / 2.0) / sqrt(n1 * n2 * (n1 + n2 + 1) / 12.0) END AS z,
+                    CASE WHEN n1 > 0 AND n2 > 0 THEN 2.0 * u / (n1 * n2) - 1.0 END AS rank_biserial
+                FROM (SELECT *, rank_sum - n1 * (n1 + 1) / 2.0 AS u FROM ranked)
+            )
+        )
     )
+),
+-- One row per group: latency (metric 0) and cost (metric 1) side by side.
+measures AS (
+    SELECT
+        gid,
+        any_value(n1) FILTER (WHERE metric = 0) AS latency_n1,
+        any_value(n2) FILTER (WHERE metric = 0) AS latency_n2,
+        any_value(recent_median) FILTER (WHERE metric = 0) AS recent_median,
+        any_value(baseline_median) FILTER (WHERE metric = 0) AS baseline_median,
+        any_value(recent_p95) FILTER (WHERE metric = 0) AS recent_p95,
+        any_value(baseline_p95) FILTER (WHERE metric = 0) AS baseline_p95,
+        any_value(rank_biserial) FILTER (WHERE metric = 0) AS latency_effect,
+        any_value(p) FILTER (WHERE metric = 0) AS latency_p,
+        any_value(recent_slow) FILTER (WHERE metric = 0) AS recent_slow,
+        any_value(baseline_slow) FILTER (WHERE metric = 0) AS baseline_slow,
+        any_value(n1) FILTER (WHERE metric = 1) AS cost_n1,
+        any_value(n2) FILTER (WHERE metric = 1) AS cost_n2,
+        any_value(rank_biserial) FILTER (WHERE metric = 1) AS cost_effect,
+        any_value(p) FILTER (WHERE metric = 1) AS cost_p
+    FROM rank_p
+    GROUP BY gid
 ),
 -- Fisher's exact test, one-sided: P(X >= a) for X hypergeometric (N runs, K marked, n1 drawn)
 fisher_tables AS (
@@ -258,9 +272,9 @@ fisher_tables AS (
            recent_runs + baseline_runs AS n
     FROM counts
     UNION ALL
-    SELECT t.gid, 'tail', t.recent_slow, l.n1, t.recent_slow + t.baseline_slow, l.n1 + l.n2
-    FROM tail t
-    JOIN latency l USING (gid)
+    SELECT gid, 'tail', recent_slow, latency_n1, recent_slow + baseline_slow, latency_n1 + latency_n2
+    FROM measures
+    WHERE latency_n1 IS NOT NULL
 ),
 -- The sum of sql/regressions.sql over fewer terms: those within t = sqrt(20 min(n1, k)) of the
 -- mean n1 k / n (of a, when a lies above it). Drawing without replacement, Hoeffding's bound puts
@@ -281,17 +295,25 @@ fisher_bounds AS (
 ),
 fisher AS (
     SELECT
-        gid, test,
-        least(1.0, coalesce(sum(exp(
-            whole - lgamma(x + 1) - lgamma(k - x + 1) - lgamma(n1 - x + 1) - lgamma(n - k - n1 + x + 1)
-        )), 0.0)) AS p
+        gid,
+        any_value(p) FILTER (WHERE test = 'failures') AS failure_p,
+        any_value(p) FILTER (WHERE test = 'tail') AS tail_p
     FROM (
-        SELECT b.*, b.lo + i AS x
-        FROM fisher_bounds b
-        JOIN range((SELECT coalesce(max(hi - lo), -1) + 1 FROM fisher_bounds)) AS terms(i)
-          ON i <= b.hi - b.lo
+        SELECT
+            gid,
+            test,
+            least(1.0, sum(exp(
+                whole - lgamma(x + 1) - lgamma(k - x + 1) - lgamma(n1 - x + 1) - lgamma(n - k - n1 + x + 1)
+            ))) AS p
+        FROM (
+            SELECT b.*, b.lo + i AS x
+            FROM fisher_bounds b
+            JOIN range((SELECT coalesce(max(hi - lo), -1) + 1 FROM fisher_bounds)) AS terms(i)
+              ON i <= b.hi - b.lo
+        )
+        GROUP BY gid, test
     )
-    GROUP BY ALL
+    GROUP BY gid
 ),
 joined AS (
     SELECT
@@ -300,38 +322,33 @@ joined AS (
         g.model,
         c.baseline_runs,
         c.recent_runs,
-        l.baseline_median,
-        l.recent_median,
-        l.recent_median / nullif(l.baseline_median, 0) AS median_ratio,
-        l.baseline_p95,
-        l.recent_p95,
-        l.recent_p95 / nullif(l.baseline_p95, 0) AS p95_ratio,
-        lp.rank_biserial AS latency_effect,
-        lp.p AS latency_p,
-        t.recent_slow / nullif(l.n1, 0) AS recent_share_over_baseline_p95,
-        tp.p AS tail_p,
+        m.baseline_median,
+        m.recent_median,
+        m.recent_median / nullif(m.baseline_median, 0) AS median_ratio,
+        m.baseline_p95,
+        m.recent_p95,
+        m.recent_p95 / nullif(m.baseline_p95, 0) AS p95_ratio,
+        m.latency_effect,
+        m.latency_p,
+        m.recent_slow / nullif(m.latency_n1, 0) AS recent_share_over_baseline_p95,
+        f.tail_p,
         c.baseline_failed / nullif(c.baseline_runs, 0) AS baseline_failure_rate,
         c.recent_failed / nullif(c.recent_runs, 0) AS recent_failure_rate,
-        fp.p AS failure_p,
+        f.failure_p,
         c.baseline_cost_per_run,
         c.recent_cost_per_run,
         c.recent_cost_per_run / nullif(c.baseline_cost_per_run, 0) AS cost_ratio,
-        kp.rank_biserial AS cost_effect,
-        kp.p AS cost_p,
-        coalesce(l.n1, 0) >= s.min_runs AND coalesce(l.n2, 0) >= s.min_runs AS latency_testable,
+        m.cost_effect,
+        m.cost_p,
+        coalesce(m.latency_n1, 0) >= s.min_runs AND coalesce(m.latency_n2, 0) >= s.min_runs AS latency_testable,
         c.recent_runs >= s.min_runs AND c.baseline_runs >= s.min_runs AS failures_testable,
-        coalesce(k.n1, 0) >= s.min_runs AND coalesce(k.n2, 0) >= s.min_runs AS cost_testable,
+        coalesce(m.cost_n1, 0) >= s.min_runs AND coalesce(m.cost_n2, 0) >= s.min_runs AS cost_testable,
         s.*
     FROM groups g
     JOIN counts c USING (gid)
     CROSS JOIN settings s
-    LEFT JOIN latency l USING (gid)
-    LEFT JOIN tail t USING (gid)
-    LEFT JOIN cost k USING (gid)
-    LEFT JOIN rank_p lp ON lp.gid = g.gid AND lp.test = 'latency'
-    LEFT JOIN rank_p kp ON kp.gid = g.gid AND kp.test = 'cost'
-    LEFT JOIN fisher fp ON fp.gid = g.gid AND fp.test = 'failures'
-    LEFT JOIN fisher tp ON tp.gid = g.gid AND tp.test = 'tail'
+    LEFT JOIN measures m USING (gid)
+    LEFT JOIN fisher f USING (gid)
 ),
 -- Bonferroni: alpha is the chance of any false flag in the whole report, shared by its tests.
 corrected AS (
