@@ -8,8 +8,8 @@
 -- Only the time-window form: comparing each agent's newest runs by count ($recent_runs) needs the
 -- runs one by one, so that form always scans sql/regressions.sql.
 -- Whole hours come from `rollups` (see sql/rollups/summary_stats.sql); the hour holding $split is
--- scanned, so every rollup row lies wholly on one side of it. Counts, failure rates and cost per
--- run equal the scan's. The tests are those of sql/regressions.sql, read from log-bucket
+-- scanned, so every rollup row lies wholly on one side of it. Counts, failure rates, cost per run
+-- and the failure test equal the scan's. The other tests are those of sql/regressions.sql, read from log-bucket
 -- histograms (gamma 1.02: bucket k holds (1.02^(k-1), 1.02^k], read as 2 * 1.02^k / 2.02) instead
 -- of 1% steps: raw rows are bucketed here as compaction buckets them, so both halves merge.
 -- Medians and p95s are within 2% of the scan's (both read the same run's value, each to within
