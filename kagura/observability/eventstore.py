@@ -630,7 +630,7 @@ class EventStore(Analytics):
             rolled_execution_files=[file(s.executions_path) for s in chosen.rolled],
             rolled_event_files=[file(s.events_path) for s in chosen.rolled] if reads_events else [],
             rolled_ranges=chosen.edges,
-            rolled_margin=margin,
+            rolled_reach_back=reads_events,
             key=(
                 *views.key,
                 "rollups" if table is None else "rollups in memory",
@@ -707,17 +707,25 @@ class EventStore(Analytics):
             return None
         now_hour = now // planner.HOUR * planner.HOUR
         cache = self._rollups_cache()
-        levels = cache.levels(lake, segments)
-        # The answer depends on the rollups, `now`'s hour, since and last: asked again, kept.
-        key = (id(levels), now_hour, since, last)
+        try:
+            levels = cache.levels(lake, segments)
+        except (OSError, pa.ArrowException) as exc:
+            raise QueryError(
+                f"a rollup file of the lake is missing or damaged ({exc}); "
+                "run `kagura monitor doctor --repair`"
+            ) from exc
+        # The answer depends on the rollups, `now`'s hour, last, and since only through the
+        # hour it falls in and whether it is that hour's start: asked again, kept.
+        first = None if since is None else -(-since // planner.HOUR) * planner.HOUR
+        key = (id(levels), now_hour, first, since == first, last)
         held = self._health_starts.get(key)
         if held is not None and held[0] is levels:
             start = held[1]
         else:
             start = self._health_start(cache, levels, segments, last, now, since)
-            if len(self._health_starts) >= 8:
-                self._health_starts = {}  # a new dict, not a cleared one: other threads read it
-            self._health_starts[key] = (levels, start)
+            # a new dict, not a changed one: other threads read it; older levels' entries go
+            kept = {k: v for k, v in self._health_starts.items() if v[0] is levels}
+            self._health_starts = {**dict(list(kept.items())[-7:]), key: (levels, start)}
         if start is None or now_hour - start > 7 * rollups.DAY:
             return None
         hours = range(int(start), int(now_hour) + int(planner.HOUR), int(planner.HOUR))
@@ -846,7 +854,10 @@ class EventStore(Analytics):
             views = self._views(segments=chosen, snap=snap)
             if len(chosen) == 1 and low is not None and self.lake is not None:
                 if not is_shared(chosen[0].executions_path):
-                    newest_rows = self._newest.since(self.lake, chosen[0], low)
+                    try:
+                        newest_rows = self._newest.since(self.lake, chosen[0], low)
+                    except (OSError, pa.ArrowException):
+                        newest_rows = None  # DuckDB reads the file and names what is wrong
                     if newest_rows is not None:
                         views = dataclasses.replace(
                             views,

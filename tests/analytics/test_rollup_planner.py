@@ -190,17 +190,26 @@ def test_calls_in_an_edge_hour_of_runs_started_before_it_count_for_their_agent(t
     from kagura.observability.store.rows import event_row, execution_row, totals_from_events
 
     s = EventStore(tmp_path / "telemetry.db", auto_compact=False)
-    h = END - 5 * HOUR  # a whole hour
+    h = END - 5 * HOUR  # a whole hour, 13:00
     pairs = []
-    for agent, start in (("early", h - 30.0), ("late", h + 100.0), ("early", h - 2 * HOUR)):
+    # (agent, start, seconds from the start to its second call): "early" makes its second
+    # call in hour h, 50 s after it started; "ancient" 30 hours after (a long run, whose
+    # segment is read for a run of "other" at h - 17 h, the same day).
+    runs = [
+        ("early", h - 30.0, 50.0),
+        ("late", h + 100.0, 50.0),
+        ("early", h - 2 * HOUR, 50.0),
+        ("ancient", h - 30 * HOUR, 30 * HOUR + 20.0),
+        ("other", h - 17 * HOUR, 50.0),
+    ]
+    for agent, start, later in runs:
         eid = f"exec_{agent}_{int(start)}"
-        # one call when the run starts, one 50 s later (in the next hour for the run at h - 30)
         events = [
             event_row(
                 eid,
                 i,
                 "llm_call",
-                start + 50.0 * i,
+                start + later * i,
                 name="gpt-4o-mini",
                 prompt_tokens=10,
                 completion_tokens=5,
@@ -209,28 +218,24 @@ def test_calls_in_an_edge_hour_of_runs_started_before_it_count_for_their_agent(t
             )
             for i in range(2)
         ]
-        pairs.append(
-            (
-                execution_row(
-                    id=eid,
-                    trace_id=eid,
-                    parent_id=None,
-                    agent_name=agent,
-                    started_at=start,
-                    ended_at=start + 60.0,
-                    status="completed",
-                    **totals_from_events(events),
-                ),
-                events,
-            )
+        row = execution_row(
+            id=eid,
+            trace_id=eid,
+            parent_id=None,
+            agent_name=agent,
+            started_at=start,
+            ended_at=start + later + 10.0,
+            status="completed",
+            **totals_from_events(events),
         )
+        pairs.append((row, events))
     s.append_many(pairs)
     s.compact()
     assert all(seg.rollup_path for seg in s.segments())
-    # since 10 s into hour h: the edge [h + 10, h + 3600) is scanned; the run of "early" that
-    # started at h - 30 has its second call (cost 1.5) at h + 20, inside it.
-    for agent, cost in (("early", 1.5), ("late", 2.0), (None, 3.5)):
+    # since 10 s into hour h: the edge [h + 10, h + 3600) is scanned. The second calls of
+    # "early" (started at h - 30) and "ancient" (30 hours before) lie in it; "late" has both.
+    for agent, cost in (("early", 1.5), ("ancient", 1.5), ("late", 2.0), (None, 5.0)):
         got = s.cost_by_model_rows(agent_name=agent, since=h + 10.0)
         want = s.cost_by_model_rows(agent_name=agent, since=h + 10.0, exact=True)
-        assert [r["cost"] for r in got] == [r["cost"] for r in want] == [cost]
+        assert [r["cost"] for r in got] == [r["cost"] for r in want] == [cost], agent
     s.close()

@@ -144,3 +144,20 @@ def test_more_rows_than_it_keeps_are_left_to_the_file(tmp_path, monkeypatch):
     assert kept.since(tmp_path, _Seg("seg.parquet"), 4_200.0).num_rows == 800
     assert kept.since(tmp_path, _Seg("seg.parquet"), 3_000.0) is None  # 2,000 rows: too many
     assert kept.since(tmp_path, _Seg("seg.parquet"), 4_500.0).num_rows == 500
+
+
+def test_a_damaged_newest_segment_says_how_to_repair(tmp_path):
+    from kagura.observability.errors import QueryError
+
+    s = EventStore(tmp_path / "t.db", auto_compact=False)
+    s.append_many([run("a", END - 36_000 + 600 * i) for i in range(50)])
+    s.compact()
+    newest = max(s.segments(), key=lambda g: g.max_started_at)
+    path = s.lake / newest.executions_path
+    path.write_bytes(path.read_bytes()[:100])  # cut short
+    with pytest.raises(QueryError, match="doctor --repair"):
+        s.get_executions("a", limit=3)
+    path.unlink()
+    with pytest.raises(QueryError, match="doctor --repair"):
+        s.get_executions("a", limit=3)
+    s.close()

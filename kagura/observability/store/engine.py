@@ -286,9 +286,9 @@ class Views:
     rolled_event_files: list[str] = field(default_factory=list)
     # The [start, end) ranges whose rows the rolled views show (None: all their rows): the
     # edge hours the rollups don't answer, so the scan skips the row groups between them.
-    # Runs start up to `rolled_margin` before their events' ranges (LLM calls of long runs).
+    # `rolled_reach_back`: the query reads events, whose runs can start before the spans.
     rolled_ranges: tuple[tuple[float, float], ...] | None = None
-    rolled_margin: float = 0.0
+    rolled_reach_back: bool = False
     # Rows of lake files already decoded (store/newest.py), shown in `executions` beside
     # its files; chosen per query, so registered at each run like `rollup_table`.
     newest: pa.Table | None = None
@@ -432,10 +432,7 @@ class Runner:
                 cur.register("_kagura_newest", views.newest)
                 shown["newest"] = views.newest
             if small:
-                with warnings.catch_warnings():
-                    # a DB-API result's Arrow is one copy more: asked for small answers only
-                    warnings.simplefilter("ignore", UserWarning)
-                    table = cur.execute(text, bound).to_arrow_table()
+                table = cur.execute(text, bound).to_arrow_table()
             else:
                 relation = cur.sql(text, params=bound) if bound else cur.sql(text)
                 table = relation.to_arrow_table()
@@ -445,6 +442,15 @@ class Runner:
 
 
 _CURSORS_KEPT = 6
+
+# A DB-API result's Arrow is one copy of the rows more than a relation's: Runner.run asks
+# for it only for small answers, so DuckDB's hint is not for us (only this module's calls).
+warnings.filterwarnings(
+    "ignore",
+    message="Arrow output on a DB-API result",
+    category=UserWarning,
+    module=r"kagura\.observability\.store\.engine",
+)
 
 
 def _query_error(exc: duckdb.Error, label: str, bound: dict, text: str, views: Views) -> QueryError:
@@ -502,7 +508,7 @@ def _rolled_views(cur: duckdb.DuckDBPyConnection, views: Views) -> None:
     from kagura.observability.store.tail import EVENTS_SCHEMA, EXECUTIONS_SCHEMA
 
     ranges = views.rolled_ranges
-    margin = views.rolled_margin
+    reach_back = views.rolled_reach_back
     _union_view(
         cur,
         views,
@@ -510,7 +516,11 @@ def _rolled_views(cur: duckdb.DuckDBPyConnection, views: Views) -> None:
         views.rolled_execution_files,
         "_kagura_no_executions",
         EXECUTIONS_SCHEMA,
-        None if ranges is None else [(lo - margin, hi) for lo, hi in ranges],
+        # A call in an edge span finds its run's agent among these runs, and a run can start
+        # days before its calls: with events, every run started before the last span ends.
+        None
+        if ranges is None
+        else ([(None, max((hi for _, hi in ranges), default=0.0))] if reach_back else ranges),
     )
     _union_view(
         cur,
@@ -530,7 +540,7 @@ def _union_view(
     files: list[str],
     empty: str,
     schema: pa.Schema,
-    ranges: Sequence[tuple[float, float]] | None = None,
+    ranges: Sequence[tuple[float | None, float]] | None = None,
 ) -> None:
     """View NAME over these lake files (local ones by DuckDB, a shared lake's as Arrow), or
     the empty table `empty`; only rows started in `ranges` when given."""
@@ -541,8 +551,15 @@ def _union_view(
     star = "* REPLACE (coalesce(trace_id, id) AS trace_id)" if name == "rolled_executions" else "*"
     where = ""
     if ranges is not None:
+        # Floats the planner computed, written as literals (repr is exact): a plain range on
+        # started_at is what DuckDB checks against each row group's statistics.
         where = " WHERE " + (
-            " OR ".join(f"(started_at >= {lo!r} AND started_at < {hi!r})" for lo, hi in ranges)
+            " OR ".join(
+                f"(started_at < {hi!r})"
+                if lo is None
+                else f"(started_at >= {lo!r} AND started_at < {hi!r})"
+                for lo, hi in ranges
+            )
             or "false"
         )
     parts = [_read_parquet(star, local) + where] if local else []

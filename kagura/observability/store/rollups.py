@@ -541,6 +541,8 @@ class RollupCache:
             return held[1]
         table = concat(levels.rows(blocks) + self.hours(lake, segments, hours, margin))
         with self._lock:
+            # only the current levels' answers stay (an older version's would keep it alive)
+            self._tiled = {k: v for k, v in self._tiled.items() if v[0] is levels}
             self._tiled[key] = (levels, table)
             while len(self._tiled) > self.TILED_KEPT:
                 self._tiled.pop(next(iter(self._tiled)))
