@@ -612,6 +612,10 @@ def role_op(args: argparse.Namespace, probes: Probes) -> None:
     """Run one store operation: compact, prune (--cutoff) or append (--seed runs)."""
     from kagura.observability import EventStore
 
+    if args.arrow_reader:  # read the tail through the ADBC reader processes, however small
+        from kagura.observability.store import compaction
+
+        compaction.ARROW_READER_FROM = 0
     store = EventStore(args.db, auto_compact=False)
     if args.op == "compact":
         result: Any = store.compact()
@@ -804,6 +808,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-auto-compact", action="store_true")
     parser.add_argument("--op", default="compact")
     parser.add_argument("--cutoff", type=float, default=0.0)
+    parser.add_argument("--arrow-reader", action="store_true")
     args = parser.parse_args(argv)
     probes = Probes(args.phase, args.kill_at, args.nth, args.widen)
     if args.role != "zygote":

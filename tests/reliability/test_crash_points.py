@@ -11,6 +11,7 @@ must tidy them away.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import signal
@@ -159,6 +160,56 @@ def test_compaction_and_merge_points(seeded, tmp_path):
             _, retired = harness.listed_files(copy)
             assert retired, f"{label}: a merge retired no file"
         check_recovery(copy, truth, label)
+
+
+# The same protocol with the tail read by the ADBC reader processes (store/arrow_reader.py).
+ARROW_READER_POINTS = [
+    ("seal:committed", 1, False),
+    ("compact:tmp-written", 1, True),
+    ("compact:first-renamed", 2, True),
+    ("compact:renamed-uncommitted", 2, True),
+    ("compact:in-txn", 1, True),
+    ("compact:committed", 1, False),
+]
+
+
+def readers_of(db: Path) -> list[str]:
+    """Reader processes (arrow_reader.py) still running on `db`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.endswith(b"arrow_reader.py") for a in argv) and str(db).encode() in argv:
+            found.append(proc.name)
+    return found
+
+
+def test_compaction_points_with_the_arrow_readers(seeded, tmp_path):
+    pytest.importorskip("adbc_driver_sqlite")
+    db, truth, _ = seeded
+    done = kill_all(
+        seeded, tmp_path, ARROW_READER_POINTS, lambda copy: ["--op", "compact", "--arrow-reader"]
+    )
+    for (point, nth, leftovers), (copy, result) in zip(ARROW_READER_POINTS, done, strict=True):
+        label = f"adbc {point}#{nth}"
+        assert result.returncode == -signal.SIGKILL, f"{label} not reached: {result.stderr}"
+        if leftovers:
+            assert unlisted(copy), f"{label}: the kill left no unlisted file to ignore"
+        # The readers see their input close with the killed process, and end.
+        deadline = time.monotonic() + 10
+        while readers_of(copy) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not readers_of(copy), f"{label}: reader processes outlived the compaction"
+        check_recovery(copy, truth, label)
+    # Not killed: the same compaction reads through the readers and moves every settled run.
+    copy = copy_store(db, tmp_path / "whole")
+    result = run_child(harness.command("op", "--db", copy, "--op", "compact", "--arrow-reader"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])["result"]
+    assert report["reader"] == "adbc" and report["executions"] == 20, report
+    check_recovery(copy, truth, "adbc, not killed")
 
 
 RETENTION_POINTS = [
