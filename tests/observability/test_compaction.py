@@ -345,3 +345,19 @@ def test_each_date_gets_exactly_its_runs_and_their_events(tmp_path, adbc):
             assert got == sorted(got, key=lambda k: (seen.index(k[0]), k[1]))
         assert by_date["2025-06-18"].events == 0
         assert totals(store) == (7, 12, 0.018, 1440)
+
+
+def test_emptying_the_sealed_tables_leaves_the_connections_secure_delete_as_it_was(store):
+    con = store._wal.con()
+    (before,) = con.execute("PRAGMA secure_delete").fetchone()
+    store.append_many([run("a", T0 + i) for i in range(50)])
+    store.compact()
+    assert store.tail_size()["settled"] == 0
+    assert con.execute("PRAGMA secure_delete").fetchone() == (before,)
+    # Whatever the connection had (0, 1 or FAST, which reads back as 2) comes back.
+    for setting, reads in (("0", 0), ("1", 1), ("FAST", 2)):
+        con.execute(f"PRAGMA secure_delete = {setting}")
+        with store._wal.write() as c:
+            compaction._empty_tables(c, ["events_0", "events_1"])
+        assert con.execute("PRAGMA secure_delete").fetchone() == (reads,)
+    con.execute(f"PRAGMA secure_delete = {before}")
