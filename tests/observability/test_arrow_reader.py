@@ -165,3 +165,28 @@ def test_a_reader_child_that_dies_falls_back_to_sqlite3(tmp_path):
         assert (moved, events) == (1_500, 1_200 * 2 + 300 * 3)
         assert store.get_summary_stats()["total_executions"] == 1_502
         assert store.tail_size() == {"running": 2, "settled": 0, "events": 2}
+
+
+def test_when_one_reader_fails_the_other_ends_on_close_without_being_killed(tmp_path):
+    from kagura.observability.store.rows import EVENT_COLUMNS, EVENT_NAMES
+    from kagura.observability.store.tail import EVENTS_SCHEMA
+
+    with EventStore(tmp_path / "t.db", auto_compact=False) as store:
+        _fill(store)
+    reader = arrow_reader.ArrowReader(tmp_path / "t.db", processes=2)
+    try:
+        # The first reader fails on its query; the second has all the events to send.
+        small = ("SELECT n FROM no_such_table", pa.schema([("n", pa.int64())]), [("n", "int")])
+        events = (
+            f"SELECT {', '.join(EVENT_NAMES)} FROM events",
+            EVENTS_SCHEMA,
+            list(EVENT_COLUMNS),
+        )
+        with pytest.raises(arrow_reader.ReaderFailed):
+            list(reader.iter_tables([small, events], apart=1))
+    finally:
+        reader.close()
+    assert reader.failed
+    # Its answer (2,702 events: more than a pipe holds) was never read: closing its output
+    # ended it (a broken pipe), not the kill that follows a 10 s wait.
+    assert reader.children[1].proc.returncode == 1

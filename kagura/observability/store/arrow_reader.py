@@ -1,4 +1,4 @@
-"""Tail reads straight into Arrow, through ADBC's SQLite driver in a child process.
+"""Tail reads straight into Arrow, through ADBC's SQLite driver in child processes.
 
 Building Python objects from SQLite rows was most of compaction's time. ADBC's
 SQLite driver reads rows into Arrow columns in C, but it carries its own copy
@@ -95,14 +95,19 @@ class _Child:
         return self.stderr.read().decode(errors="replace").strip()[-500:]
 
     def close(self) -> None:
+        # Its output closed first: a child still writing an answer nobody will read
+        # (after another child failed) ends on the broken pipe instead of waiting.
+        for stream in (self.stdin, self.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
         try:
-            self.stdin.close()
             self.proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
+        except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        for stream in (self.stdout, self.stderr):
-            stream.close()
+        self.stderr.close()
 
 
 class ArrowReader:
