@@ -302,7 +302,12 @@ def health(
     if json:
         print_json(rows)
     else:
-        _print_table_or_empty(render_health(rows, now), rows, "No runs yet.")
+        before = "" if at is None else f" before {at}"
+        _print_table_or_empty(
+            render_health(rows, now),
+            rows,
+            f"No runs in the last {lookback}{before} (look further back with --lookback, or from --at).",
+        )
     if any(r["status"] == "unhealthy" or r["silent"] for r in rows):
         raise typer.Exit(1)
 

@@ -151,6 +151,14 @@ def test_health_needs_a_few_runs_before_a_verdict(cli, small):
     assert json.loads(judged.stdout)[0]["status"] == "unhealthy"
 
 
+def test_health_with_no_run_in_its_window_says_how_to_look_further(cli, small):
+    old = cli("monitor", "health", "--at", "2001-01-01T00:00:00Z")
+    assert old.returncode == 0, old.stderr
+    assert "No runs in the last 30d before 2001-01-01T00:00:00Z (look further back" in old.stdout
+    short = cli("monitor", "health", "--at", "2001-01-01T00:00:00Z", "--lookback", "1min")
+    assert "No runs in the last 1min before" in short.stdout
+
+
 def test_trace_json_nests_children_with_their_events(cli, small):
     parent = small.rows["r2"]
     result = cli("monitor", "trace", parent["id"], "--json")
