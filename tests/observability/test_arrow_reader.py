@@ -187,6 +187,6 @@ def test_when_one_reader_fails_the_other_ends_on_close_without_being_killed(tmp_
     finally:
         reader.close()
     assert reader.failed
-    # Its answer (2,702 events: more than a pipe holds) was never read: closing its output
-    # ended it (a broken pipe), not the kill that follows a 10 s wait.
-    assert reader.children[1].proc.returncode == 1
+    # Its answer (2,702 events: more than a pipe holds) was taken or its output closed:
+    # it ended by itself, not by the kill that follows a 10 s wait.
+    assert reader.children[1].proc.returncode in (0, 1)

@@ -22,8 +22,9 @@ import struct
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 import pyarrow as pa
 
@@ -150,20 +151,38 @@ class ArrowReader:
                 self.failed = True
                 raise ReaderFailed(f"{exc}; {child.stderr_text()}") from exc
         left = len(queries)
+        (first, mine), (second, theirs) = asked
+        # The second child's answers are taken in a thread while the first's are handed
+        # out: a child whose answer is not taken stops reading once its pipe is full.
+        pool = ThreadPoolExecutor(max_workers=1) if theirs else None
+        later = pool.submit(self._answers, second, theirs) if pool is not None else None
         try:
-            for child, part in asked:
-                for _, schema, _ in part:
-                    try:
-                        table = child.answer(schema)
-                    except (OSError, EOFError, ValueError, pa.ArrowException) as exc:
-                        # The child reports its error on stderr and stops: its stream ends early.
-                        self.failed = True
-                        raise ReaderFailed(f"{exc}; {child.stderr_text()}") from exc
-                    left -= 1
-                    yield table
+            for table in self._answers(first, mine, one_by_one=True):
+                left -= 1
+                yield table
+            for table in later.result() if later is not None else []:
+                left -= 1
+                yield table
         finally:
             if left:
                 self.failed = True  # answers left unread: the children are out of step
+            if pool is not None:
+                pool.shutdown(wait=True)
+
+    def _answers(self, child: _Child, part: list[Query], one_by_one: bool = False) -> Any:
+        """The child's answers to `part`, as a list (or one by one); ReaderFailed if it fails."""
+
+        def each() -> Iterator[pa.Table]:
+            for _, schema, _ in part:
+                try:
+                    table = child.answer(schema)
+                except (OSError, EOFError, ValueError, pa.ArrowException) as exc:
+                    # The child reports its error on stderr and stops: its stream ends early.
+                    self.failed = True
+                    raise ReaderFailed(f"{exc}; {child.stderr_text()}") from exc
+                yield table
+
+        return each() if one_by_one else list(each())
 
     def close(self) -> None:
         """Ask the children to stop, then make sure they have."""
