@@ -6,6 +6,8 @@
 -- The planner makes every hour from the newest runs back to where each agent has $last finished
 -- runs a cut hour, so each agent's last $last finished runs are among the scanned rows; older
 -- whole hours give only counts and first/last run times, from `rollups`. Every figure equals the scan's.
+-- `now` and `last` are written inline where rows are filtered (constants DuckDB folds): a join
+-- with the one-row settings there costs more than the rest of the filter.
 WITH settings AS (
     SELECT
         coalesce($now, epoch(now())) AS now,
@@ -21,21 +23,21 @@ raw AS (
     FROM executions
     WHERE ($agent IS NULL OR agent_name = $agent OR agent_name GLOB $agent)
       AND ($since IS NULL OR started_at >= $since)
-      AND started_at < (SELECT now FROM settings)
+      AND started_at < coalesce($now, epoch(now()))
     UNION ALL
     SELECT agent_name, status, started_at
     FROM rolled_executions
     WHERE ($agent IS NULL OR agent_name = $agent OR agent_name GLOB $agent)
       AND ($since IS NULL OR started_at >= $since)
-      AND started_at < (SELECT now FROM settings)
+      AND started_at < coalesce($now, epoch(now()))
       AND NOT (($since IS NULL OR floor(started_at / 3600) * 3600 >= $since)
-               AND floor(started_at / 3600) * 3600 + 3600 <= (SELECT now FROM settings)
+               AND floor(started_at / 3600) * 3600 + 3600 <= coalesce($now, epoch(now()))
                AND NOT list_contains(coalesce($cut_hours, []::DOUBLE[]), floor(started_at / 3600) * 3600))
 ),
 parts AS (
     SELECT
         agent_name,
-        max_by(status, started_at, (SELECT last FROM settings)) FILTER (WHERE status <> 'running') AS recent,
+        max_by(status, started_at, coalesce($last, 20)) FILTER (WHERE status <> 'running') AS recent,
         count(*) FILTER (WHERE status = 'running') AS running,
         count(*) AS runs,
         min(started_at) AS first_run_at,
@@ -49,7 +51,7 @@ parts AS (
     WHERE runs > 0
       AND ($agent IS NULL OR agent_name = $agent OR agent_name GLOB $agent)
       AND ($since IS NULL OR hour >= $since)
-      AND hour + 3600 <= (SELECT now FROM settings)
+      AND hour + 3600 <= coalesce($now, epoch(now()))
       AND NOT list_contains(coalesce($cut_hours, []::DOUBLE[]), hour::DOUBLE)
     GROUP BY agent_name
 ),

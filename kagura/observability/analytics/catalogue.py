@@ -468,8 +468,9 @@ class Analytics:
                 monthly=_money(monthly, "monthly"),
                 days=days,
                 agent=agent_name,
-                # The month began at most 31 days ago: older lake files can be skipped.
-                since=at - (max(days, 31.0) + 1.0) * DAY,
+                # The month began at most 31 days ago: older lake files can be skipped. On an
+                # hour, so that this bound splits no hour the rollups could answer.
+                since=(at - (max(days, 31.0) + 1.0) * DAY) // 3600 * 3600,
             )
         )
 
