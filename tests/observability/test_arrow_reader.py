@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pyarrow as pa
@@ -167,7 +168,7 @@ def test_a_reader_child_that_dies_falls_back_to_sqlite3(tmp_path):
         assert store.tail_size() == {"running": 2, "settled": 0, "events": 2}
 
 
-def test_when_one_reader_fails_the_other_ends_on_close_without_being_killed(tmp_path):
+def test_when_one_reader_fails_the_other_is_ended_at_once(tmp_path):
     from kagura.observability.store.rows import EVENT_COLUMNS, EVENT_NAMES
     from kagura.observability.store.tail import EVENTS_SCHEMA
 
@@ -187,6 +188,77 @@ def test_when_one_reader_fails_the_other_ends_on_close_without_being_killed(tmp_
     finally:
         reader.close()
     assert reader.failed
-    # Its answer (2,702 events: more than a pipe holds) was taken or its output closed:
-    # it ended by itself, not by the kill that follows a 10 s wait.
-    assert reader.children[1].proc.returncode in (0, 1)
+    # Its answer (2,702 events: more than a pipe holds) is no longer wanted: it was killed
+    # when the first failed, not left to fill its pipe until close() gives up after 10 s.
+    assert reader.children[1].proc.returncode == -signal.SIGKILL
+
+
+def _stop_second_reader(monkeypatch, pids: list[int]) -> None:
+    """Every ArrowReader made from now on has its second child stopped (SIGSTOP) at once,
+    as a debugger, a cgroup freezer or a swap storm would."""
+    import os
+
+    made = arrow_reader.ArrowReader.__init__
+
+    def init(self, db, processes=1):
+        made(self, db, processes)
+        pids.extend(c.proc.pid for c in self.children)
+        os.kill(self.children[-1].proc.pid, signal.SIGSTOP)
+
+    monkeypatch.setattr(arrow_reader.ArrowReader, "__init__", init)
+
+
+def test_a_stuck_reader_is_killed_and_the_tail_read_in_process(tmp_path, monkeypatch):
+    monkeypatch.setattr(arrow_reader, "STALL_SECONDS", 1.0)
+    pids: list[int] = []
+    _stop_second_reader(monkeypatch, pids)
+    with EventStore(tmp_path / "t.db", auto_compact=False) as store:
+        store.append_many([run("a", T0 + i, costs=(0.001, 0.002), tools=1) for i in range(3_000)])
+        report = store._compactor.compact(arrow_reader=True)
+        assert report["executions"] == 3_000  # moved all the same, through sqlite3
+        assert store.tail_size() == {"running": 0, "settled": 0, "events": 0}
+        assert sum(s.executions for s in store.segments()) == 3_000
+        assert sum(s.events for s in store.segments()) == 9_000
+    assert len(pids) == 2
+
+
+def test_a_stuck_reader_never_keeps_the_agents_process_from_exiting(tmp_path):
+    """Auto-compaction runs in a daemon thread: with its reader stopped, the process still
+    exits when the program ends (it used to wait for the reader forever)."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys, threading, time
+        sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+        from store_rows import run
+        from kagura.observability.eventstore import EventStore
+        from kagura.observability.store import arrow_reader
+
+        made = arrow_reader.ArrowReader.__init__
+        def init(self, db, processes=1):
+            made(self, db, processes)
+            print(" ".join(str(c.proc.pid) for c in self.children), flush=True)
+            os.kill(self.children[-1].proc.pid, signal.SIGSTOP)
+        arrow_reader.ArrowReader.__init__ = init
+        store = EventStore({str(tmp_path / "t.db")!r}, auto_compact=False)
+        store.append_many([run("a", {T0} + i, costs=(0.001,), tools=1) for i in range(3000)])
+        threading.Thread(target=store._compactor.compact, kwargs={{"arrow_reader": True}},
+                         daemon=True).start()
+        time.sleep(2)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    pids = [int(p) for p in done.stdout.split()]
+    for pid in pids:  # the stopped child outlives its parent: end it
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert done.returncode == 0, done.stderr
+    assert len(pids) == 2

@@ -21,8 +21,9 @@ import os
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -32,6 +33,9 @@ import pyarrow as pa
 # types from the first rows: a column NULL there would come back as int64).
 _PROBE = {"text": "''", "json": "''", "real": "0.5", "int": "0"}
 BATCH_ROWS = 262_144
+# A child that sends nothing for this long is stuck (stopped, frozen, starved): both are
+# killed and the caller reads in-process. A batch takes well under a second to send.
+STALL_SECONDS = 60.0
 _COUNT = struct.Struct("<Q")  # rows of the table just sent, after its stream
 
 
@@ -69,6 +73,14 @@ class _Child:
         self.stdin = cast(IO[bytes], self.proc.stdin)
         self.stdout = cast(IO[bytes], self.proc.stdout)
         self.stderr = cast(IO[bytes], self.proc.stderr)
+        self.heard = time.monotonic()  # when it last sent bytes (or was asked)
+        self.waiting = False  # an answer is being read from it
+
+    def read(self, size: int = -1) -> bytes:
+        """Bytes of its answer (the Arrow stream reads through this), noting the progress."""
+        data = self.stdout.read(size)
+        self.heard = time.monotonic()
+        return data
 
     def ask(self, queries: list[Query]) -> None:
         request = [
@@ -77,10 +89,15 @@ class _Child:
         ]
         self.stdin.write((json.dumps(request) + "\n").encode())
         self.stdin.flush()
+        self.heard = time.monotonic()
 
     def answer(self, schema: pa.Schema) -> pa.Table:
-        table = pa.ipc.open_stream(self.stdout).read_all()
-        trailer = self.stdout.read(_COUNT.size)
+        self.waiting = True
+        try:
+            table = pa.ipc.open_stream(self).read_all()
+            trailer = self.read(_COUNT.size)
+        finally:
+            self.waiting = False
         if len(trailer) != _COUNT.size:
             raise EOFError("the reader process closed its output")
         (rows,) = _COUNT.unpack(trailer)
@@ -94,6 +111,17 @@ class _Child:
         except subprocess.TimeoutExpired:
             return "the reader process did not answer"
         return self.stderr.read().decode(errors="replace").strip()[-500:]
+
+    @property
+    def closed(self) -> bool:  # the file protocol pyarrow's stream reader asks for
+        return self.stdout.closed
+
+    def kill(self) -> None:
+        """End it now: a read blocked on it then sees the end of its output."""
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
 
     def close(self) -> None:
         # Its output closed first: a child still writing an answer nobody will read
@@ -153,21 +181,24 @@ class ArrowReader:
         left = len(queries)
         (first, mine), (second, theirs) = asked
         # The second child's answers are taken in a thread while the first's are handed
-        # out: a child whose answer is not taken stops reading once its pipe is full.
-        pool = ThreadPoolExecutor(max_workers=1) if theirs else None
-        later = pool.submit(self._answers, second, theirs) if pool is not None else None
+        # out: a child whose answer is not taken stops reading once its pipe is full. A
+        # daemon thread: a stuck child must never keep the process from exiting.
+        later = _Later(lambda: self._answers(second, theirs)) if theirs else None
+        watchdog = _Watchdog(self.children)
         try:
             for table in self._answers(first, mine, one_by_one=True):
                 left -= 1
                 yield table
-            for table in later.result() if later is not None else []:
-                left -= 1
-                yield table
+            if later is not None:
+                for table in later.result():
+                    left -= 1
+                    yield table
         finally:
+            watchdog.stop()
             if left:
                 self.failed = True  # answers left unread: the children are out of step
-            if pool is not None:
-                pool.shutdown(wait=True)
+                for child in self.children:
+                    child.kill()  # stop them now; the thread taking answers then ends too
 
     def _answers(self, child: _Child, part: list[Query], one_by_one: bool = False) -> Any:
         """The child's answers to `part`, as a list (or one by one); ReaderFailed if it fails."""
@@ -188,6 +219,51 @@ class ArrowReader:
         """Ask the children to stop, then make sure they have."""
         for child in self.children:
             child.close()
+
+
+class _Later(threading.Thread):
+    """`fn()` in a daemon thread; result() waits for it and returns it or raises its error."""
+
+    def __init__(self, fn: Callable[[], Any]):
+        super().__init__(name="kagura-tail-reader", daemon=True)
+        self._fn = fn
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+
+    def result(self) -> Any:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class _Watchdog(threading.Thread):
+    """Kills every child once one that is being read from has sent nothing for STALL_SECONDS."""
+
+    def __init__(self, children: list[_Child]):
+        super().__init__(name="kagura-tail-reader-watchdog", daemon=True)
+        self._children = children
+        self._done = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        tick = min(1.0, STALL_SECONDS / 4)
+        while not self._done.wait(tick):
+            now = time.monotonic()
+            if any(c.waiting and now - c.heard > STALL_SECONDS for c in self._children):
+                for child in self._children:
+                    child.kill()
+                return
+
+    def stop(self) -> None:
+        self._done.set()
 
 
 class ReaderFailed(Exception):
