@@ -216,6 +216,7 @@ def test_a_stuck_reader_is_killed_and_the_tail_read_in_process(tmp_path, monkeyp
         store.append_many([run("a", T0 + i, costs=(0.001, 0.002), tools=1) for i in range(3_000)])
         report = store._compactor.compact(arrow_reader=True)
         assert report["executions"] == 3_000  # moved all the same, through sqlite3
+        assert report["reader"] == "sqlite3"
         assert store.tail_size() == {"running": 0, "settled": 0, "events": 0}
         assert sum(s.executions for s in store.segments()) == 3_000
         assert sum(s.events for s in store.segments()) == 9_000
@@ -262,3 +263,28 @@ def test_a_stuck_reader_never_keeps_the_agents_process_from_exiting(tmp_path):
             pass
     assert done.returncode == 0, done.stderr
     assert len(pids) == 2
+
+
+def test_no_reader_is_started_for_runs_still_running(tmp_path, monkeypatch):
+    from kagura.observability.store import compaction
+
+    monkeypatch.setattr(compaction, "ARROW_READER_FROM", 100)
+    started: list[int] = []
+    made = arrow_reader.ArrowReader.__init__
+
+    def init(self, db, processes=1):
+        started.append(processes)
+        made(self, db, processes)
+
+    monkeypatch.setattr(arrow_reader.ArrowReader, "__init__", init)
+    with EventStore(tmp_path / "t.db", auto_compact=False) as store:
+        # 150 runs in the tail, 120 of them still running: 30 settled, below the 100.
+        store.append_many(
+            [run("a", T0 + i, status="running") for i in range(120)]
+            + [run("a", T0 + 200 + i) for i in range(30)]
+        )
+        report = store.compact()
+        assert (report["executions"], report["reader"], started) == (30, "sqlite3", [])
+        store.append_many([run("a", T0 + 300 + i) for i in range(100)])  # 100 settled
+        report = store.compact()
+        assert (report["executions"], report["reader"], len(started)) == (100, "adbc", 1)

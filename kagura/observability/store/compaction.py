@@ -737,6 +737,8 @@ class Compactor:
                 finally:
                     if reader is not None:
                         reader.close()
+                if reader is not None and reader.failed:
+                    report["reader"] = "sqlite3"  # the Arrow reader failed: read in-process
                 report.setdefault("reader", "sqlite3")
                 if merge:
                     report["merged"] = self.merge_small()
@@ -827,11 +829,13 @@ class Compactor:
         if wanted is False or self.wal.path is None or not arrow_reader.available():
             return None
         if wanted is None:
-            # Before the seal: the runs of both generations (those still running too).
+            # Before the seal: the settled runs of both generations (those still running
+            # stay in the tail: two readers started for them would read nothing).
             (count,) = (
                 self.wal.con()
                 .execute(
-                    "SELECT (SELECT count(*) FROM executions_0) + (SELECT count(*) FROM executions_1)"
+                    "SELECT (SELECT count(*) FROM executions_0 WHERE status <> 'running')"
+                    " + (SELECT count(*) FROM executions_1 WHERE status <> 'running')"
                 )
                 .fetchone()
             )
