@@ -83,3 +83,16 @@ def llm(
         completion_tokens=completion,
         status="completed",
     )
+
+
+def forget_oldest_rollup(store) -> None:
+    """Make the store's oldest segment one written before segments had rollups: its rollup
+    file gone and the manifest listing none, as such a lake reads."""
+    import sqlite3
+
+    oldest = store.segments()[0]
+    (store.lake / oldest.rollup_path).unlink()
+    con = sqlite3.connect(store.path)
+    with con:
+        con.execute("UPDATE segments SET rollup_path = NULL WHERE id = ?", (oldest.id,))
+    con.close()

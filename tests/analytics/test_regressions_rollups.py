@@ -13,11 +13,10 @@ lies near its threshold (the two paths group values at different resolutions).
 from __future__ import annotations
 
 import math
-import sqlite3
 from statistics import NormalDist
 
 import pytest
-from analytics_rows import prices, run
+from analytics_rows import forget_oldest_rollup, prices, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,13 +38,7 @@ def store(tmp_path_factory):
     slowdown = {"agent": SLOW, "factor": 2.0, "days": 1}
     fixtures.fill(s, 4000, seed=5, days=7, end=END - DAY, prices=prices(), slowdown=slowdown)
     s.compact()
-    # The oldest segment as a lake written before rollups had it: no rollup.
-    oldest = s.segments()[0]
-    (s.lake / oldest.rollup_path).unlink()
-    con = sqlite3.connect(s.path)
-    with con:
-        con.execute("UPDATE segments SET rollup_path = NULL WHERE id = ?", (oldest.id,))
-    con.close()
+    forget_oldest_rollup(s)  # a segment as a lake written before rollups has it
     fixtures.fill(s, 300, seed=6, days=1, end=END, prices=prices())  # stays in the tail
     assert s.tail_size()["settled"] == 300
     assert sum(1 for seg in s.segments() if seg.rollup_path) >= 4

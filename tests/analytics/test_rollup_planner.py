@@ -10,10 +10,9 @@ percentiles within 1%.
 from __future__ import annotations
 
 import math
-import sqlite3
 
 import pytest
-from analytics_rows import prices
+from analytics_rows import forget_oldest_rollup, prices
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,13 +32,7 @@ def store(tmp_path_factory):
     s = EventStore(tmp_path_factory.mktemp("planner") / "telemetry.db", auto_compact=False)
     fixtures.fill(s, 2500, seed=3, days=6, end=END - DAY, prices=prices())
     s.compact()
-    # The oldest segment as a lake written before rollups had it: no rollup.
-    oldest = s.segments()[0]
-    (s.lake / oldest.rollup_path).unlink()
-    con = sqlite3.connect(s.path)
-    with con:
-        con.execute("UPDATE segments SET rollup_path = NULL WHERE id = ?", (oldest.id,))
-    con.close()
+    forget_oldest_rollup(s)  # a segment as a lake written before rollups has it
     fixtures.fill(s, 300, seed=4, days=1, end=END, prices=prices())  # stays in the tail
     assert s.tail_size()["settled"] == 300
     assert sum(1 for seg in s.segments() if seg.rollup_path) >= 4
