@@ -173,7 +173,6 @@ class EventStore(Analytics):
         self._runner: Runner | None = None
         self._rollups: rollups.RollupCache | None = None  # made by the first planned query
         self._newest = NewestRows()  # the newest segment's last row groups, decoded
-        self._health_starts: dict[tuple, tuple[rollups.Levels, float | None]] = {}
         self._recent_guess: tuple[tuple, float | None] | None = None  # the last, by its question
         self._scope = Scope()  # where(): every query narrowed to a session, user or tag
         self._auto_compact = auto_compact and self._compactor is not None and not self.read_only
@@ -717,15 +716,11 @@ class EventStore(Analytics):
         # The answer depends on the rollups, `now`'s hour, last, and since only through the
         # hour it falls in and whether it is that hour's start: asked again, kept.
         first = None if since is None else -(-since // planner.HOUR) * planner.HOUR
-        key = (id(levels), now_hour, first, since == first, last)
-        held = self._health_starts.get(key)
-        if held is not None and held[0] is levels:
-            start = held[1]
-        else:
-            start = self._health_start(cache, levels, segments, last, now, since)
-            # a new dict, not a changed one: other threads read it; older levels' entries go
-            kept = {k: v for k, v in self._health_starts.items() if v[0] is levels}
-            self._health_starts = {**dict(list(kept.items())[-7:]), key: (levels, start)}
+        start = cache.kept(
+            levels,
+            ("health", now_hour, first, since == first, last),
+            lambda: self._health_start(cache, levels, segments, last, now, since),
+        )
         if start is None or now_hour - start > 7 * rollups.DAY:
             return None
         hours = range(int(start), int(now_hour) + int(planner.HOUR), int(planner.HOUR))
@@ -760,8 +755,7 @@ class EventStore(Analytics):
         for seg in sorted(segments, key=lambda s: s.max_started_at, reverse=True):
             if seg.min_started_at >= now:
                 continue
-            with cache._lock:
-                rows = cache._hours_of(lake, seg)
+            rows = cache.hourly(lake, seg)
             keep = pc.and_(
                 pc.less(rows.column("hour"), now_hour), pc.greater(rows.column("runs"), 0)
             )

@@ -367,8 +367,8 @@ class Runner:
             cur.register("_kagura_tail_executions", views.tail_executions)
             cur.register("_kagura_tail_events", views.tail_events)
             shared = register_shared(cur, views)
-            if views.newest is not None:
-                cur.register("_kagura_newest", views.newest)
+            shown: dict[str, Any] = {"ranges": views.rolled_ranges}
+            _register_chosen(cur, views, shown)
             cur.execute(
                 _view_sql(
                     "executions",
@@ -391,17 +391,13 @@ class Runner:
             raise
         if views.key:
             cursors[views.key] = cur
-            self._shown()[views.key] = {
-                "rollups": views.rollup_table,
-                "ranges": views.rolled_ranges,
-                "newest": views.newest,
-            }
+            self._shown()[views.key] = shown
         return cur
 
     def _shown(self) -> dict[tuple, dict[str, Any]]:
         """What each kept cursor of this thread shows that changes per query, by views key:
-        the rollup rows registered ("rollups"), the edge spans of the rolled views ("ranges")
-        and the decoded newest rows ("newest")."""
+        the tables registered by _register_chosen (by name) and the edge spans of the
+        rolled views ("ranges")."""
         shown: dict[tuple, dict[str, Any]] | None = getattr(self._local, "shown", None)
         if shown is None:
             shown = self._local.shown = {}
@@ -421,16 +417,10 @@ class Runner:
         try:
             cur = self._cursor(views)
             shown = self._shown().setdefault(views.key, {}) if views.key else {}
-            if views.rollup_table is not None and shown.get("rollups") is not views.rollup_table:
-                # Rows chosen per query (planner.blocks) over the views made once per cursor.
-                cur.register("_kagura_rollups", views.rollup_table)
-                shown["rollups"] = views.rollup_table
+            _register_chosen(cur, views, shown)
             if views.rollup_files is not None and shown.get("ranges") != views.rolled_ranges:
                 _rolled_views(cur, views)  # the same files, other edge hours
                 shown["ranges"] = views.rolled_ranges
-            if views.newest is not None and shown.get("newest") is not views.newest:
-                cur.register("_kagura_newest", views.newest)
-                shown["newest"] = views.newest
             if small:
                 table = cur.execute(text, bound).to_arrow_table()
             else:
@@ -442,6 +432,16 @@ class Runner:
 
 
 _CURSORS_KEPT = 6
+
+
+def _register_chosen(cur: duckdb.DuckDBPyConnection, views: Views, shown: dict[str, Any]) -> None:
+    """Register the tables a query chooses over the views made once per cursor (the rollup
+    rows of planner.blocks, the newest runs kept decoded), those not already shown."""
+    for name, table in (("_kagura_rollups", views.rollup_table), ("_kagura_newest", views.newest)):
+        if table is not None and shown.get(name) is not table:
+            cur.register(name, table)
+            shown[name] = table
+
 
 # A DB-API result's Arrow is one copy of the rows more than a relation's: Runner.run asks
 # for it only for small answers, so DuckDB's hint is not for us (only this module's calls).
@@ -493,10 +493,9 @@ def _rollup_views(cur: duckdb.DuckDBPyConnection, views: Views) -> None:
     cur.register("_kagura_no_rollups", ROLLUP_SCHEMA.empty_table())
     cur.register("_kagura_no_executions", views.tail_executions.schema.empty_table())
     cur.register("_kagura_no_events", views.tail_events.schema.empty_table())
-    if views.rollup_table is not None:
-        cur.register("_kagura_rollups", views.rollup_table)
+    if views.rollup_table is not None:  # registered by _register_chosen
         cur.execute("CREATE OR REPLACE TEMP VIEW rollups AS SELECT * FROM _kagura_rollups")
-    if views.rollup_table is None:
+    else:
         _union_view(
             cur, views, "rollups", views.rollup_files or [], "_kagura_no_rollups", ROLLUP_SCHEMA
         )

@@ -11,6 +11,7 @@ is read within 1% of the exact one, as DDSketch does.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -435,7 +436,7 @@ class RollupCache:
     """
 
     HOURLY_KEPT = 8
-    TILED_KEPT = 16  # answers of tiled() kept, for queries asked again
+    KEPT = 16  # answers of kept() (tiled rows, health's starting hour) at most
 
     def __init__(self, writable: bool = True):
         import threading
@@ -446,7 +447,7 @@ class RollupCache:
         self._days: dict[tuple[str, str, int], list[int]] = {}  # version: key -> the days it holds
         self._levels: Levels | None = None
         self._loaded = False
-        self._tiled: dict[tuple, tuple[Levels, pa.Table]] = {}
+        self._kept: dict[tuple, tuple[Levels, Any]] = {}
 
     def levels(self, lake, segments) -> Levels:
         """The levels over `segments` (each with a rollup file under `lake`)."""
@@ -532,21 +533,28 @@ class RollupCache:
         hours: list[int],
         margin: float = 0.0,
     ) -> pa.Table:
-        """The rows of these blocks of `levels` and of these hours, as one table; the same
-        request again gets the same table (kept for a few requests)."""
-        key = (id(levels), tuple(blocks), tuple(hours), margin)
+        """The rows of these blocks of `levels` and of these hours, as one table (kept)."""
+        return self.kept(
+            levels,
+            ("tiled", tuple(blocks), tuple(hours), margin),
+            lambda: concat(levels.rows(blocks) + self.hours(lake, segments, hours, margin)),
+        )
+
+    def kept(self, levels: Levels, key: tuple, make: Callable[[], Any]) -> Any:
+        """`make()`, kept by `key` while `levels` is the current version: a question asked
+        again (the same window, the same hour) is answered without the work. A few answers
+        are kept, only of that version (an older one's would keep its levels alive)."""
         with self._lock:
-            held = self._tiled.get(key)
+            held = self._kept.get(key)
         if held is not None and held[0] is levels:
             return held[1]
-        table = concat(levels.rows(blocks) + self.hours(lake, segments, hours, margin))
+        value = make()
         with self._lock:
-            # only the current levels' answers stay (an older version's would keep it alive)
-            self._tiled = {k: v for k, v in self._tiled.items() if v[0] is levels}
-            self._tiled[key] = (levels, table)
-            while len(self._tiled) > self.TILED_KEPT:
-                self._tiled.pop(next(iter(self._tiled)))
-        return table
+            self._kept = {k: v for k, v in self._kept.items() if v[0] is levels}
+            self._kept[key] = (levels, value)
+            while len(self._kept) > self.KEPT:
+                self._kept.pop(next(iter(self._kept)))
+        return value
 
     def hours(self, lake, segments, hours: list[int], margin: float = 0.0) -> list[pa.Table]:
         """The hourly rows of `hours` in these segments' rollup files; `margin`: how long after
@@ -563,8 +571,7 @@ class RollupCache:
             at = bisect.bisect_right(hours, seg.min_started_at - HOUR)
             if at == len(hours) or hours[at] > seg.max_started_at + margin:
                 continue
-            with self._lock:
-                table = self._hours_of(lake, seg)
+            table = self.hourly(lake, seg)
             out.append(table.filter(pc.is_in(table.column("hour"), wanted)))
         return out
 
