@@ -92,9 +92,10 @@ def kill_cycles(db: Path, tmp_path: Path, children, kills: int, durability: str,
         returned.update(keys)
         records = harness.read_keyed(db)
         ids = Counter(r[1] for r in records)
-        assert max(ids.values(), default=0) == 1, "a run stored twice"
+        # (a buffered store killed before its first flush holds no run at all: none twice)
+        assert max(ids.values(), default=1) == 1, "a run stored twice"
         by_key = Counter(r[0] for r in records)
-        assert max(by_key.values(), default=0) == 1, "a key stored under two runs"
+        assert max(by_key.values(), default=1) == 1, "a key stored under two runs"
         complete = {
             key
             for key, _, agent_name, status, events in records
